@@ -1,0 +1,158 @@
+//! The command line, as clap parses it. Kept in the library so that completions and
+//! the man page can be generated from the same definitions.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "bottle-freeze",
+    version,
+    about = "Freeze running bot-bottle smolvm VMs into portable .smolmachine artifacts",
+    long_about = "Freeze running bot-bottle smolvm VMs into portable .smolmachine artifacts.\n\n\
+        Without a subcommand, opens the dashboard. The freeze streams the VM's root filesystem \
+        out as a tar (exec-tar), builds a container image from it (build), pushes it to a \
+        throw-away loopback registry (push) and has smolvm pack it (pack). The VM keeps running."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalOpts,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GlobalOpts {
+    /// The smolvm binary.
+    #[arg(
+        long,
+        global = true,
+        env = "BOTTLE_FREEZE_SMOLVM",
+        default_value = "smolvm"
+    )]
+    pub smolvm: PathBuf,
+    /// Machine name prefix of bot-bottle sandboxes.
+    #[arg(long, global = true, env = "BOTTLE_FREEZE_PREFIX", default_value = crate::names::DEFAULT_PREFIX)]
+    pub prefix: String,
+    /// Where freeze records and artifacts live [default: $XDG_STATE_HOME/bot-bottle].
+    #[arg(long, global = true, env = "BOTTLE_FREEZE_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Where private temp folders are made [default: the system temp dir].
+    #[arg(long, global = true, env = "BOTTLE_FREEZE_TMPDIR")]
+    pub tmp_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the bot-bottle machines smolvm knows (running ones unless --all).
+    List(ListArgs),
+    /// Stream a running machine's root filesystem into a tar file (the exec-tar stage alone).
+    Export(ExportArgs),
+    /// Freeze a running machine: exec-tar, build, push, pack.
+    Freeze(FreezeArgs),
+    /// Past freezes and their logs.
+    History(HistoryArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Print JSON (an array of objects with stable field names).
+    #[arg(long)]
+    pub json: bool,
+    /// Also list machines that are not running.
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum TransportArg {
+    /// Pipe first; fall back to the guest file when smolvm's exec output cap stops it.
+    Auto,
+    /// `machine exec --stream` with tar writing to stdout.
+    Pipe,
+    /// tar writes a scratch file inside the guest, then `machine cp` downloads it.
+    GuestFile,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecTarOpts {
+    /// How the archive leaves the VM.
+    #[arg(
+        long,
+        value_enum,
+        env = "BOTTLE_FREEZE_TRANSPORT",
+        default_value = "auto"
+    )]
+    pub transport: TransportArg,
+    /// Folder inside the guest for the guest-file transport's scratch archive.
+    #[arg(long, default_value = "/tmp")]
+    pub guest_scratch_dir: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Machine slug or full name (bot-bottle-<slug>).
+    pub machine: String,
+    /// The tar file to write.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    #[command(flatten)]
+    pub exec_tar: ExecTarOpts,
+    /// Print events as JSON lines instead of progress bars.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct FreezeArgs {
+    /// Machine slug or full name (bot-bottle-<slug>).
+    pub machine: String,
+    #[command(flatten)]
+    pub exec_tar: ExecTarOpts,
+    /// USER of the image's Dockerfile.
+    #[arg(long, default_value = "node")]
+    pub user: String,
+    /// WORKDIR of the image's Dockerfile.
+    #[arg(long, default_value = "/home/node")]
+    pub workdir: String,
+    /// Use this registry (HOST:PORT) instead of spawning a throw-away one.
+    #[arg(long, env = "BOTTLE_FREEZE_REGISTRY")]
+    pub registry: Option<String>,
+    /// Registry binary to spawn [default: registry or docker-registry on PATH].
+    #[arg(long, env = "BOTTLE_FREEZE_REGISTRY_BIN")]
+    pub registry_bin: Option<PathBuf>,
+    /// Host the Docker daemon pushes to (the registry's port is kept).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub push_host: String,
+    /// Host smolvm pulls from (the registry's port is kept).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub pull_host: String,
+    /// Print events as JSON lines instead of progress bars.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Option<HistoryCommand>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HistoryCommand {
+    /// One record with each stage's full log.
+    Show {
+        /// The freeze id (as `history` lists it).
+        id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}

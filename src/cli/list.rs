@@ -1,0 +1,93 @@
+//! `bottle-freeze list`.
+
+use std::process::ExitCode;
+use std::time::SystemTime;
+
+use crate::args::{GlobalOpts, ListArgs};
+use crate::machines::{discover, ListEntry};
+use crate::sanitize::escape_str;
+use crate::smolvm::Smolvm;
+
+pub async fn run(global: &GlobalOpts, args: &ListArgs) -> ExitCode {
+    let smolvm = Smolvm::new(&global.smolvm);
+    let machines = match discover(&smolvm, &global.prefix, args.all).await {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("bottle-freeze: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let now = SystemTime::now();
+    let entries: Vec<ListEntry> = machines
+        .iter()
+        .map(|m| ListEntry::from_machine(m, now))
+        .collect();
+    if args.json {
+        match serde_json::to_string_pretty(&entries) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!("bottle-freeze: cannot encode JSON: {e}");
+                return ExitCode::from(2);
+            }
+        }
+        return ExitCode::SUCCESS;
+    }
+    print!("{}", table(&entries));
+    ExitCode::SUCCESS
+}
+
+fn table(entries: &[ListEntry]) -> String {
+    if entries.is_empty() {
+        return "no bot-bottle machines\n".to_string();
+    }
+    let rows: Vec<[String; 6]> = entries
+        .iter()
+        .map(|e| {
+            [
+                e.slug.clone().unwrap_or_else(|| escape_str(&e.name)),
+                e.state
+                    .clone()
+                    .map(|s| escape_str(&s))
+                    .unwrap_or_else(|| "-".into()),
+                e.cpus.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
+                e.memory_mib
+                    .map(|m| format!("{m} MiB"))
+                    .unwrap_or_else(|| "-".into()),
+                e.image
+                    .clone()
+                    .map(|s| escape_str(&s))
+                    .unwrap_or_else(|| "-".into()),
+                e.age_seconds
+                    .map(crate::format::age)
+                    .unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
+    let header = ["SLUG", "STATE", "CPUS", "MEMORY", "IMAGE", "AGE"].map(String::from);
+    let mut widths = header.clone().map(|h| h.chars().count());
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for r in std::iter::once(&header).chain(rows.iter()) {
+        let line: Vec<String> = r
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    for e in entries.iter().filter(|e| e.slug.is_none()) {
+        if let Some(why) = &e.refusal {
+            out.push_str(&format!(
+                "note: {} cannot be frozen: {}\n",
+                escape_str(&e.name),
+                why
+            ));
+        }
+    }
+    out
+}

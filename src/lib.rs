@@ -1,0 +1,14 @@
+//! bottle-freeze: freeze running bot-bottle smolvm VMs into `.smolmachine` artifacts.
+//!
+//! Everything lives in this library; `src/main.rs` only parses arguments and hands over.
+
+pub mod args;
+pub mod cli;
+pub mod docker;
+pub mod format;
+pub mod machines;
+pub mod names;
+pub mod process;
+pub mod registry;
+pub mod sanitize;
+pub mod smolvm;

@@ -1,0 +1,176 @@
+//! Discovery: `smolvm machine ls --json` -> the bot-bottle machines.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::names::{classify, NameKind, Slug};
+use crate::smolvm::{Smolvm, SmolvmError};
+
+/// One machine as `smolvm machine ls --json` prints it. Fields smolvm may add later are
+/// ignored; any of these may be null or missing.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+pub struct Machine {
+    pub name: String,
+    #[serde(default)]
+    pub state: Option<String>,
+    #[serde(default)]
+    pub cpus: Option<u64>,
+    #[serde(default)]
+    pub memory_mib: Option<u64>,
+    #[serde(default)]
+    pub pid: Option<i64>,
+    #[serde(default)]
+    pub created_at: Option<i64>,
+    #[serde(default)]
+    pub image: Option<String>,
+}
+
+impl Machine {
+    pub fn is_running(&self) -> bool {
+        self.state.as_deref() == Some("running")
+    }
+}
+
+/// A machine seen through the bot-bottle convention, ready to show.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BottleMachine {
+    pub machine: Machine,
+    /// The validated slug, or why this name cannot be frozen.
+    pub slug: Result<Slug, String>,
+}
+
+impl BottleMachine {
+    /// Why this machine cannot be frozen now, if it cannot.
+    pub fn refusal(&self) -> Option<String> {
+        match &self.slug {
+            Err(why) => Some(format!("unsafe machine name: {why}")),
+            Ok(_) if !self.machine.is_running() => Some(format!(
+                "machine is {}, only running machines are frozen",
+                self.machine
+                    .state
+                    .as_deref()
+                    .unwrap_or("in an unknown state")
+            )),
+            Ok(_) => None,
+        }
+    }
+
+    pub fn age(&self, now: SystemTime) -> Option<Duration> {
+        let created =
+            UNIX_EPOCH + Duration::from_secs(u64::try_from(self.machine.created_at?).ok()?);
+        now.duration_since(created).ok()
+    }
+}
+
+/// Parses `machine ls --json` output.
+pub fn parse_ls_json(stdout: &[u8]) -> Result<Vec<Machine>, serde_json::Error> {
+    serde_json::from_slice(stdout)
+}
+
+/// Keeps the machines named `<prefix><slug>`; non-running ones only when `all`.
+pub fn bottle_machines(machines: Vec<Machine>, prefix: &str, all: bool) -> Vec<BottleMachine> {
+    let mut out: Vec<BottleMachine> = machines
+        .into_iter()
+        .filter_map(|m| {
+            let slug = match classify(&m.name, prefix) {
+                NameKind::Foreign => return None,
+                NameKind::Bottle(s) => Ok(s),
+                NameKind::Refused(why) => Err(why),
+            };
+            Some(BottleMachine { machine: m, slug })
+        })
+        .filter(|b| all || b.machine.is_running())
+        .collect();
+    out.sort_by(|a, b| a.machine.name.cmp(&b.machine.name));
+    out
+}
+
+/// Asks smolvm for its machines and keeps the bot-bottle ones.
+pub async fn discover(
+    smolvm: &Smolvm,
+    prefix: &str,
+    all: bool,
+) -> Result<Vec<BottleMachine>, SmolvmError> {
+    Ok(bottle_machines(smolvm.list().await?, prefix, all))
+}
+
+/// The stable JSON shape of `bottle-freeze list --json` (documented in the README).
+#[derive(Debug, Serialize)]
+pub struct ListEntry {
+    pub name: String,
+    pub slug: Option<String>,
+    pub state: Option<String>,
+    pub cpus: Option<u64>,
+    pub memory_mib: Option<u64>,
+    pub image: Option<String>,
+    pub created_at: Option<i64>,
+    pub age_seconds: Option<u64>,
+    pub freezable: bool,
+    pub refusal: Option<String>,
+}
+
+impl ListEntry {
+    pub fn from_machine(b: &BottleMachine, now: SystemTime) -> ListEntry {
+        let refusal = b.refusal();
+        ListEntry {
+            name: b.machine.name.clone(),
+            slug: b.slug.as_ref().ok().map(|s| s.to_string()),
+            state: b.machine.state.clone(),
+            cpus: b.machine.cpus,
+            memory_mib: b.machine.memory_mib,
+            image: b.machine.image.clone(),
+            created_at: b.machine.created_at,
+            age_seconds: b.age(now).map(|d| d.as_secs()),
+            freezable: refusal.is_none(),
+            refusal,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LS: &str = r#"[
+      {"name":"bot-bottle-web","state":"running","cpus":2,"memory_mib":1024,"pid":42,
+       "mounts":0,"ports":1,"created_at":1700000000,"storage_gb":20.0,"overlay_gb":null,
+       "image":null,"network":true,"ephemeral":false,"labels":{},"future_field":[1,2]},
+      {"name":"bot-bottle-old","state":"stopped","cpus":null,"memory_mib":null,"pid":null,
+       "created_at":null,"image":"alpine"},
+      {"name":"other","state":"running"},
+      {"name":"bot-bottle-../../x","state":"running"}
+    ]"#;
+
+    #[test]
+    fn parses_with_nulls_and_unknown_fields() {
+        let ms = parse_ls_json(LS.as_bytes()).unwrap();
+        assert_eq!(ms.len(), 4);
+        assert_eq!(ms[0].pid, Some(42));
+        assert_eq!(ms[1].cpus, None);
+        assert!(parse_ls_json(b"[]").unwrap().is_empty());
+        assert!(parse_ls_json(b"{not json").is_err());
+    }
+
+    #[test]
+    fn keeps_running_bottles_unless_all() {
+        let ms = parse_ls_json(LS.as_bytes()).unwrap();
+        let running: Vec<_> = bottle_machines(ms.clone(), "bot-bottle-", false)
+            .into_iter()
+            .map(|b| b.machine.name)
+            .collect();
+        assert_eq!(running, ["bot-bottle-../../x", "bot-bottle-web"]);
+        let all = bottle_machines(ms, "bot-bottle-", true);
+        assert_eq!(all.len(), 3);
+        let hostile = all.iter().find(|b| b.machine.name.contains("..")).unwrap();
+        assert!(hostile
+            .refusal()
+            .unwrap()
+            .starts_with("unsafe machine name"));
+        let stopped = all
+            .iter()
+            .find(|b| b.machine.name == "bot-bottle-old")
+            .unwrap();
+        assert!(stopped.refusal().unwrap().contains("stopped"));
+    }
+}

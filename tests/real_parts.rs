@@ -1,0 +1,120 @@
+//! Proves the real parts the suite relies on answer: the Docker daemon builds a
+//! `FROM scratch` image, Debian's registry binary starts on a loopback port (through the
+//! same code the freeze uses) and the daemon pushes to it.
+
+mod common;
+
+use std::io::Write;
+
+use bollard::query_parameters::{
+    BuildImageOptionsBuilder, PushImageOptionsBuilder, TagImageOptionsBuilder,
+};
+use futures_util::StreamExt;
+
+#[tokio::test]
+async fn daemon_builds_and_pushes_to_spawned_registry() {
+    let Some(docker) = common::docker().await else {
+        return;
+    };
+    let Some(reg_bin) = common::registry_bin() else {
+        return;
+    };
+    let Some(busybox) = common::busybox() else {
+        return;
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    let reg = bottle_freeze::registry::SpawnedRegistry::start(&reg_bin, dir.path())
+        .await
+        .expect("registry starts");
+    assert!(
+        reg.addr().ip().is_loopback(),
+        "registry must listen on loopback only"
+    );
+
+    // Context: Dockerfile + static busybox, built in memory (it is small).
+    let mut ctx = tar::Builder::new(Vec::new());
+    let dockerfile = b"FROM scratch\nCOPY busybox /bin/busybox\nCMD [\"/bin/busybox\", \"true\"]\n";
+    let mut h = tar::Header::new_gnu();
+    h.set_size(dockerfile.len() as u64);
+    h.set_mode(0o644);
+    h.set_cksum();
+    ctx.append_data(&mut h, "Dockerfile", &dockerfile[..])
+        .unwrap();
+    ctx.append_path_with_name(&busybox, "busybox").unwrap();
+    let ctx = ctx.into_inner().unwrap();
+
+    let tag = format!("bottle-freeze-real-parts:{}", std::process::id());
+    let opts = BuildImageOptionsBuilder::default().t(&tag).rm(true).build();
+    let mut build = docker.build_image(opts, None, Some(bollard::body_full(ctx.into())));
+    let mut log = Vec::new();
+    while let Some(item) = build.next().await {
+        let info = item.expect("build succeeds");
+        if let Some(s) = info.stream {
+            log.write_all(s.as_bytes()).unwrap();
+        }
+    }
+    let image = docker
+        .inspect_image(&tag)
+        .await
+        .expect("image exists after build");
+    assert!(image.id.unwrap().starts_with("sha256:"));
+
+    let repo = format!("{}/bottle-freeze-real-parts", reg.addr());
+    docker
+        .tag_image(
+            &tag,
+            Some(
+                TagImageOptionsBuilder::default()
+                    .repo(&repo)
+                    .tag("t1")
+                    .build(),
+            ),
+        )
+        .await
+        .unwrap();
+    let mut push = docker.push_image(
+        &repo,
+        Some(PushImageOptionsBuilder::default().tag("t1").build()),
+        None,
+    );
+    while let Some(item) = push.next().await {
+        item.expect("push succeeds");
+    }
+
+    let url = format!(
+        "http://{}/v2/bottle-freeze-real-parts/tags/list",
+        reg.addr()
+    );
+    let body = ureq::get(&url)
+        .call()
+        .unwrap()
+        .into_body()
+        .read_to_string()
+        .unwrap();
+    assert!(
+        body.contains("\"t1\""),
+        "registry lists the pushed tag: {body}"
+    );
+
+    let pid = reg.pid().unwrap();
+    reg.stop().await;
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "registry stopped"
+    );
+    let _ = docker
+        .remove_image(
+            &tag,
+            None::<bollard::query_parameters::RemoveImageOptions>,
+            None,
+        )
+        .await;
+    let _ = docker
+        .remove_image(
+            &format!("{repo}:t1"),
+            None::<bollard::query_parameters::RemoveImageOptions>,
+            None,
+        )
+        .await;
+}
