@@ -41,6 +41,9 @@ pub struct GlobalOpts {
     /// Where private temp folders are made [default: the system temp dir].
     #[arg(long, global = true, env = "BOTTLE_FREEZE_TMPDIR")]
     pub tmp_dir: Option<PathBuf>,
+    /// Headless commands: also show each stage's output lines as they come.
+    #[arg(long, short, global = true)]
+    pub verbose: bool,
 }
 
 #[derive(Debug, Subcommand)]

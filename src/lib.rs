@@ -6,6 +6,8 @@ pub mod args;
 pub mod cli;
 pub mod docker;
 pub mod format;
+pub mod freeze;
+pub mod history;
 pub mod machines;
 pub mod names;
 pub mod process;

@@ -20,6 +20,21 @@ pub fn escape_bytes(bytes: &[u8]) -> String {
     out
 }
 
+/// As [`escape_bytes`], but keeps line breaks: for whole logs shown line by line.
+/// A `\r` before `\n` is dropped (CRLF output), any other is made visible.
+pub fn escape_text(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    let mut lines = bytes.split(|&b| b == b'\n').peekable();
+    while let Some(line) = lines.next() {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        out.push_str(&escape_bytes(line));
+        if lines.peek().is_some() {
+            out.push('\n');
+        }
+    }
+    out
+}
+
 /// As [`escape_bytes`], for text already known to be UTF-8 (e.g. a machine name).
 pub fn escape_str(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -31,7 +46,8 @@ fn escape_str_into(s: &str, out: &mut String) {
     for c in s.chars() {
         match c {
             '\t' => out.push_str("    "),
-            '\\' => out.push('\\'),
+            // Doubled, so that a literal `\x1b` from the guest cannot pass for an escaped ESC.
+            '\\' => out.push_str("\\\\"),
             c if (c as u32) < 0x20 || c == '\u{7f}' => {
                 let _ = write!(out, "\\x{:02x}", c as u32);
             }
@@ -66,6 +82,19 @@ mod tests {
             escape_str("x\u{9b}y\u{202e}z\tw"),
             "x\\u{9b}y\\u{202e}z    w"
         );
+    }
+
+    #[test]
+    fn escape_text_keeps_lines_only() {
+        assert_eq!(
+            escape_text(b"a\r\nb\x1b[2J\nc\rd\n"),
+            "a\nb\\x1b[2J\nc\\x0dd\n"
+        );
+    }
+
+    #[test]
+    fn literal_backslashes_cannot_pass_for_escapes() {
+        assert_eq!(escape_bytes(br"lit\x1b"), r"lit\\x1b");
     }
 
     #[test]

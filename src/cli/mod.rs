@@ -1,6 +1,9 @@
 //! The headless front end: list, export, freeze, history.
 
+mod history;
 mod list;
+mod progress;
+pub mod run;
 
 use std::process::ExitCode;
 
@@ -21,10 +24,9 @@ pub fn run(cli: Cli) -> ExitCode {
     rt.block_on(async move {
         match cli.command {
             Some(Command::List(args)) => list::run(&cli.global, &args).await,
-            Some(other) => {
-                eprintln!("bottle-freeze: {other:?} is not available yet");
-                ExitCode::from(2)
-            }
+            Some(Command::Freeze(args)) => run::freeze(&cli.global, &args).await,
+            Some(Command::Export(args)) => run::export(&cli.global, &args).await,
+            Some(Command::History(args)) => history::run(&cli.global, &args),
             None => {
                 eprintln!("bottle-freeze: the dashboard is not available yet; see --help");
                 ExitCode::from(2)

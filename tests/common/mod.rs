@@ -115,3 +115,109 @@ impl Sim {
         c
     }
 }
+
+/// A root with the shapes a real workspace has: static busybox, /etc/passwd with `node`,
+/// nested folders, a name with spaces and non-ASCII, a symlink, a hard link, an empty
+/// folder, a 20 MiB file, files owned by uid 1000, an executable, and /tmp for scratch.
+pub fn varied_root(busybox: &Path) -> TempDir {
+    use std::os::unix::fs::{chown, symlink, PermissionsExt};
+    let root = tempfile::Builder::new().prefix("root.").tempdir().unwrap();
+    let r = root.path();
+    for d in [
+        "bin",
+        "etc",
+        "tmp",
+        "home/node/project/src/deep/er",
+        "var/empty",
+        "srv",
+    ] {
+        std::fs::create_dir_all(r.join(d)).unwrap();
+    }
+    std::fs::copy(busybox, r.join("bin/busybox")).unwrap();
+    symlink("busybox", r.join("bin/sh")).unwrap();
+    std::fs::write(
+        r.join("etc/passwd"),
+        "root:x:0:0::/root:/bin/sh\nnode:x:1000:1000::/home/node:/bin/sh\n",
+    )
+    .unwrap();
+    std::fs::write(r.join("etc/group"), "root:x:0:\nnode:x:1000:\n").unwrap();
+    std::fs::write(
+        r.join("home/node/project/src/deep/er/notes.txt"),
+        "deep notes\n",
+    )
+    .unwrap();
+    std::fs::write(r.join("home/node/with space ünïcødé.txt"), "spaced out\n").unwrap();
+    symlink(
+        "project/src/deep/er/notes.txt",
+        r.join("home/node/link-to-notes"),
+    )
+    .unwrap();
+    std::fs::hard_link(r.join("etc/group"), r.join("srv/group-hardlink")).unwrap();
+    let script = r.join("home/node/run.sh");
+    std::fs::write(&script, "#!/bin/sh\necho ran\n").unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // 20 MiB of incompressible-ish data, so a capped exec cannot carry it.
+    let mut big = Vec::with_capacity(20 << 20);
+    let mut x: u64 = 0x9E3779B97F4A7C15;
+    while big.len() < 20 << 20 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        big.extend_from_slice(&x.to_le_bytes());
+    }
+    std::fs::write(r.join("srv/big.bin"), &big).unwrap();
+    for p in [
+        "home/node",
+        "home/node/project",
+        "home/node/project/src",
+        "home/node/with space ünïcødé.txt",
+        "home/node/run.sh",
+    ] {
+        chown(r.join(p), Some(1000), Some(1000)).unwrap();
+    }
+    root
+}
+
+/// A small root (well under smolvm's exec cap) with /etc/passwd and /tmp.
+pub fn small_root() -> TempDir {
+    let root = tempfile::Builder::new().prefix("root.").tempdir().unwrap();
+    let r = root.path();
+    for d in ["etc", "tmp", "home/node"] {
+        std::fs::create_dir_all(r.join(d)).unwrap();
+    }
+    std::fs::write(
+        r.join("etc/passwd"),
+        "node:x:1000:1000::/home/node:/bin/sh\n",
+    )
+    .unwrap();
+    std::fs::write(r.join("home/node/hello.txt"), "hello\n").unwrap();
+    root
+}
+
+/// Processes whose command line mentions `needle` (e.g. a test's private temp folder).
+pub fn processes_mentioning(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let me = std::process::id().to_string();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.chars().all(|c| c.is_ascii_digit()) || name == me {
+            continue;
+        }
+        if let Ok(cmd) = std::fs::read(e.path().join("cmdline")) {
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            if cmd.contains(needle) {
+                found.push(format!("{name}: {cmd}"));
+            }
+        }
+    }
+    found
+}
+
+/// Every event line of a `--json` run, parsed.
+pub fn json_events(stdout: &[u8]) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}

@@ -1,0 +1,177 @@
+//! `bottle-freeze history` and `history show <id>`.
+
+use std::process::ExitCode;
+use std::time::{Duration, UNIX_EPOCH};
+
+use crate::args::{GlobalOpts, HistoryArgs, HistoryCommand};
+use crate::format;
+use crate::freeze::Stage;
+use crate::history::{History, Record, StageStatus};
+use crate::sanitize::{escape_str, escape_text};
+
+fn history(global: &GlobalOpts) -> History {
+    History::new(
+        &global
+            .state_dir
+            .clone()
+            .unwrap_or_else(crate::history::default_state_dir),
+    )
+}
+
+pub fn when(ms: u64) -> String {
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+}
+
+pub fn run(global: &GlobalOpts, args: &HistoryArgs) -> ExitCode {
+    let h = history(global);
+    match &args.command {
+        Some(HistoryCommand::Show { id, json }) => show(&h, id, *json || args.json),
+        None => list(&h, args.json),
+    }
+}
+
+fn list(h: &History, json: bool) -> ExitCode {
+    let records = match h.list() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("bottle-freeze: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if json {
+        return print_json(&records);
+    }
+    if records.is_empty() {
+        println!("no freezes yet (history in {})", h.root().display());
+        return ExitCode::SUCCESS;
+    }
+    println!(
+        "{:<40} {:<24} {:<24} {:<20} {:>9} {:>10}",
+        "ID", "MACHINE", "OUTCOME", "STARTED", "DURATION", "SIZE"
+    );
+    for r in &records {
+        println!(
+            "{:<40} {:<24} {:<24} {:<20} {:>9} {:>10}",
+            r.id,
+            escape_str(&r.machine),
+            outcome_text(r),
+            when(r.started_at_ms),
+            r.duration_ms()
+                .map(|d| format::duration(Duration::from_millis(d)))
+                .unwrap_or_else(|| "-".into()),
+            format::bytes(r.bytes),
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+pub fn outcome_text(r: &Record) -> String {
+    match &r.failure {
+        Some(f) => format!("{} at {}", r.outcome.name(), f.stage),
+        None => r.outcome.name().to_string(),
+    }
+}
+
+fn print_json<T: serde::Serialize>(v: &T) -> ExitCode {
+    match serde_json::to_string_pretty(v) {
+        Ok(s) => {
+            println!("{s}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("bottle-freeze: cannot encode JSON: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// The stages in the order a reader wants them: the failed one first.
+pub fn stages_failed_first(r: &Record) -> Vec<Stage> {
+    let mut v: Vec<Stage> = Stage::ALL.to_vec();
+    v.sort_by_key(|s| r.stage(*s).status != StageStatus::Failed);
+    v
+}
+
+fn show(h: &History, id: &str, json: bool) -> ExitCode {
+    let record = match h.load(id) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("bottle-freeze: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let logs: Vec<(Stage, Option<String>)> = stages_failed_first(&record)
+        .into_iter()
+        .map(|s| (s, h.read_log(id, s).ok().flatten().map(|b| escape_text(&b))))
+        .collect();
+    if json {
+        let logs_json: serde_json::Map<String, serde_json::Value> = logs
+            .iter()
+            .map(|(s, l)| {
+                (
+                    s.name().to_string(),
+                    l.clone()
+                        .map(serde_json::Value::String)
+                        .unwrap_or(serde_json::Value::Null),
+                )
+            })
+            .collect();
+        return print_json(&serde_json::json!({ "record": record, "logs": logs_json }));
+    }
+    println!("freeze {}", record.id);
+    println!("machine   {}", escape_str(&record.machine));
+    println!("outcome   {}", outcome_text(&record));
+    println!("started   {}", when(record.started_at_ms));
+    if let Some(d) = record.duration_ms() {
+        println!("duration  {}", format::duration(Duration::from_millis(d)));
+    }
+    println!(
+        "archive   {} in {} entries{}",
+        format::bytes(record.bytes),
+        record.entries,
+        record
+            .transport
+            .map(|t| format!(" via {}", t.name()))
+            .unwrap_or_default()
+    );
+    if let Some(a) = &record.artifact {
+        println!("artifact  {}", a.sidecar.display());
+        println!("          {}", a.hint);
+    }
+    if let Some(f) = &record.failure {
+        println!("error     {}", f.message);
+        if let Some(c) = f.exit_status {
+            println!("exit      {c}");
+        }
+    }
+    for w in &record.warnings {
+        println!("warning   {w}");
+    }
+    println!("\nstages:");
+    for s in &record.stages {
+        println!(
+            "  {:<9} {:<10} {:>8}",
+            s.stage.name(),
+            format!("{:?}", s.status).to_lowercase(),
+            s.duration_ms
+                .map(|d| format::duration(Duration::from_millis(d)))
+                .unwrap_or_else(|| "-".into())
+        );
+    }
+    if !record.commands.is_empty() {
+        println!("\ncommands:");
+        for c in &record.commands {
+            println!("  {}", escape_str(&c.join(" ")));
+        }
+    }
+    for (stage, log) in logs {
+        if let Some(log) = log {
+            println!("\n── {stage} log ──");
+            print!("{log}");
+            if !log.ends_with('\n') {
+                println!();
+            }
+        }
+    }
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,222 @@
+//! The one stream of owned events a freeze emits, for any front end to show.
+//!
+//! Every event carries the freeze id, so several freezes can share one channel.
+//! Progress and output are coalesced by the emitter (at most one batch per
+//! [`PROGRESS_INTERVAL`]), so a front end never drowns however fast the VM writes.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The least time between two progress or output events of one stage.
+pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(50);
+
+/// The four stages, named as the operator sees them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Stage {
+    ExecTar,
+    Build,
+    Push,
+    Pack,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 4] = [Stage::ExecTar, Stage::Build, Stage::Push, Stage::Pack];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::ExecTar => "exec-tar",
+            Stage::Build => "build",
+            Stage::Push => "push",
+            Stage::Pack => "pack",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl std::fmt::Display for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How the archive left the VM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Transport {
+    /// `machine exec --stream` (or without `--stream` on old smolvm), stdout a pipe.
+    Pipe,
+    /// tar wrote a scratch file in the guest, downloaded with `machine cp`.
+    GuestFile,
+}
+
+impl Transport {
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::Pipe => "pipe",
+            Transport::GuestFile => "guest-file",
+        }
+    }
+}
+
+/// A stage's progress so far. Fields that do not apply to a stage are `None`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    /// Bytes moved by this stage so far (archive bytes, context bytes, pushed bytes).
+    pub bytes: u64,
+    /// Bytes expected in all, when known.
+    pub total: Option<u64>,
+    /// Tar entries seen (exec-tar).
+    pub entries: Option<u64>,
+    /// The entry being streamed, escaped for display (exec-tar).
+    pub current_path: Option<String>,
+    /// Time since the stage started.
+    pub elapsed_ms: u64,
+}
+
+/// Which of the child's streams a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OutputStream {
+    Stdout,
+    Stderr,
+}
+
+/// What the operator is told when a stage fails.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Failure {
+    pub stage: Stage,
+    /// One line: what went wrong.
+    pub message: String,
+    /// The exit status of the command that failed, when a command failed.
+    pub exit_status: Option<i32>,
+    /// The last lines of its stderr (escaped), or `<no stderr>`.
+    pub stderr_tail: String,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} failed: {}", self.stage, self.message)?;
+        if let Some(code) = self.exit_status {
+            write!(f, " (exit status {code})")?;
+        }
+        write!(f, "\nstderr: {}", self.stderr_tail)
+    }
+}
+
+/// The result of a successful freeze.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Artifact {
+    /// The `.smolmachine` sidecar.
+    pub sidecar: std::path::PathBuf,
+    /// The launcher smolvm wrote beside it.
+    pub launcher: std::path::PathBuf,
+    /// `bot-bottle-committed-<slug>:latest`.
+    pub image: String,
+    /// `bot-bottle-committed:<first 16 hex of the image id>`.
+    pub tag: String,
+    /// `to export for migration: cp <sidecar> <slug>.smolmachine`.
+    pub hint: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum FreezeEvent {
+    /// The freeze began (pre-flight passed).
+    Started {
+        id: String,
+        machine: String,
+        slug: String,
+        /// Unix milliseconds.
+        at_ms: u64,
+    },
+    StageStarted {
+        id: String,
+        stage: Stage,
+    },
+    /// Coalesced progress of the running stage.
+    Progress {
+        id: String,
+        stage: Stage,
+        progress: Progress,
+    },
+    /// A batch of output lines (escaped), newest last; `dropped` counts lines that were
+    /// coalesced away since the last batch (they are still in the stage's log file).
+    Output {
+        id: String,
+        stage: Stage,
+        stream: OutputStream,
+        lines: Vec<String>,
+        dropped: u64,
+    },
+    /// Something the operator should know: the transport chosen, a fallback and why.
+    Note {
+        id: String,
+        stage: Stage,
+        message: String,
+    },
+    /// The exec-tar transport in use (sent again if it changes by fallback).
+    TransportChosen {
+        id: String,
+        transport: Transport,
+    },
+    StageFinished {
+        id: String,
+        stage: Stage,
+        duration_ms: u64,
+        /// Warnings kept from a stage that succeeded (e.g. tar's "file changed as we read it").
+        warnings: Vec<String>,
+    },
+    Failed {
+        id: String,
+        failure: Failure,
+    },
+    Cancelled {
+        id: String,
+        stage: Option<Stage>,
+    },
+    Done {
+        id: String,
+        artifact: Artifact,
+    },
+    /// exec-tar alone finished (`export`): the archive at `path`.
+    Exported {
+        id: String,
+        path: std::path::PathBuf,
+        bytes: u64,
+        entries: u64,
+    },
+}
+
+impl FreezeEvent {
+    pub fn id(&self) -> &str {
+        match self {
+            FreezeEvent::Started { id, .. }
+            | FreezeEvent::StageStarted { id, .. }
+            | FreezeEvent::Progress { id, .. }
+            | FreezeEvent::Output { id, .. }
+            | FreezeEvent::Note { id, .. }
+            | FreezeEvent::TransportChosen { id, .. }
+            | FreezeEvent::StageFinished { id, .. }
+            | FreezeEvent::Failed { id, .. }
+            | FreezeEvent::Cancelled { id, .. }
+            | FreezeEvent::Done { id, .. }
+            | FreezeEvent::Exported { id, .. } => id,
+        }
+    }
+
+    /// Whether this event ends the freeze.
+    pub fn is_terminal(&self) -> bool {
+        matches!(
+            self,
+            FreezeEvent::Failed { .. }
+                | FreezeEvent::Cancelled { .. }
+                | FreezeEvent::Done { .. }
+                | FreezeEvent::Exported { .. }
+        )
+    }
+}

@@ -1,0 +1,623 @@
+//! Stage exec-tar: the VM's root filesystem as `rootfs.tar`, through one of two transports.
+//!
+//! *Pipe*: `smolvm machine exec --stream -- tar … --file=-` with stdout a pipe that we
+//! copy to the file while stderr is drained at the same time (a child blocked on a full
+//! stderr pipe stops writing stdout). *Guest file*: tar writes a scratch file inside the
+//! guest, which `machine cp` downloads; needed since smolvm caps exec output at 11 MiB.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::freeze::capture::{CaptureLimits, OutputCapture};
+use crate::freeze::command::{flush_batch, run_captured, spawn_drain, SharedCapture};
+use crate::freeze::events::{Failure, OutputStream, Progress, Stage, Transport, PROGRESS_INTERVAL};
+use crate::freeze::report::{Emitter, Reporter, Throttle};
+use crate::freeze::tar_scan::{scan_file, TarScanError, TarScanner};
+use crate::freeze::{StageError, TransportChoice};
+use crate::process::{status_code, GroupChild};
+use crate::smolvm::Smolvm;
+
+/// Paths tar leaves out: kernel and runtime filesystems, not part of the root's content.
+pub const TAR_EXCLUDES: [&str; 4] = [
+    "--exclude=./proc",
+    "--exclude=./sys",
+    "--exclude=./dev",
+    "--exclude=./run",
+];
+
+/// smolvm's exec output cap error contains this (src/agent/client.rs).
+const CAP_MARKER: &str = "byte cap";
+
+/// The copy buffer: large, so that one read moves many pages per syscall.
+const COPY_BUF: usize = 256 * 1024;
+
+/// Lines of stderr carried in a failure message.
+const TAIL_LINES: usize = 20;
+
+/// What exec-tar produced.
+#[derive(Debug, Clone)]
+pub struct Exported {
+    pub path: PathBuf,
+    pub bytes: u64,
+    pub entries: u64,
+    pub transport: Transport,
+    pub warnings: Vec<String>,
+}
+
+/// Everything exec-tar needs, borrowed from the runner.
+pub struct ExecTar<'a> {
+    pub smolvm: &'a Smolvm,
+    pub machine: &'a str,
+    pub choice: TransportChoice,
+    pub guest_scratch_dir: &'a str,
+    /// Set while a scratch archive may exist in the guest, so the runner removes it on
+    /// every path out, cancellation included.
+    pub guest_scratch: &'a mut Option<String>,
+}
+
+/// The tar command inside the guest, writing to `file` (`-` for stdout).
+pub fn tar_argv(file: &str, extra_exclude: Option<&str>) -> Vec<String> {
+    let mut v = vec!["tar".to_string(), "--create".to_string()];
+    v.extend(TAR_EXCLUDES.iter().map(|s| s.to_string()));
+    if let Some(x) = extra_exclude {
+        v.push(format!("--exclude={x}"));
+    }
+    v.push(format!("--file={file}"));
+    v.push("--directory=/".to_string());
+    v.push(".".to_string());
+    v
+}
+
+fn fail(message: impl Into<String>, exit_status: Option<i32>, stderr_tail: String) -> StageError {
+    StageError::Failed(Failure {
+        stage: Stage::ExecTar,
+        message: message.into(),
+        exit_status,
+        stderr_tail,
+    })
+}
+
+fn new_capture(rep: &Reporter) -> Result<SharedCapture, StageError> {
+    let path = rep.log_path(Stage::ExecTar);
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let cap = OutputCapture::create(&path, CaptureLimits::default()).map_err(|e| {
+        fail(
+            format!("cannot create the log {}: {e}", path.display()),
+            None,
+            "<no stderr>".into(),
+        )
+    })?;
+    Ok(Arc::new(Mutex::new(cap)))
+}
+
+fn tail(capture: &SharedCapture) -> String {
+    capture
+        .lock()
+        .map(|c| c.tail(TAIL_LINES))
+        .unwrap_or_else(|_| "<no stderr>".into())
+}
+
+fn finish_capture(capture: &SharedCapture) {
+    if let Ok(mut c) = capture.lock() {
+        let _ = c.finish();
+    }
+}
+
+/// tar's exit status 1 means "some files differ" (changed as we read them): on a live
+/// system that is expected, so it is success with warnings; 2 and up are fatal.
+fn warnings_for(code: i32, capture: &SharedCapture) -> Vec<String> {
+    if code != 1 {
+        return Vec::new();
+    }
+    let Ok(c) = capture.lock() else {
+        return Vec::new();
+    };
+    let (files, more) = c.changed_files();
+    let mut w: Vec<String> = files
+        .iter()
+        .map(|f| format!("file changed as we read it: {f}"))
+        .collect();
+    if more > 0 {
+        w.push(format!("… and {more} more files changed as we read them"));
+    }
+    if w.is_empty() {
+        w.push("tar exited with status 1 (some files differ)".into());
+    }
+    w
+}
+
+enum PipeEnd {
+    Done(Exported),
+    /// smolvm's exec output cap stopped the stream.
+    CapHit {
+        bytes: u64,
+    },
+}
+
+impl ExecTar<'_> {
+    pub async fn run(&mut self, rep: &mut Reporter, out: &Path) -> Result<Exported, StageError> {
+        let stream_flag = match self.smolvm.exec_supports_stream().await {
+            Ok(b) => b,
+            Err(e) => return Err(fail(e.to_string(), None, "<no stderr>".into())),
+        };
+        if !stream_flag {
+            rep.emit.note(
+                Stage::ExecTar,
+                "this smolvm's machine exec has no --stream: output arrives only when tar ends, so there is no live progress",
+            );
+        }
+        match self.choice {
+            TransportChoice::GuestFile => self.via_guest_file(rep, out, stream_flag).await,
+            TransportChoice::Pipe | TransportChoice::Auto => {
+                match self.via_pipe(rep, out, stream_flag).await? {
+                    PipeEnd::Done(e) => Ok(e),
+                    PipeEnd::CapHit { bytes } if self.choice == TransportChoice::Auto => {
+                        let _ = std::fs::remove_file(out);
+                        rep.emit.note(
+                            Stage::ExecTar,
+                            format!(
+                                "smolvm's exec output cap stopped the pipe after {}; discarded the partial archive and switching to the guest-file transport",
+                                crate::format::bytes(bytes)
+                            ),
+                        );
+                        self.via_guest_file(rep, out, stream_flag).await
+                    }
+                    PipeEnd::CapHit { .. } => {
+                        let _ = std::fs::remove_file(out);
+                        Err(fail(
+                            "smolvm's exec output cap stopped the stream (use --transport guest-file or auto)",
+                            None,
+                            "streaming output exceeded smolvm's exec output cap".into(),
+                        ))
+                    }
+                }
+            }
+        }
+    }
+
+    fn exec_argv(&self, stream_flag: bool, cmd: Vec<String>) -> Vec<String> {
+        let mut argv = vec![
+            "machine".to_string(),
+            "exec".to_string(),
+            "--name".to_string(),
+            self.machine.to_string(),
+        ];
+        if stream_flag {
+            argv.push("--stream".into());
+        }
+        argv.push("--".into());
+        argv.extend(cmd);
+        argv
+    }
+
+    fn record(&self, rep: &mut Reporter, argv: &[String]) {
+        let mut full = vec![self.smolvm.program().display().to_string()];
+        full.extend(argv.iter().cloned());
+        rep.command(full);
+    }
+
+    async fn via_pipe(
+        &mut self,
+        rep: &mut Reporter,
+        out: &Path,
+        stream_flag: bool,
+    ) -> Result<PipeEnd, StageError> {
+        rep.transport(Transport::Pipe);
+        let argv = self.exec_argv(stream_flag, tar_argv("-", None));
+        self.record(rep, &argv);
+        let capture = new_capture(rep)?;
+        let file = create_private(out).map_err(|e| {
+            fail(
+                format!("cannot create {}: {e}", out.display()),
+                None,
+                "<no stderr>".into(),
+            )
+        })?;
+
+        // Our own pipe, read with blocking reads on a thread of its own: it keeps the hot
+        // copy loop out of the async runtime and leaves room for zero-copy later.
+        let (reader, writer) = io::pipe().map_err(|e| {
+            fail(
+                format!("cannot make a pipe: {e}"),
+                None,
+                "<no stderr>".into(),
+            )
+        })?;
+        let mut cmd = self.smolvm.command(&argv);
+        cmd.stdout(Stdio::from(writer)).stderr(Stdio::piped());
+        let spawned = GroupChild::spawn(&mut cmd);
+        drop(cmd); // our copy of the write end must close, or EOF never comes
+        let mut child = spawned.map_err(|e| {
+            fail(
+                self.smolvm.spawn_error(e).to_string(),
+                None,
+                "<no stderr>".into(),
+            )
+        })?;
+        let drain = spawn_drain(child.inner().stderr.take(), &capture);
+
+        let emit = rep.emit.clone();
+        let out_path = out.to_path_buf();
+        let copy =
+            tokio::task::spawn_blocking(move || copy_and_scan(reader, file, &out_path, &emit));
+        let copy = tokio_util::task::AbortOnDropHandle::new(copy);
+
+        let mut tick = tokio::time::interval(PROGRESS_INTERVAL);
+        tokio::pin!(copy);
+        let copied = loop {
+            tokio::select! {
+                r = &mut copy => break r,
+                _ = tick.tick() => flush_batch(&capture, &rep.emit, Stage::ExecTar, OutputStream::Stderr),
+            }
+        };
+        let copied = match copied {
+            Ok(r) => r,
+            Err(e) => Err(CopyError::Write(format!(
+                "the copy task ended abnormally: {e}"
+            ))),
+        };
+        if copied.is_err() {
+            // A write error leaves the child writing into a pipe nobody reads.
+            child.kill_group();
+        }
+        let status = child.wait().await;
+        if let Some(d) = drain {
+            let _ = tokio::time::timeout(Duration::from_secs(5), d).await;
+        }
+        flush_batch(&capture, &rep.emit, Stage::ExecTar, OutputStream::Stderr);
+        finish_capture(&capture);
+        let code = match status {
+            Ok(s) => status_code(&s),
+            Err(e) => {
+                return Err(fail(
+                    format!("cannot wait for smolvm: {e}"),
+                    None,
+                    tail(&capture),
+                ))
+            }
+        };
+
+        let copied = match copied {
+            Ok(c) => c,
+            Err(CopyError::Write(msg)) => {
+                let _ = std::fs::remove_file(out);
+                return Err(fail(msg, None, tail(&capture)));
+            }
+        };
+        let cap_hit = code != 0
+            && capture
+                .lock()
+                .map(|c| c.tail_contains(CAP_MARKER))
+                .unwrap_or(false);
+        if cap_hit {
+            return Ok(PipeEnd::CapHit {
+                bytes: copied.bytes,
+            });
+        }
+        self.judge(code, copied, &capture, out, Transport::Pipe)
+            .map(PipeEnd::Done)
+    }
+
+    /// Turns an exit status and a scanned archive into the stage's result.
+    fn judge(
+        &self,
+        code: i32,
+        copied: Copied,
+        capture: &SharedCapture,
+        out: &Path,
+        transport: Transport,
+    ) -> Result<Exported, StageError> {
+        if code != 0 && code != 1 {
+            let _ = std::fs::remove_file(out);
+            return Err(fail(
+                format!(
+                    "tar in {} failed",
+                    crate::sanitize::escape_str(self.machine)
+                ),
+                Some(code),
+                tail(capture),
+            ));
+        }
+        match copied.scan {
+            Ok(entries) => Ok(Exported {
+                path: out.to_path_buf(),
+                bytes: copied.bytes,
+                entries,
+                transport,
+                warnings: warnings_for(code, capture),
+            }),
+            Err(e) => {
+                let _ = std::fs::remove_file(out);
+                Err(fail(
+                    format!("incomplete archive: {e} (exit status was {code})"),
+                    Some(code),
+                    tail(capture),
+                ))
+            }
+        }
+    }
+
+    async fn via_guest_file(
+        &mut self,
+        rep: &mut Reporter,
+        out: &Path,
+        stream_flag: bool,
+    ) -> Result<Exported, StageError> {
+        rep.transport(Transport::GuestFile);
+        let dir = self.guest_scratch_dir.trim_end_matches('/');
+        let dir = if dir.is_empty() { "/" } else { dir };
+        let scratch = format!(
+            "{}/bottle-freeze-{}.tar",
+            dir.trim_end_matches('/'),
+            rep.record.id
+        );
+
+        // Room in the guest: the archive is about as large as what the root uses.
+        let estimate = self.guest_df(rep, "/").await.map(|d| d.used_bytes).ok();
+        if let Ok(df) = self.guest_df(rep, dir).await {
+            if let Some(est) = estimate {
+                if df.avail_bytes < est {
+                    return Err(fail(
+                        format!(
+                            "not enough room in the guest for the scratch archive: {} free in {dir}, the root holds about {}",
+                            crate::format::bytes(df.avail_bytes),
+                            crate::format::bytes(est)
+                        ),
+                        None,
+                        "<no stderr>".into(),
+                    ));
+                }
+            }
+        }
+
+        let capture = new_capture(rep)?;
+        *self.guest_scratch = Some(scratch.clone());
+        let exclude = format!(".{scratch}");
+        let argv = self.exec_argv(stream_flag, tar_argv(&scratch, Some(&exclude)));
+        self.record(rep, &argv);
+        rep.emit.note(
+            Stage::ExecTar,
+            format!("tar is writing {scratch} inside the guest"),
+        );
+        let code = run_captured(
+            self.smolvm.command(&argv),
+            &capture,
+            &rep.emit,
+            Stage::ExecTar,
+            || {},
+        )
+        .await
+        .map_err(|e| fail(self.smolvm.spawn_error(e).to_string(), None, tail(&capture)))?;
+        if code != 0 && code != 1 {
+            finish_capture(&capture);
+            return Err(fail(
+                format!(
+                    "tar in {} failed",
+                    crate::sanitize::escape_str(self.machine)
+                ),
+                Some(code),
+                tail(&capture),
+            ));
+        }
+        let warnings = warnings_for(code, &capture);
+
+        // Download; smolvm caps transfers at 4 GiB unless told otherwise.
+        let cp_argv = vec![
+            "machine".to_string(),
+            "cp".to_string(),
+            format!("{}:{scratch}", self.machine),
+            out.display().to_string(),
+        ];
+        self.record(rep, &cp_argv);
+        let mut cmd = self.smolvm.command(&cp_argv);
+        if std::env::var_os("SMOLVM_FILE_TRANSFER_MAX_BYTES").is_none() {
+            let gib = estimate.map(|e| (e >> 30) * 2 + 1).unwrap_or(0).max(64);
+            cmd.env("SMOLVM_FILE_TRANSFER_MAX_BYTES", format!("{gib}G"));
+        }
+        let started = Instant::now();
+        let emit = rep.emit.clone();
+        let out_path = out.to_path_buf();
+        let mut throttle = Throttle::new();
+        let code = run_captured(cmd, &capture, &rep.emit, Stage::ExecTar, || {
+            if throttle.ready() {
+                let bytes = std::fs::metadata(&out_path).map(|m| m.len()).unwrap_or(0);
+                emit.progress(
+                    Stage::ExecTar,
+                    Progress {
+                        bytes,
+                        total: estimate,
+                        elapsed_ms: started.elapsed().as_millis() as u64,
+                        ..Progress::default()
+                    },
+                );
+            }
+        })
+        .await
+        .map_err(|e| fail(self.smolvm.spawn_error(e).to_string(), None, tail(&capture)))?;
+        finish_capture(&capture);
+        if code != 0 {
+            let _ = std::fs::remove_file(out);
+            return Err(fail(
+                "machine cp could not download the archive",
+                Some(code),
+                tail(&capture),
+            ));
+        }
+        let summary = scan_file(out);
+        let bytes = std::fs::metadata(out).map(|m| m.len()).unwrap_or(0);
+        let copied = Copied {
+            bytes,
+            scan: summary.map(|s| s.entries).map_err(|e| e.to_string()),
+        };
+        let mut done = self.judge(0, copied, &capture, out, Transport::GuestFile)?;
+        done.warnings = warnings;
+        Ok(done)
+    }
+
+    async fn guest_df(&self, rep: &mut Reporter, path: &str) -> Result<GuestDf, String> {
+        let argv = self.exec_argv(false, vec!["df".into(), "-Pk".into(), path.into()]);
+        self.record(rep, &argv);
+        guest_df(self.smolvm, self.machine, path).await
+    }
+}
+
+/// Removes the guest's scratch archive; bounded in time since it runs on the way out.
+pub async fn remove_guest_scratch(
+    smolvm: &Smolvm,
+    machine: &str,
+    scratch: &str,
+) -> Result<(), String> {
+    let args = [
+        "machine", "exec", "--name", machine, "--", "rm", "-f", scratch,
+    ];
+    match tokio::time::timeout(Duration::from_secs(15), smolvm.query_ok(&args)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("timed out".into()),
+    }
+}
+
+/// `df -Pk PATH` inside the guest: used and free bytes of the filesystem holding PATH.
+/// `df -Pk /`'s used bytes are the estimate of the archive's size.
+pub async fn guest_df(smolvm: &Smolvm, machine: &str, path: &str) -> Result<GuestDf, String> {
+    let args = [
+        "machine", "exec", "--name", machine, "--", "df", "-Pk", path,
+    ];
+    let out = smolvm.query_ok(&args).await.map_err(|e| e.to_string())?;
+    parse_df(&out.stdout).ok_or_else(|| "unreadable df output".to_string())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GuestDf {
+    pub used_bytes: u64,
+    pub avail_bytes: u64,
+}
+
+/// Parses POSIX `df -Pk` output (1024-byte blocks), the second line's Used and Available.
+pub fn parse_df(out: &[u8]) -> Option<GuestDf> {
+    let text = String::from_utf8_lossy(out);
+    let line = text.lines().nth(1)?;
+    let cols: Vec<&str> = line.split_whitespace().collect();
+    // A long filesystem name may push the numbers; count from the end (…Used Avail Cap% Mount).
+    let n = cols.len();
+    if n < 6 {
+        return None;
+    }
+    let used: u64 = cols[n - 4].parse().ok()?;
+    let avail: u64 = cols[n - 3].parse().ok()?;
+    Some(GuestDf {
+        used_bytes: used * 1024,
+        avail_bytes: avail * 1024,
+    })
+}
+
+fn create_private(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+}
+
+struct Copied {
+    bytes: u64,
+    /// Entries, or why the archive is not whole.
+    scan: Result<u64, String>,
+}
+
+enum CopyError {
+    Write(String),
+}
+
+/// The hot loop: pipe -> file, every header read on the way for live progress.
+fn copy_and_scan(
+    mut reader: io::PipeReader,
+    mut file: File,
+    path: &Path,
+    emit: &Emitter,
+) -> Result<Copied, CopyError> {
+    let mut buf = vec![0u8; COPY_BUF];
+    let mut scanner = TarScanner::new();
+    let mut scan_err: Option<TarScanError> = None;
+    let mut bytes = 0u64;
+    let mut throttle = Throttle::new();
+    let started = Instant::now();
+    let progress = |bytes: u64, scanner: &TarScanner| Progress {
+        bytes,
+        total: None,
+        entries: Some(scanner.entries()),
+        current_path: scanner.current_path(),
+        elapsed_ms: started.elapsed().as_millis() as u64,
+    };
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                return Err(CopyError::Write(format!(
+                    "cannot read the archive stream: {e}"
+                )))
+            }
+        };
+        if scan_err.is_none() {
+            if let Err(e) = scanner.feed(&buf[..n]) {
+                scan_err = Some(e);
+            }
+        }
+        file.write_all(&buf[..n])
+            .map_err(|e| CopyError::Write(format!("cannot write {}: {e}", path.display())))?;
+        bytes += n as u64;
+        if throttle.ready() {
+            emit.progress(Stage::ExecTar, progress(bytes, &scanner));
+        }
+    }
+    file.flush()
+        .and_then(|_| file.sync_data())
+        .map_err(|e| CopyError::Write(format!("cannot write {}: {e}", path.display())))?;
+    emit.progress(Stage::ExecTar, progress(bytes, &scanner));
+    let scan = match scan_err {
+        Some(e) => Err(e.to_string()),
+        None => scanner
+            .finish()
+            .map(|s| s.entries)
+            .map_err(|e| e.to_string()),
+    };
+    Ok(Copied { bytes, scan })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tar_command_matches_the_convention() {
+        assert_eq!(
+            tar_argv("-", None).join(" "),
+            "tar --create --exclude=./proc --exclude=./sys --exclude=./dev --exclude=./run --file=- --directory=/ ."
+        );
+        let g = tar_argv("/tmp/x.tar", Some("./tmp/x.tar")).join(" ");
+        assert!(g.contains("--exclude=./tmp/x.tar --file=/tmp/x.tar"), "{g}");
+    }
+
+    #[test]
+    fn parses_df() {
+        let out = b"Filesystem     1024-blocks    Used Available Capacity Mounted on\n/dev/vda         263174212 11000000 84000000      12% /\n";
+        assert_eq!(
+            parse_df(out),
+            Some(GuestDf {
+                used_bytes: 11_000_000 * 1024,
+                avail_bytes: 84_000_000 * 1024
+            })
+        );
+        assert_eq!(parse_df(b"garbage"), None);
+    }
+}

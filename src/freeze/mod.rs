@@ -1,0 +1,17 @@
+//! The freeze pipeline: exec-tar, build, push, pack, in order, reported as one stream of
+//! [`FreezeEvent`]s. Nothing here knows of any user interface.
+
+pub mod build;
+pub mod capture;
+pub mod command;
+pub mod events;
+pub mod exec_tar;
+pub mod pack;
+pub mod push;
+pub mod report;
+mod runner;
+pub mod tar_scan;
+
+pub use events::*;
+pub use report::EventTx;
+pub use runner::*;

@@ -1,0 +1,165 @@
+//! Stage pack: `smolvm pack create` pulls the pushed image from the registry and writes
+//! the launcher and its `.smolmachine` sidecar. It packs into a staging folder first, so
+//! a failed pack never destroys the artifact of an earlier freeze.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use crate::freeze::capture::{CaptureLimits, OutputCapture};
+use crate::freeze::command::run_captured;
+use crate::freeze::events::{Artifact, Failure, Stage};
+use crate::freeze::report::Reporter;
+use crate::freeze::StageError;
+use crate::smolvm::Smolvm;
+
+pub const LAUNCHER: &str = "committed-smolmachine";
+
+fn fail(message: impl Into<String>, exit_status: Option<i32>, tail: String) -> StageError {
+    StageError::Failed(Failure {
+        stage: Stage::Pack,
+        message: message.into(),
+        exit_status,
+        stderr_tail: tail,
+    })
+}
+
+/// `<launcher>.smolmachine`.
+pub fn sidecar_of(launcher: &Path) -> PathBuf {
+    let mut s = launcher.as_os_str().to_owned();
+    s.push(".smolmachine");
+    PathBuf::from(s)
+}
+
+pub async fn run(
+    rep: &mut Reporter,
+    smolvm: &Smolvm,
+    image_ref: &str,
+    bottle_dir: &Path,
+    slug: &str,
+) -> Result<(PathBuf, PathBuf), StageError> {
+    let staging = bottle_dir.join(format!(".pack-{}", rep.record.id));
+    std::fs::create_dir_all(&staging).map_err(|e| {
+        fail(
+            format!("cannot create {}: {e}", staging.display()),
+            None,
+            "<no stderr>".into(),
+        )
+    })?;
+    let result = pack_into(rep, smolvm, image_ref, &staging, bottle_dir, slug).await;
+    let _ = std::fs::remove_dir_all(&staging);
+    result
+}
+
+async fn pack_into(
+    rep: &mut Reporter,
+    smolvm: &Smolvm,
+    image_ref: &str,
+    staging: &Path,
+    bottle_dir: &Path,
+    _slug: &str,
+) -> Result<(PathBuf, PathBuf), StageError> {
+    let staged = staging.join(LAUNCHER);
+    let argv = vec![
+        "pack".to_string(),
+        "create".to_string(),
+        "--image".to_string(),
+        image_ref.to_string(),
+        "-o".to_string(),
+        staged.display().to_string(),
+    ];
+    let mut full = vec![smolvm.program().display().to_string()];
+    full.extend(argv.iter().cloned());
+    rep.command(full);
+    let log = rep.log_path(Stage::Pack);
+    let capture = Arc::new(Mutex::new(
+        OutputCapture::create(&log, CaptureLimits::default()).map_err(|e| {
+            fail(
+                format!("cannot create the log {}: {e}", log.display()),
+                None,
+                "<no stderr>".into(),
+            )
+        })?,
+    ));
+    let code = run_captured(
+        smolvm.command(&argv),
+        &capture,
+        &rep.emit,
+        Stage::Pack,
+        || {},
+    )
+    .await
+    .map_err(|e| {
+        fail(
+            smolvm.spawn_error(e).to_string(),
+            None,
+            "<no stderr>".into(),
+        )
+    })?;
+    let tail = capture
+        .lock()
+        .map(|mut c| {
+            let _ = c.finish();
+            c.tail(20)
+        })
+        .unwrap_or_else(|_| "<no stderr>".into());
+    if code != 0 {
+        return Err(fail(
+            format!("smolvm pack create --image {image_ref} failed"),
+            Some(code),
+            tail,
+        ));
+    }
+    let staged_sidecar = sidecar_of(&staged);
+    match std::fs::metadata(&staged_sidecar) {
+        Ok(m) if m.len() > 0 => {}
+        Ok(_) => {
+            return Err(fail(
+                format!("{} is empty", staged_sidecar.display()),
+                Some(code),
+                tail,
+            ))
+        }
+        Err(e) => {
+            return Err(fail(
+                format!("smolvm wrote no {}: {e}", staged_sidecar.display()),
+                Some(code),
+                tail,
+            ))
+        }
+    }
+    let launcher = bottle_dir.join(LAUNCHER);
+    let sidecar = sidecar_of(&launcher);
+    for (from, to) in [(&staged_sidecar, &sidecar), (&staged, &launcher)] {
+        if from.exists() {
+            std::fs::rename(from, to).map_err(|e| {
+                fail(
+                    format!("cannot move {} to {}: {e}", from.display(), to.display()),
+                    None,
+                    tail.clone(),
+                )
+            })?;
+        }
+    }
+    Ok((launcher, sidecar))
+}
+
+/// The result shown to the operator.
+pub fn artifact(
+    launcher: PathBuf,
+    sidecar: PathBuf,
+    image: String,
+    tag: String,
+    slug: &str,
+) -> Artifact {
+    let hint = format!(
+        "to export for migration: cp {} {slug}.smolmachine",
+        sidecar.display()
+    );
+    Artifact {
+        sidecar,
+        launcher,
+        image,
+        tag,
+        hint,
+    }
+}

@@ -1,0 +1,172 @@
+//! Stage push: tag the built image for the throw-away registry and push it through the
+//! daemon, reporting bytes per layer.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use bollard::query_parameters::{
+    PushImageOptionsBuilder, RemoveImageOptionsBuilder, TagImageOptionsBuilder,
+};
+use bollard::Docker;
+use futures_util::StreamExt;
+
+use crate::freeze::events::{Failure, OutputStream, Progress, Stage};
+use crate::freeze::report::{Reporter, Throttle};
+use crate::freeze::StageError;
+
+/// The repository name in the registry.
+pub const REPOSITORY: &str = "bot-bottle-committed";
+
+/// The tag: the first 16 hex digits of the image id.
+pub fn tag_for(image_id: &str) -> String {
+    image_id
+        .trim_start_matches("sha256:")
+        .chars()
+        .take(16)
+        .collect()
+}
+
+pub struct Pushed {
+    /// `bot-bottle-committed:<tag>`.
+    pub reference: String,
+    pub tag: String,
+    pub bytes: u64,
+}
+
+pub async fn run(
+    rep: &mut Reporter,
+    docker: &Docker,
+    image: &str,
+    image_id: &str,
+    push_endpoint: &str,
+    registry_log: impl Fn() -> String,
+) -> Result<Pushed, StageError> {
+    let tag = tag_for(image_id);
+    let repo = format!("{push_endpoint}/{REPOSITORY}");
+    let fail = |message: String, tail: String| {
+        StageError::Failed(Failure {
+            stage: Stage::Push,
+            message,
+            exit_status: None,
+            stderr_tail: tail,
+        })
+    };
+    docker
+        .tag_image(
+            image,
+            Some(
+                TagImageOptionsBuilder::default()
+                    .repo(&repo)
+                    .tag(&tag)
+                    .build(),
+            ),
+        )
+        .await
+        .map_err(|e| {
+            fail(
+                format!(
+                    "cannot tag {image} as {repo}:{tag}: {}",
+                    crate::freeze::docker_error_message(&e)
+                ),
+                "<no stderr>".into(),
+            )
+        })?;
+    rep.command(vec![
+        "docker".into(),
+        "push".into(),
+        format!("{repo}:{tag}"),
+    ]);
+
+    // The daemon's push messages carry no layer id in bollard's model, so layers are told
+    // apart by their size; equal sizes would merge, which only blurs the display.
+    let mut layers: BTreeMap<i64, i64> = BTreeMap::new();
+    let mut log: Vec<String> = Vec::new();
+    let mut throttle = Throttle::new();
+    let started = Instant::now();
+    let mut error = None;
+    let mut stream = docker.push_image(
+        &repo,
+        Some(PushImageOptionsBuilder::default().tag(&tag).build()),
+        None,
+    );
+    let progress = |layers: &BTreeMap<i64, i64>| Progress {
+        bytes: layers.values().map(|&c| c.max(0) as u64).sum(),
+        total: Some(layers.keys().map(|&t| t.max(0) as u64).sum()),
+        elapsed_ms: started.elapsed().as_millis() as u64,
+        ..Progress::default()
+    };
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(info) => {
+                if let Some(d) = info.progress_detail {
+                    if let (Some(cur), Some(total)) = (d.current, d.total) {
+                        let e = layers.entry(total).or_insert(0);
+                        *e = (*e).max(cur);
+                    }
+                }
+                if let Some(s) = info.status {
+                    if s == "Pushed" || s.contains("digest:") {
+                        // A finished layer counts whole.
+                        for (t, c) in layers.iter_mut() {
+                            if s == "Pushed" && *c > 0 {
+                                *c = *t;
+                            }
+                        }
+                    }
+                    if !s.starts_with("Pushing") {
+                        let line = crate::sanitize::escape_str(&s);
+                        rep.emit
+                            .output(Stage::Push, OutputStream::Stdout, vec![line.clone()], 0);
+                        log.push(line);
+                    }
+                }
+                if let Some(d) = info.error_detail {
+                    error = d.message;
+                }
+            }
+            Err(e) => {
+                error = Some(crate::freeze::docker_error_message(&e));
+                break;
+            }
+        }
+        if throttle.ready() {
+            rep.emit.progress(Stage::Push, progress(&layers));
+        }
+    }
+    let final_progress = progress(&layers);
+    let bytes = final_progress.bytes;
+    rep.emit.progress(Stage::Push, final_progress);
+    if let Ok(path) = rep.history().log_path(rep.emit.id(), Stage::Push) {
+        let _ = std::fs::write(path, log.join("\n") + "\n");
+    }
+    // The registry tag points at a port that is about to close; the image keeps its name.
+    let untag = RemoveImageOptionsBuilder::default().noprune(true).build();
+    let _ = docker
+        .remove_image(&format!("{repo}:{tag}"), Some(untag), None)
+        .await;
+    if let Some(msg) = error {
+        return Err(fail(
+            format!(
+                "pushing {repo}:{tag} failed: {}",
+                crate::sanitize::escape_str(&msg)
+            ),
+            format!("registry log: {}", registry_log()),
+        ));
+    }
+    Ok(Pushed {
+        reference: format!("{REPOSITORY}:{tag}"),
+        tag,
+        bytes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tag_is_16_hex() {
+        assert_eq!(
+            super::tag_for("sha256:0123456789abcdef0123"),
+            "0123456789abcdef"
+        );
+    }
+}

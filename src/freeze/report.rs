@@ -1,0 +1,258 @@
+//! Where a running freeze reports: events to the front end, and the history record,
+//! kept in step in one place.
+
+use std::path::Path;
+use std::time::Instant;
+
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::freeze::events::{
+    Artifact, Failure, FreezeEvent, OutputStream, Progress, Stage, Transport, PROGRESS_INTERVAL,
+};
+use crate::history::{now_ms, History, Outcome, Record, StageStatus};
+
+pub type EventTx = UnboundedSender<FreezeEvent>;
+
+/// A cheap, clonable way to send one freeze's events from any task or thread.
+#[derive(Clone)]
+pub struct Emitter {
+    id: String,
+    tx: EventTx,
+}
+
+impl Emitter {
+    pub fn new(id: &str, tx: EventTx) -> Emitter {
+        Emitter {
+            id: id.to_string(),
+            tx,
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Sends an event; a front end that went away is not an error for the freeze.
+    pub fn send(&self, make: impl FnOnce(String) -> FreezeEvent) {
+        let _ = self.tx.send(make(self.id.clone()));
+    }
+
+    pub fn progress(&self, stage: Stage, progress: Progress) {
+        self.send(|id| FreezeEvent::Progress {
+            id,
+            stage,
+            progress,
+        });
+    }
+
+    pub fn output(&self, stage: Stage, stream: OutputStream, lines: Vec<String>, dropped: u64) {
+        self.send(|id| FreezeEvent::Output {
+            id,
+            stage,
+            stream,
+            lines,
+            dropped,
+        });
+    }
+
+    pub fn note(&self, stage: Stage, message: impl Into<String>) {
+        let message = message.into();
+        self.send(|id| FreezeEvent::Note { id, stage, message });
+    }
+}
+
+/// Lets through at most one event per [`PROGRESS_INTERVAL`].
+pub struct Throttle {
+    last: Option<Instant>,
+}
+
+impl Throttle {
+    pub fn new() -> Throttle {
+        Throttle { last: None }
+    }
+
+    pub fn ready(&mut self) -> bool {
+        let now = Instant::now();
+        match self.last {
+            Some(t) if now.duration_since(t) < PROGRESS_INTERVAL => false,
+            _ => {
+                self.last = Some(now);
+                true
+            }
+        }
+    }
+}
+
+impl Default for Throttle {
+    fn default() -> Self {
+        Throttle::new()
+    }
+}
+
+/// The record of one run and the emitter of its events.
+pub struct Reporter {
+    pub emit: Emitter,
+    pub record: Record,
+    history: History,
+    stage_started: Option<(Stage, Instant)>,
+}
+
+impl Reporter {
+    pub fn new(record: Record, history: History, tx: EventTx) -> Reporter {
+        Reporter {
+            emit: Emitter::new(&record.id, tx),
+            record,
+            history,
+            stage_started: None,
+        }
+    }
+
+    pub fn history(&self) -> &History {
+        &self.history
+    }
+
+    /// Persists the record; a history that cannot be written is reported but does not
+    /// stop the freeze (the artifact matters more than its record).
+    pub fn save(&mut self) {
+        if let Err(e) = self.history.save(&self.record) {
+            self.emit.note(
+                self.stage_started.map(|s| s.0).unwrap_or(Stage::ExecTar),
+                format!("history not saved: {e}"),
+            );
+        }
+    }
+
+    pub fn log_path(&self, stage: Stage) -> std::path::PathBuf {
+        // The id is ours and always valid; fall back to the temp dir only to be total.
+        self.history
+            .log_path(&self.record.id, stage)
+            .unwrap_or_else(|_| {
+                std::env::temp_dir().join(format!("bottle-freeze-{}.log", stage.name()))
+            })
+    }
+
+    pub fn started(&mut self) {
+        self.save();
+        let (machine, slug, at_ms) = (
+            self.record.machine.clone(),
+            self.record.slug.clone(),
+            self.record.started_at_ms,
+        );
+        self.emit.send(|id| FreezeEvent::Started {
+            id,
+            machine,
+            slug,
+            at_ms,
+        });
+    }
+
+    pub fn command(&mut self, argv: Vec<String>) {
+        self.record.commands.push(argv);
+    }
+
+    pub fn set_temp_dir(&mut self, dir: Option<&Path>) {
+        self.record.temp_dir = dir.map(Path::to_path_buf);
+        self.save();
+    }
+
+    pub fn stage_started(&mut self, stage: Stage) {
+        self.stage_started = Some((stage, Instant::now()));
+        let log = self.log_path(stage);
+        let s = self.record.stage_mut(stage);
+        s.status = StageStatus::Running;
+        s.started_at_ms = Some(now_ms());
+        s.log = log.file_name().map(|n| n.to_string_lossy().into_owned());
+        self.save();
+        self.emit.send(|id| FreezeEvent::StageStarted { id, stage });
+    }
+
+    pub fn transport(&mut self, transport: Transport) {
+        self.record.transport = Some(transport);
+        self.emit
+            .send(|id| FreezeEvent::TransportChosen { id, transport });
+    }
+
+    fn elapsed_ms(&self, stage: Stage) -> u64 {
+        match self.stage_started {
+            Some((s, t)) if s == stage => t.elapsed().as_millis() as u64,
+            _ => 0,
+        }
+    }
+
+    pub fn stage_finished(&mut self, stage: Stage, bytes: u64, warnings: Vec<String>) {
+        let duration_ms = self.elapsed_ms(stage);
+        let s = self.record.stage_mut(stage);
+        s.status = if warnings.is_empty() {
+            StageStatus::Done
+        } else {
+            StageStatus::Warning
+        };
+        s.duration_ms = Some(duration_ms);
+        s.bytes = bytes;
+        self.record.warnings.extend(warnings.iter().cloned());
+        self.save();
+        self.emit.send(|id| FreezeEvent::StageFinished {
+            id,
+            stage,
+            duration_ms,
+            warnings,
+        });
+    }
+
+    fn end(&mut self, outcome: Outcome) {
+        self.record.outcome = outcome;
+        self.record.ended_at_ms = Some(now_ms());
+        self.record.temp_dir = None;
+        self.save();
+    }
+
+    pub fn failed(&mut self, failure: Failure) {
+        let stage = failure.stage;
+        let duration_ms = self.elapsed_ms(stage);
+        let s = self.record.stage_mut(stage);
+        s.status = StageStatus::Failed;
+        s.duration_ms.get_or_insert(duration_ms);
+        self.record.failure = Some(failure.clone());
+        self.end(Outcome::Failed);
+        self.emit.send(|id| FreezeEvent::Failed { id, failure });
+    }
+
+    pub fn cancelled(&mut self) {
+        let stage = self.stage_started.map(|s| s.0);
+        if let Some(stage) = stage {
+            let duration_ms = self.elapsed_ms(stage);
+            let s = self.record.stage_mut(stage);
+            if s.status == StageStatus::Running {
+                s.status = StageStatus::Cancelled;
+                s.duration_ms = Some(duration_ms);
+            }
+        }
+        self.end(Outcome::Cancelled);
+        self.emit.send(|id| FreezeEvent::Cancelled { id, stage });
+    }
+
+    fn success_outcome(&self) -> Outcome {
+        if self.record.warnings.is_empty() {
+            Outcome::Succeeded
+        } else {
+            Outcome::SucceededWithWarnings
+        }
+    }
+
+    pub fn done(&mut self, artifact: Artifact) {
+        self.record.artifact = Some(artifact.clone());
+        self.end(self.success_outcome());
+        self.emit.send(|id| FreezeEvent::Done { id, artifact });
+    }
+
+    pub fn exported(&mut self, path: &Path, bytes: u64, entries: u64) {
+        self.end(self.success_outcome());
+        let path = path.to_path_buf();
+        self.emit.send(|id| FreezeEvent::Exported {
+            id,
+            path,
+            bytes,
+            entries,
+        });
+    }
+}

@@ -1,0 +1,360 @@
+//! Freeze records and their logs on disk, under `<state>/history/<id>/`.
+//!
+//! `record.json` is rewritten atomically (write a temp file, then rename) at every stage
+//! transition, so a crash leaves the previous whole record, never half of one. Each
+//! stage's full output is in `<stage>.log` beside it, bounded by the capture that wrote it.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::freeze::{Artifact, Failure, Stage, Transport};
+
+/// The XDG state home's `bot-bottle/`, the default state folder.
+pub fn default_state_dir() -> PathBuf {
+    dirs::state_dir()
+        .or_else(dirs::data_local_dir)
+        .unwrap_or_else(std::env::temp_dir)
+        .join("bot-bottle")
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    Freeze,
+    Export,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    Running,
+    Succeeded,
+    /// Succeeded, with warnings kept (tar's "file changed as we read it").
+    SucceededWithWarnings,
+    Failed,
+    Cancelled,
+    /// The process died while the freeze ran (found on a later start).
+    Interrupted,
+}
+
+impl Outcome {
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Running => "running",
+            Outcome::Succeeded => "succeeded",
+            Outcome::SucceededWithWarnings => "succeeded with warnings",
+            Outcome::Failed => "failed",
+            Outcome::Cancelled => "cancelled",
+            Outcome::Interrupted => "interrupted",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StageStatus {
+    Waiting,
+    Running,
+    Done,
+    Warning,
+    Failed,
+    Cancelled,
+    /// Not part of this kind of run (export has only exec-tar).
+    Skipped,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageRecord {
+    pub stage: Stage,
+    pub status: StageStatus,
+    pub started_at_ms: Option<u64>,
+    pub duration_ms: Option<u64>,
+    pub bytes: u64,
+    /// File name of the stage's log beside the record, once it has one.
+    pub log: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub id: String,
+    pub kind: Kind,
+    pub machine: String,
+    pub slug: String,
+    pub started_at_ms: u64,
+    pub ended_at_ms: Option<u64>,
+    pub outcome: Outcome,
+    pub stages: Vec<StageRecord>,
+    pub transport: Option<Transport>,
+    /// Archive bytes streamed out of the VM.
+    pub bytes: u64,
+    pub entries: u64,
+    pub image: Option<String>,
+    pub image_id: Option<String>,
+    pub artifact: Option<Artifact>,
+    pub failure: Option<Failure>,
+    pub warnings: Vec<String>,
+    /// The commands run, as argument vectors, so a stage can be reproduced by hand.
+    pub commands: Vec<Vec<String>>,
+    /// The process that ran the freeze, to spot interrupted ones on a later start.
+    pub pid: u32,
+    /// The freeze's private temp folder while it exists.
+    pub temp_dir: Option<PathBuf>,
+}
+
+impl Record {
+    pub fn new(id: &str, kind: Kind, machine: &str, slug: &str) -> Record {
+        let stages = Stage::ALL
+            .iter()
+            .map(|&stage| StageRecord {
+                stage,
+                status: if kind == Kind::Export && stage != Stage::ExecTar {
+                    StageStatus::Skipped
+                } else {
+                    StageStatus::Waiting
+                },
+                started_at_ms: None,
+                duration_ms: None,
+                bytes: 0,
+                log: None,
+            })
+            .collect();
+        Record {
+            id: id.to_string(),
+            kind,
+            machine: machine.to_string(),
+            slug: slug.to_string(),
+            started_at_ms: now_ms(),
+            ended_at_ms: None,
+            outcome: Outcome::Running,
+            stages,
+            transport: None,
+            bytes: 0,
+            entries: 0,
+            image: None,
+            image_id: None,
+            artifact: None,
+            failure: None,
+            warnings: Vec::new(),
+            commands: Vec::new(),
+            pid: std::process::id(),
+            temp_dir: None,
+        }
+    }
+
+    pub fn stage(&self, stage: Stage) -> &StageRecord {
+        &self.stages[stage.index()]
+    }
+
+    pub fn stage_mut(&mut self, stage: Stage) -> &mut StageRecord {
+        &mut self.stages[stage.index()]
+    }
+
+    pub fn duration_ms(&self) -> Option<u64> {
+        Some(self.ended_at_ms?.saturating_sub(self.started_at_ms))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    #[error("cannot write history under {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not a freeze record: {source}")]
+    Parse {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("no freeze with id {0:?} in the history")]
+    NotFound(String),
+}
+
+/// The history folder of one state folder.
+#[derive(Debug, Clone)]
+pub struct History {
+    root: PathBuf,
+}
+
+impl History {
+    pub fn new(state_dir: &Path) -> History {
+        History {
+            root: state_dir.join("history"),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The folder of one freeze; ids are ours, but are checked since they come back from
+    /// the command line.
+    pub fn dir(&self, id: &str) -> Result<PathBuf, HistoryError> {
+        if id.is_empty()
+            || !id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            || id.starts_with('.')
+        {
+            return Err(HistoryError::NotFound(crate::sanitize::escape_str(id)));
+        }
+        Ok(self.root.join(id))
+    }
+
+    pub fn log_path(&self, id: &str, stage: Stage) -> Result<PathBuf, HistoryError> {
+        Ok(self.dir(id)?.join(format!("{}.log", stage.name())))
+    }
+
+    /// Writes the record atomically.
+    pub fn save(&self, record: &Record) -> Result<(), HistoryError> {
+        let dir = self.dir(&record.id)?;
+        let werr = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| HistoryError::Write { path, source }
+        };
+        std::fs::create_dir_all(&dir).map_err(werr(&dir))?;
+        let path = dir.join("record.json");
+        let tmp = dir.join(format!(".record.json.{}.tmp", std::process::id()));
+        let json = serde_json::to_vec_pretty(record).map_err(|e| HistoryError::Write {
+            path: path.clone(),
+            source: std::io::Error::other(e),
+        })?;
+        let mut f = std::fs::File::create(&tmp).map_err(werr(&tmp))?;
+        f.write_all(&json).map_err(werr(&tmp))?;
+        f.sync_all().map_err(werr(&tmp))?;
+        std::fs::rename(&tmp, &path).map_err(werr(&path))?;
+        Ok(())
+    }
+
+    pub fn load(&self, id: &str) -> Result<Record, HistoryError> {
+        let path = self.dir(id)?.join("record.json");
+        let bytes = std::fs::read(&path).map_err(|source| {
+            if source.kind() == std::io::ErrorKind::NotFound {
+                HistoryError::NotFound(id.to_string())
+            } else {
+                HistoryError::Read {
+                    path: path.clone(),
+                    source,
+                }
+            }
+        })?;
+        serde_json::from_slice(&bytes).map_err(|source| HistoryError::Parse { path, source })
+    }
+
+    /// Every readable record, newest first. Unreadable ones are skipped: one damaged
+    /// folder must not hide the rest.
+    pub fn list(&self) -> Result<Vec<Record>, HistoryError> {
+        let entries = match std::fs::read_dir(&self.root) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => {
+                return Err(HistoryError::Read {
+                    path: self.root.clone(),
+                    source,
+                })
+            }
+        };
+        let mut records: Vec<Record> = entries
+            .filter_map(|e| e.ok())
+            .filter_map(|e| e.file_name().to_str().map(str::to_string))
+            .filter_map(|id| self.load(&id).ok())
+            .collect();
+        records.sort_by(|a, b| b.started_at_ms.cmp(&a.started_at_ms).then(b.id.cmp(&a.id)));
+        Ok(records)
+    }
+
+    /// The full log of one stage, or None when the stage wrote none.
+    pub fn read_log(&self, id: &str, stage: Stage) -> Result<Option<Vec<u8>>, HistoryError> {
+        let path = self.log_path(id, stage)?;
+        match std::fs::read(&path) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(HistoryError::Read { path, source }),
+        }
+    }
+}
+
+/// A new freeze id: UTC time, slug and a short random part, sortable and path-safe.
+pub fn new_id(slug: &str) -> String {
+    let now = SystemTime::now();
+    let stamp = humantime::format_rfc3339_seconds(now)
+        .to_string()
+        .replace([':', '-'], "");
+    let nanos = now
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let rand = (nanos ^ std::process::id().rotate_left(16)) & 0xffff;
+    format!("{stamp}-{slug}-{rand:04x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn save_load_list_roundtrip() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = History::new(dir.path());
+        let mut a = Record::new("20261128T000000Z-a-0001", Kind::Freeze, "bot-bottle-a", "a");
+        a.started_at_ms = 1;
+        let mut b = Record::new("20261128T000001Z-b-0002", Kind::Export, "bot-bottle-b", "b");
+        b.started_at_ms = 2;
+        h.save(&a).unwrap();
+        h.save(&b).unwrap();
+        a.outcome = Outcome::Failed;
+        h.save(&a).unwrap();
+        assert_eq!(h.load(&a.id).unwrap().outcome, Outcome::Failed);
+        let ids: Vec<_> = h.list().unwrap().into_iter().map(|r| r.id).collect();
+        assert_eq!(ids, [b.id.clone(), a.id.clone()]);
+        assert_eq!(
+            h.load(&b.id).unwrap().stage(Stage::Build).status,
+            StageStatus::Skipped
+        );
+        // No temp files are left beside the records.
+        let leftovers: Vec<_> = std::fs::read_dir(h.dir(&a.id).unwrap())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+            .collect();
+        assert!(leftovers.is_empty());
+    }
+
+    #[test]
+    fn damaged_record_does_not_hide_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = History::new(dir.path());
+        h.save(&Record::new("ok-1", Kind::Freeze, "bot-bottle-a", "a"))
+            .unwrap();
+        std::fs::create_dir_all(h.root().join("bad-1")).unwrap();
+        std::fs::write(h.root().join("bad-1/record.json"), b"{half").unwrap();
+        assert_eq!(h.list().unwrap().len(), 1);
+        assert!(matches!(h.load("bad-1"), Err(HistoryError::Parse { .. })));
+    }
+
+    #[test]
+    fn ids_are_checked() {
+        let h = History::new(Path::new("/nonexistent"));
+        for bad in ["../x", "a/b", "", ".hidden", "a\u{1b}b"] {
+            assert!(h.dir(bad).is_err(), "{bad:?}");
+        }
+        let id = new_id("web");
+        assert!(h.dir(&id).is_ok(), "{id}");
+        assert!(id.contains("-web-"));
+    }
+}
