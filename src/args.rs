@@ -44,6 +44,9 @@ pub struct GlobalOpts {
     /// Headless commands: also show each stage's output lines as they come.
     #[arg(long, short, global = true)]
     pub verbose: bool,
+    /// Seconds a short smolvm query (machine ls, df) may take before it is abandoned.
+    #[arg(long, global = true, env = "BOTTLE_FREEZE_QUERY_TIMEOUT", default_value_t = 15)]
+    pub query_timeout: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -56,6 +59,11 @@ pub enum Command {
     Freeze(FreezeArgs),
     /// Past freezes and their logs.
     History(HistoryArgs),
+    /// Drop what a failed freeze kept for --resume (its archive or image).
+    Discard {
+        /// The freeze id (as `history` lists it).
+        id: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -96,6 +104,15 @@ pub struct ExecTarOpts {
     pub guest_scratch_dir: String,
 }
 
+impl Default for ExecTarOpts {
+    fn default() -> Self {
+        ExecTarOpts {
+            transport: TransportArg::Auto,
+            guest_scratch_dir: "/tmp".into(),
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct ExportArgs {
     /// Machine slug or full name (bot-bottle-<slug>).
@@ -113,7 +130,8 @@ pub struct ExportArgs {
 #[derive(Debug, Args)]
 pub struct FreezeArgs {
     /// Machine slug or full name (bot-bottle-<slug>).
-    pub machine: String,
+    #[arg(required_unless_present = "resume")]
+    pub machine: Option<String>,
     #[command(flatten)]
     pub exec_tar: ExecTarOpts,
     /// USER of the image's Dockerfile.
@@ -128,6 +146,12 @@ pub struct FreezeArgs {
     /// Registry binary to spawn [default: registry or docker-registry on PATH].
     #[arg(long, env = "BOTTLE_FREEZE_REGISTRY_BIN")]
     pub registry_bin: Option<PathBuf>,
+    /// Port to try first for the spawned registry (another is chosen when it is taken).
+    #[arg(long, env = "BOTTLE_FREEZE_REGISTRY_PORT")]
+    pub registry_port: Option<u16>,
+    /// Retry a failed freeze (by history id) from the stage that failed, with what it kept.
+    #[arg(long, value_name = "ID", conflicts_with = "machine")]
+    pub resume: Option<String>,
     /// Host the Docker daemon pushes to (the registry's port is kept).
     #[arg(long, default_value = "127.0.0.1")]
     pub push_host: String,

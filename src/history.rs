@@ -109,6 +109,32 @@ pub struct Record {
     pub pid: u32,
     /// The freeze's private temp folder while it exists.
     pub temp_dir: Option<PathBuf>,
+    /// The registry we spawned, while it runs (to stop it after a crash).
+    #[serde(default)]
+    pub registry_pid: Option<u32>,
+    /// The scratch archive in the guest, while it may exist.
+    #[serde(default)]
+    pub guest_scratch: Option<String>,
+    /// What a failed freeze kept so it can be resumed without streaming again.
+    #[serde(default)]
+    pub kept: Option<Kept>,
+    /// The freeze this one resumed.
+    #[serde(default)]
+    pub resumed_from: Option<String>,
+}
+
+/// What a failed freeze keeps for `freeze --resume`: the archive until the image is built,
+/// then the image.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Kept {
+    /// The private temp folder holding `rootfs.tar`, if the build had not succeeded.
+    pub temp_dir: Option<PathBuf>,
+    pub archive: Option<PathBuf>,
+    /// The built image, if the build succeeded.
+    pub image: Option<String>,
+    pub image_id: Option<String>,
+    /// The stage to resume from.
+    pub from: Stage,
 }
 
 impl Record {
@@ -148,6 +174,10 @@ impl Record {
             commands: Vec::new(),
             pid: std::process::id(),
             temp_dir: None,
+            registry_pid: None,
+            guest_scratch: None,
+            kept: None,
+            resumed_from: None,
         }
     }
 

@@ -83,13 +83,18 @@ pub struct SpawnedRegistry {
 impl SpawnedRegistry {
     /// Starts `bin` on a free 127.0.0.1 port with storage and config in `dir` (which must
     /// be private to us) and waits until `/v2/` answers.
-    pub async fn start(bin: &Path, dir: &Path) -> Result<SpawnedRegistry, RegistryError> {
+    /// `preferred` is tried first; when it is taken, a free port is chosen instead.
+    pub async fn start(bin: &Path, dir: &Path, preferred: Option<u16>) -> Result<SpawnedRegistry, RegistryError> {
         let mut last = None;
         for attempt in 0..PORT_ATTEMPTS {
-            let port = free_port().map_err(|source| RegistryError::Spawn {
-                bin: bin.display().to_string(),
-                source,
-            })?;
+            let wanted = preferred.filter(|p| attempt == 0 && port_is_free(*p));
+            let port = match wanted {
+                Some(p) => p,
+                None => free_port().map_err(|source| RegistryError::Spawn {
+                    bin: bin.display().to_string(),
+                    source,
+                })?,
+            };
             match Self::start_on(bin, dir, port, attempt).await {
                 Ok(r) => return Ok(r),
                 // Another process may take the port between our probe and the registry's
@@ -192,6 +197,10 @@ fn read_tail(path: &Path, max: usize) -> String {
         Ok(bytes) => crate::sanitize::escape_bytes(&bytes[bytes.len().saturating_sub(max)..]),
         Err(e) => format!("<unreadable: {e}>"),
     }
+}
+
+fn port_is_free(port: u16) -> bool {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok()
 }
 
 fn free_port() -> io::Result<u16> {

@@ -390,17 +390,16 @@ fn failures_name_their_stage_and_leave_nothing_behind() {
     w.assert_clean(root.path());
     w.sim.ok(&["sim", "clear", "bot-bottle-e2e-fail"]);
 
-    // build: the daemon refuses a WORKDIR that is a file in the root.
-    let f = failure_of(&w.freeze("e2e-fail", &["--workdir", "/etc/passwd"]));
+    // build: the daemon refuses a WORKDIR that is a file in the root. The archive is kept
+    // for a resume until it is discarded.
+    let out = w.freeze("e2e-fail", &["--workdir", "/etc/passwd"]);
+    let f = failure_of(&out);
     assert_eq!(f["stage"], "build");
-    assert!(
-        f["message"].as_str().unwrap().contains("not a directory"),
-        "{f}"
-    );
-    assert!(f["stderr_tail"]
-        .as_str()
-        .unwrap()
-        .contains("WORKDIR /etc/passwd"));
+    assert!(f["message"].as_str().unwrap().contains("not a directory"), "{f}");
+    assert!(f["stderr_tail"].as_str().unwrap().contains("WORKDIR /etc/passwd"));
+    let id = the_id(&json_events(&out.stdout));
+    let discard = w.sim.freeze_cmd(w.state.path()).args(["discard", &id]).output().unwrap();
+    assert!(discard.status.success(), "{}", String::from_utf8_lossy(&discard.stderr));
     w.assert_clean(root.path());
 
     // push: a registry that cannot start.

@@ -24,7 +24,7 @@ async fn daemon_builds_and_pushes_to_spawned_registry() {
     };
 
     let dir = tempfile::tempdir().unwrap();
-    let reg = bottle_freeze::registry::SpawnedRegistry::start(&reg_bin, dir.path())
+    let reg = bottle_freeze::registry::SpawnedRegistry::start(&reg_bin, dir.path(), None)
         .await
         .expect("registry starts");
     assert!(

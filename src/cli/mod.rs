@@ -26,7 +26,12 @@ pub fn run(cli: Cli) -> ExitCode {
             Some(Command::List(args)) => list::run(&cli.global, &args).await,
             Some(Command::Freeze(args)) => run::freeze(&cli.global, &args).await,
             Some(Command::Export(args)) => run::export(&cli.global, &args).await,
-            Some(Command::History(args)) => history::run(&cli.global, &args),
+            Some(Command::History(args)) => {
+                let cfg = run::config(&cli.global, &crate::args::ExecTarOpts::default(), None);
+                run::recover(&cfg).await;
+                history::run(&cli.global, &args)
+            }
+            Some(Command::Discard { id }) => run::discard(&cli.global, &id).await,
             None => {
                 eprintln!("bottle-freeze: the dashboard is not available yet; see --help");
                 ExitCode::from(2)

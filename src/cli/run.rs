@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use crate::args::{ExecTarOpts, ExportArgs, FreezeArgs, GlobalOpts, TransportArg};
 use crate::cli::progress::StageBars;
 use crate::freeze::{
-    run_export, run_freeze, EventTx, FreezeConfig, RegistryChoice, RunOutcome, Stage,
+    run_export, run_freeze, run_resume, EventTx, FreezeConfig, RegistryChoice, RunOutcome, Stage,
     TransportChoice,
 };
 use crate::names::slug_from_arg;
@@ -35,7 +35,7 @@ pub fn config(
     freeze: Option<&FreezeArgs>,
 ) -> FreezeConfig {
     FreezeConfig {
-        smolvm: Smolvm::new(&global.smolvm),
+        smolvm: Smolvm::new(&global.smolvm).with_query_timeout(std::time::Duration::from_secs(global.query_timeout)),
         prefix: global.prefix.clone(),
         state_dir: global
             .state_dir
@@ -62,6 +62,7 @@ pub fn config(
         pull_host: freeze
             .map(|f| f.pull_host.clone())
             .unwrap_or_else(|| "127.0.0.1".into()),
+        registry_port: freeze.and_then(|f| f.registry_port),
     }
 }
 
@@ -164,26 +165,53 @@ fn report(outcome: &RunOutcome, json: bool) -> ExitCode {
 }
 
 pub async fn freeze(global: &GlobalOpts, args: &FreezeArgs) -> ExitCode {
-    let slug = match slug_from_arg(&args.machine, &global.prefix) {
-        Ok(s) => s,
-        Err(why) => {
-            eprintln!(
-                "bottle-freeze: cannot freeze {:?}: {why}",
-                crate::sanitize::escape_str(&args.machine)
-            );
-            return ExitCode::from(2);
-        }
-    };
     let cfg = config(global, &args.exec_tar, Some(args));
     if let Err(e) = cfg.validate() {
         eprintln!("bottle-freeze: {e}");
         return ExitCode::from(2);
     }
+    recover(&cfg).await;
+    if let Some(id) = args.resume.clone() {
+        let outcome = drive(&Stage::ALL, args.json, global.verbose, move |tx, cancel| {
+            run_resume(cfg, id, tx, cancel)
+        })
+        .await;
+        return report(&outcome, args.json);
+    }
+    let arg = args.machine.clone().unwrap_or_default();
+    let slug = match slug_from_arg(&arg, &global.prefix) {
+        Ok(s) => s,
+        Err(why) => {
+            eprintln!("bottle-freeze: cannot freeze {:?}: {why}", crate::sanitize::escape_str(&arg));
+            return ExitCode::from(2);
+        }
+    };
     let outcome = drive(&Stage::ALL, args.json, global.verbose, move |tx, cancel| {
         run_freeze(cfg, slug, tx, cancel)
     })
     .await;
     report(&outcome, args.json)
+}
+
+/// Cleans what runs killed earlier left behind, and says so.
+pub async fn recover(cfg: &FreezeConfig) {
+    for line in crate::recover::recover_interrupted(&cfg.state_dir, &cfg.smolvm).await {
+        eprintln!("bottle-freeze: {line}");
+    }
+}
+
+pub async fn discard(global: &GlobalOpts, id: &str) -> ExitCode {
+    let cfg = config(global, &ExecTarOpts::default(), None);
+    match crate::freeze::discard(&cfg, id).await {
+        Ok(done) => {
+            println!("{done}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("bottle-freeze: {e}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 pub async fn export(global: &GlobalOpts, args: &ExportArgs) -> ExitCode {
@@ -198,6 +226,7 @@ pub async fn export(global: &GlobalOpts, args: &ExportArgs) -> ExitCode {
         }
     };
     let cfg = config(global, &args.exec_tar, None);
+    recover(&cfg).await;
     let output: PathBuf = args.output.clone();
     let outcome = drive(
         &[Stage::ExecTar],

@@ -57,6 +57,8 @@ pub struct ExecTar<'a> {
     /// Set while a scratch archive may exist in the guest, so the runner removes it on
     /// every path out, cancellation included.
     pub guest_scratch: &'a mut Option<String>,
+    /// About how large the archive will be (`df` of the guest's root), once asked.
+    pub estimate: Option<u64>,
 }
 
 /// The tar command inside the guest, writing to `file` (`-` for stdout).
@@ -142,6 +144,20 @@ enum PipeEnd {
 
 impl ExecTar<'_> {
     pub async fn run(&mut self, rep: &mut Reporter, out: &Path) -> Result<Exported, StageError> {
+        self.estimate = guest_df(self.smolvm, self.machine, "/").await.ok().map(|d| d.used_bytes);
+        if let (Some(est), Some(free)) = (self.estimate, out.parent().and_then(free_bytes)) {
+            if est > free {
+                rep.emit.note(
+                    Stage::ExecTar,
+                    format!(
+                        "warning: the root holds about {} but {} has only {} free",
+                        crate::format::bytes(est),
+                        out.parent().map(|p| p.display().to_string()).unwrap_or_default(),
+                        crate::format::bytes(free)
+                    ),
+                );
+            }
+        }
         let stream_flag = match self.smolvm.exec_supports_stream().await {
             Ok(b) => b,
             Err(e) => return Err(fail(e.to_string(), None, "<no stderr>".into())),
@@ -287,7 +303,7 @@ impl ExecTar<'_> {
             Ok(c) => c,
             Err(CopyError::Write(msg)) => {
                 let _ = std::fs::remove_file(out);
-                return Err(fail(msg, None, tail(&capture)));
+                return Err(fail(format!("{msg}{}", self.space_note(out)), None, tail(&capture)));
             }
         };
         let cap_hit = code != 0
@@ -359,7 +375,7 @@ impl ExecTar<'_> {
         );
 
         // Room in the guest: the archive is about as large as what the root uses.
-        let estimate = self.guest_df(rep, "/").await.map(|d| d.used_bytes).ok();
+        let estimate = self.estimate;
         if let Ok(df) = self.guest_df(rep, dir).await {
             if let Some(est) = estimate {
                 if df.avail_bytes < est {
@@ -378,6 +394,9 @@ impl ExecTar<'_> {
 
         let capture = new_capture(rep)?;
         *self.guest_scratch = Some(scratch.clone());
+        // Recorded before tar starts, so a crash leaves enough to clean the guest later.
+        rep.record.guest_scratch = Some(scratch.clone());
+        rep.save();
         let exclude = format!(".{scratch}");
         let argv = self.exec_argv(stream_flag, tar_argv(&scratch, Some(&exclude)));
         self.record(rep, &argv);
@@ -460,6 +479,23 @@ impl ExecTar<'_> {
         Ok(done)
     }
 
+    /// "; DIR has X free, the archive needs about Y" when space is the likely cause.
+    fn space_note(&self, out: &Path) -> String {
+        let dir = out.parent().unwrap_or(Path::new("."));
+        let (Some(free), Some(est)) = (free_bytes(dir), self.estimate) else {
+            return String::new();
+        };
+        if free >= est.saturating_sub(std::fs::metadata(out).map(|m| m.len()).unwrap_or(0)) && free > 1 << 20 {
+            return String::new();
+        }
+        format!(
+            "; {} has {} free, the archive needs about {}",
+            dir.display(),
+            crate::format::bytes(free),
+            crate::format::bytes(est)
+        )
+    }
+
     async fn guest_df(&self, rep: &mut Reporter, path: &str) -> Result<GuestDf, String> {
         let argv = self.exec_argv(false, vec!["df".into(), "-Pk".into(), path.into()]);
         self.record(rep, &argv);
@@ -515,6 +551,12 @@ pub fn parse_df(out: &[u8]) -> Option<GuestDf> {
         used_bytes: used * 1024,
         avail_bytes: avail * 1024,
     })
+}
+
+/// Free bytes for an unprivileged writer in the filesystem holding `dir`.
+pub fn free_bytes(dir: &Path) -> Option<u64> {
+    let st = nix::sys::statvfs::statvfs(dir).ok()?;
+    Some(st.blocks_available() as u64 * st.fragment_size() as u64)
 }
 
 fn create_private(path: &Path) -> io::Result<File> {

@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 use tokio_util::sync::CancellationToken;
 
 use super::report::Reporter;
-use super::{build, exec_tar, pack, push, Artifact, EventTx, Failure, Stage};
-use crate::history::{new_id, History, Kind, Record};
+use super::{build, exec_tar, pack, push, report, Artifact, EventTx, Failure, FreezeEvent, Stage};
+use crate::history::{new_id, History, Kind, Kept, Record};
+use crate::lock::MachineLock;
 use crate::names::Slug;
 use crate::registry::{find_binary, v2_answers, SpawnedRegistry};
 use crate::smolvm::Smolvm;
@@ -47,6 +48,8 @@ pub struct FreezeConfig {
     pub push_host: String,
     /// Host smolvm pulls from; the registry's port is kept.
     pub pull_host: String,
+    /// The port to try first for a spawned registry; another is chosen when it is taken.
+    pub registry_port: Option<u16>,
 }
 
 impl FreezeConfig {
@@ -115,49 +118,57 @@ pub enum RunOutcome {
     Cancelled,
 }
 
-/// What a run holds that must be undone on every path out.
+/// What a run holds that must be undone on every path out (or kept for a resume).
+#[derive(Default)]
 struct Leftovers {
-    temp: Option<tempfile::TempDir>,
+    temp: Option<PathBuf>,
     registry: Option<SpawnedRegistry>,
     guest_scratch: Option<String>,
+    /// Keep the temp folder: a failed build leaves the archive for `--resume`.
+    keep_temp: bool,
 }
 
 impl Leftovers {
     async fn clean(&mut self, smolvm: &Smolvm, machine: &str, rep: &mut Reporter) {
         if let Some(reg) = self.registry.take() {
             reg.stop().await;
+            rep.record.registry_pid = None;
         }
         if let Some(scratch) = self.guest_scratch.take() {
-            if let Err(e) = exec_tar::remove_guest_scratch(smolvm, machine, &scratch).await {
-                rep.emit.note(
+            match exec_tar::remove_guest_scratch(smolvm, machine, &scratch).await {
+                Ok(()) => rep.record.guest_scratch = None,
+                Err(e) => rep.emit.note(
                     Stage::ExecTar,
                     format!("could not remove the scratch archive {scratch} in the guest: {e}"),
-                );
+                ),
             }
         }
         if let Some(t) = self.temp.take() {
-            let _ = t.close();
+            if !self.keep_temp {
+                let _ = std::fs::remove_dir_all(&t);
+            }
         }
     }
 }
 
-fn make_temp(cfg: &FreezeConfig) -> Result<tempfile::TempDir, StageError> {
+fn make_temp(cfg: &FreezeConfig) -> Result<PathBuf, StageError> {
     // tempfile makes the folder 0700: the archive is the VM's whole root.
     tempfile::Builder::new()
-        .prefix("bot-bottle-vm-commit.")
+        .prefix(TEMP_PREFIX)
         .tempdir_in(&cfg.tmp_dir)
+        .map(tempfile::TempDir::keep)
         .map_err(|e| {
             StageError::Failed(Failure {
                 stage: Stage::ExecTar,
-                message: format!(
-                    "cannot create a temp folder in {}: {e}",
-                    cfg.tmp_dir.display()
-                ),
+                message: format!("cannot create a temp folder in {}: {e}", cfg.tmp_dir.display()),
                 exit_status: None,
                 stderr_tail: "<no stderr>".into(),
             })
         })
 }
+
+/// The name every private temp folder starts with.
+pub const TEMP_PREFIX: &str = "bot-bottle-vm-commit.";
 
 /// Checks the machine is there and running: smolvm's exec would start a stopped one.
 async fn check_machine(cfg: &FreezeConfig, machine: &str) -> Result<(), StageError> {
@@ -167,10 +178,7 @@ async fn check_machine(cfg: &FreezeConfig, machine: &str) -> Result<(), StageErr
         .await
         .map_err(|e| preflight_failure(Stage::ExecTar, e.to_string()))?;
     match machines.iter().find(|m| m.name == machine) {
-        None => Err(preflight_failure(
-            Stage::ExecTar,
-            format!("smolvm has no machine named {machine}"),
-        )),
+        None => Err(preflight_failure(Stage::ExecTar, format!("smolvm has no machine named {machine}"))),
         Some(m) if !m.is_running() => Err(preflight_failure(
             Stage::ExecTar,
             format!(
@@ -182,33 +190,197 @@ async fn check_machine(cfg: &FreezeConfig, machine: &str) -> Result<(), StageErr
     }
 }
 
+/// Sends a refusal that never became a run (no record is written for it).
+fn refuse(tx: &EventTx, id: &str, machine: &str, slug: &Slug, message: String) -> RunOutcome {
+    let emit = report::Emitter::new(id, tx.clone());
+    let (machine, slug_s) = (machine.to_string(), slug.to_string());
+    emit.send(|id| FreezeEvent::Started {
+        id,
+        machine,
+        slug: slug_s,
+        at_ms: crate::history::now_ms(),
+    });
+    let failure = Failure {
+        stage: Stage::ExecTar,
+        message,
+        exit_status: None,
+        stderr_tail: "<no stderr>".into(),
+    };
+    let f = failure.clone();
+    emit.send(|id| FreezeEvent::Failed { id, failure: f });
+    RunOutcome::Failed(failure)
+}
+
 /// Freezes `slug`'s machine: exec-tar, build, push, pack. Events go to `tx`; the record
 /// goes to the history. Cancelling `cancel` stops it and cleans up.
-pub async fn run_freeze(
-    cfg: FreezeConfig,
-    slug: Slug,
-    tx: EventTx,
-    cancel: CancellationToken,
-) -> RunOutcome {
+pub async fn run_freeze(cfg: FreezeConfig, slug: Slug, tx: EventTx, cancel: CancellationToken) -> RunOutcome {
     let machine = format!("{}{}", cfg.prefix, slug);
     let id = new_id(slug.as_str());
+    let _lock = match MachineLock::acquire(&cfg.state_dir, &slug, &machine) {
+        Ok(l) => l,
+        Err(e) => return refuse(&tx, &id, &machine, &slug, e.to_string()),
+    };
     let mut rep = Reporter::new(
         Record::new(&id, Kind::Freeze, &machine, slug.as_str()),
         History::new(&cfg.state_dir),
         tx,
     );
     rep.started();
-    let mut left = Leftovers {
-        temp: None,
-        registry: None,
-        guest_scratch: None,
-    };
+    let mut left = Leftovers::default();
     let result = tokio::select! {
-        r = freeze_stages(&cfg, &slug, &machine, &mut rep, &mut left) => r,
+        r = freeze_stages(&cfg, &slug, &machine, &mut rep, &mut left, None) => r,
         _ = cancel.cancelled() => Err(StageError::Cancelled),
     };
-    left.clean(&cfg.smolvm, &machine, &mut rep).await;
+    settle(&cfg, &machine, &mut rep, &mut left, &result).await;
     finish(&mut rep, result.map(RunOutcome::Frozen))
+}
+
+/// Retries a failed freeze from the stage that failed, with what it kept: the archive
+/// (build failed) or the image (push or pack failed). The VM is not streamed again.
+pub async fn run_resume(cfg: FreezeConfig, from_id: String, tx: EventTx, cancel: CancellationToken) -> RunOutcome {
+    let history = History::new(&cfg.state_dir);
+    let old = match history.load(&from_id) {
+        Ok(r) => r,
+        Err(e) => return refuse_plain(&tx, &from_id, e.to_string()),
+    };
+    let Some(kept) = old.kept.clone() else {
+        return refuse_plain(&tx, &from_id, format!("freeze {from_id} kept nothing to resume from"));
+    };
+    let slug = match Slug::parse(&old.slug) {
+        Ok(s) => s,
+        Err(e) => return refuse_plain(&tx, &from_id, e),
+    };
+    let machine = old.machine.clone();
+    let id = new_id(slug.as_str());
+    let _lock = match MachineLock::acquire(&cfg.state_dir, &slug, &machine) {
+        Ok(l) => l,
+        Err(e) => return refuse(&tx, &id, &machine, &slug, e.to_string()),
+    };
+    let mut record = Record::new(&id, Kind::Freeze, &machine, slug.as_str());
+    record.resumed_from = Some(from_id.clone());
+    record.transport = old.transport;
+    record.bytes = old.bytes;
+    record.entries = old.entries;
+    record.warnings = old.warnings.clone();
+    for stage in Stage::ALL.iter().filter(|s| **s < kept.from) {
+        let prev = old.stage(*stage).clone();
+        *record.stage_mut(*stage) = prev;
+    }
+    let mut rep = Reporter::new(record, history.clone(), tx);
+    rep.started();
+    rep.emit.note(kept.from, format!("resuming freeze {from_id} from {}", kept.from));
+    // The kept things now belong to this run; the old record no longer offers them.
+    let mut old = old;
+    old.kept = None;
+    let _ = history.save(&old);
+    let mut left = Leftovers {
+        temp: kept.temp_dir.clone(),
+        ..Leftovers::default()
+    };
+    let result = tokio::select! {
+        r = freeze_stages(&cfg, &slug, &machine, &mut rep, &mut left, Some(&kept)) => r,
+        _ = cancel.cancelled() => Err(StageError::Cancelled),
+    };
+    settle(&cfg, &machine, &mut rep, &mut left, &result).await;
+    finish(&mut rep, result.map(RunOutcome::Frozen))
+}
+
+fn refuse_plain(tx: &EventTx, id: &str, message: String) -> RunOutcome {
+    let failure = Failure {
+        stage: Stage::Build,
+        message,
+        exit_status: None,
+        stderr_tail: "<no stderr>".into(),
+    };
+    let f = failure.clone();
+    report::Emitter::new(id, tx.clone()).send(|id| FreezeEvent::Failed { id, failure: f });
+    RunOutcome::Failed(failure)
+}
+
+/// Drops what a resume could use, keeping a failed freeze's archive or image.
+pub async fn discard(cfg: &FreezeConfig, id: &str) -> Result<String, String> {
+    let history = History::new(&cfg.state_dir);
+    let mut record = history.load(id).map_err(|e| e.to_string())?;
+    let Some(kept) = record.kept.take() else {
+        return Err(format!("freeze {id} kept nothing"));
+    };
+    let mut done = Vec::new();
+    if let Some(t) = &kept.temp_dir {
+        if is_our_temp(t) {
+            std::fs::remove_dir_all(t).map_err(|e| format!("cannot remove {}: {e}", t.display()))?;
+            done.push(format!("removed {}", t.display()));
+        }
+    }
+    if let Some(image) = &kept.image {
+        if let Ok(docker) = crate::docker::connect().await {
+            let _ = docker
+                .remove_image(image, None::<bollard::query_parameters::RemoveImageOptions>, None)
+                .await;
+            done.push(format!("removed image {image}"));
+        }
+    }
+    history.save(&record).map_err(|e| e.to_string())?;
+    Ok(done.join("; "))
+}
+
+/// Whether `path` is a temp folder this tool made (never remove anything else).
+pub fn is_our_temp(path: &Path) -> bool {
+    path.is_dir()
+        && path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with(TEMP_PREFIX))
+}
+
+/// Decides what to keep for a resume, and cleans the rest.
+async fn settle(
+    cfg: &FreezeConfig,
+    machine: &str,
+    rep: &mut Reporter,
+    left: &mut Leftovers,
+    result: &Result<Artifact, StageError>,
+) {
+    if let Err(StageError::Failed(f)) = result {
+        let kept = match f.stage {
+            Stage::Build if !f.message.starts_with("pre-flight") => {
+                let archive = left.temp.as_ref().map(|t| t.join("rootfs.tar"));
+                archive.filter(|a| a.exists()).map(|archive| {
+                    left.keep_temp = true;
+                    Kept {
+                        temp_dir: left.temp.clone(),
+                        archive: Some(archive),
+                        image: None,
+                        image_id: None,
+                        from: Stage::Build,
+                    }
+                })
+            }
+            Stage::Push | Stage::Pack if !f.message.starts_with("pre-flight") => rep.record.image.clone().map(|image| Kept {
+                temp_dir: None,
+                archive: None,
+                image: Some(image),
+                image_id: rep.record.image_id.clone(),
+                from: Stage::Push,
+            }),
+            _ => None,
+        };
+        if let Some(k) = &kept {
+            let what = match (&k.archive, &k.image) {
+                (Some(a), _) => format!("the archive {}", a.display()),
+                (_, Some(i)) => format!("the image {i}"),
+                _ => "its work".into(),
+            };
+            rep.emit.note(
+                f.stage,
+                format!(
+                    "kept {what}: retry with `bottle-freeze freeze --resume {}` or drop it with `bottle-freeze discard {}`",
+                    rep.record.id, rep.record.id
+                ),
+            );
+        }
+        rep.record.kept = kept;
+    }
+    left.clean(&cfg.smolvm, machine, rep).await;
 }
 
 /// exec-tar alone, writing the archive to `output`.
@@ -221,17 +393,17 @@ pub async fn run_export(
 ) -> RunOutcome {
     let machine = format!("{}{}", cfg.prefix, slug);
     let id = new_id(slug.as_str());
+    let _lock = match MachineLock::acquire(&cfg.state_dir, &slug, &machine) {
+        Ok(l) => l,
+        Err(e) => return refuse(&tx, &id, &machine, &slug, e.to_string()),
+    };
     let mut rep = Reporter::new(
         Record::new(&id, Kind::Export, &machine, slug.as_str()),
         History::new(&cfg.state_dir),
         tx,
     );
     rep.started();
-    let mut left = Leftovers {
-        temp: None,
-        registry: None,
-        guest_scratch: None,
-    };
+    let mut left = Leftovers::default();
     let result = tokio::select! {
         r = export_stage(&cfg, &machine, &output, &mut rep, &mut left) => r,
         _ = cancel.cancelled() => Err(StageError::Cancelled),
@@ -250,17 +422,9 @@ fn finish(rep: &mut Reporter, result: Result<RunOutcome, StageError>) -> RunOutc
             rep.done(a.clone());
             RunOutcome::Frozen(a)
         }
-        Ok(RunOutcome::Exported {
-            path,
-            bytes,
-            entries,
-        }) => {
+        Ok(RunOutcome::Exported { path, bytes, entries }) => {
             rep.exported(&path, bytes, entries);
-            RunOutcome::Exported {
-                path,
-                bytes,
-                entries,
-            }
+            RunOutcome::Exported { path, bytes, entries }
         }
         Ok(other) => other,
         Err(StageError::Failed(f)) => {
@@ -304,6 +468,7 @@ async fn exec_tar_stage(
         choice: cfg.transport,
         guest_scratch_dir: &cfg.guest_scratch_dir,
         guest_scratch: &mut left.guest_scratch,
+        estimate: None,
     };
     let exported = stage.run(rep, output).await?;
     rep.record.bytes = exported.bytes;
@@ -318,73 +483,81 @@ async fn freeze_stages(
     machine: &str,
     rep: &mut Reporter,
     left: &mut Leftovers,
+    resume: Option<&Kept>,
 ) -> Result<Artifact, StageError> {
-    cfg.validate()
-        .map_err(|e| preflight_failure(Stage::ExecTar, e))?;
+    cfg.validate().map_err(|e| preflight_failure(Stage::ExecTar, e))?;
     // Pre-flight: everything the later stages need is checked before minutes of streaming.
-    check_machine(cfg, machine).await?;
+    if resume.is_none() {
+        check_machine(cfg, machine).await?;
+    }
     let docker = crate::docker::connect()
         .await
         .map_err(|e| preflight_failure(Stage::Build, e.to_string()))?;
     let registry_bin = match &cfg.registry {
-        RegistryChoice::Spawn { bin } => Some(
-            find_binary(bin.as_deref())
-                .map_err(|e| preflight_failure(Stage::Push, e.to_string()))?,
-        ),
+        RegistryChoice::Spawn { bin } => {
+            Some(find_binary(bin.as_deref()).map_err(|e| preflight_failure(Stage::Push, e.to_string()))?)
+        }
         RegistryChoice::Existing { addr } => {
             let sock = tokio::net::lookup_host(addr.as_str())
                 .await
                 .ok()
                 .and_then(|mut a| a.next())
-                .ok_or_else(|| {
-                    preflight_failure(
-                        Stage::Push,
-                        format!("cannot resolve the registry address {addr}"),
-                    )
-                })?;
+                .ok_or_else(|| preflight_failure(Stage::Push, format!("cannot resolve the registry address {addr}")))?;
             if !v2_answers(sock).await {
-                return Err(preflight_failure(
-                    Stage::Push,
-                    format!("the registry at {addr} does not answer /v2/"),
-                ));
+                return Err(preflight_failure(Stage::Push, format!("the registry at {addr} does not answer /v2/")));
             }
             None
         }
     };
 
-    let temp = make_temp(cfg)?;
-    let archive = temp.path().join("rootfs.tar");
-    rep.set_temp_dir(Some(temp.path()));
-    left.temp = Some(temp);
+    let from = resume.map(|k| k.from).unwrap_or(Stage::ExecTar);
+    let temp = match &left.temp {
+        Some(t) => t.clone(),
+        None => {
+            let t = make_temp(cfg)?;
+            left.temp = Some(t.clone());
+            t
+        }
+    };
+    rep.set_temp_dir(Some(&temp));
+    let archive = resume
+        .and_then(|k| k.archive.clone())
+        .unwrap_or_else(|| temp.join("rootfs.tar"));
 
-    rep.stage_started(Stage::ExecTar);
-    exec_tar_stage(cfg, machine, &archive, rep, left).await?;
+    if from == Stage::ExecTar {
+        rep.stage_started(Stage::ExecTar);
+        exec_tar_stage(cfg, machine, &archive, rep, left).await?;
+    }
 
-    rep.stage_started(Stage::Build);
-    let built = build::run(
-        rep,
-        &docker,
-        &archive,
-        slug.as_str(),
-        &cfg.user,
-        &cfg.workdir,
-    )
-    .await?;
-    rep.record.image = Some(built.image.clone());
-    rep.record.image_id = Some(built.image_id.clone());
-    rep.stage_finished(Stage::Build, built.context_bytes, Vec::new());
-    // The archive is in the image now; free the disk before the push copies more.
-    let _ = std::fs::remove_file(&archive);
+    let (image, image_id) = if from <= Stage::Build {
+        rep.stage_started(Stage::Build);
+        let built = build::run(rep, &docker, &archive, slug.as_str(), &cfg.user, &cfg.workdir).await?;
+        rep.record.image = Some(built.image.clone());
+        rep.record.image_id = Some(built.image_id.clone());
+        rep.stage_finished(Stage::Build, built.context_bytes, Vec::new());
+        // The archive is in the image now; free the disk before the push copies more.
+        let _ = std::fs::remove_file(&archive);
+        (built.image, built.image_id)
+    } else {
+        let image = resume.and_then(|k| k.image.clone()).unwrap_or_default();
+        let id = match docker.inspect_image(&image).await {
+            Ok(i) => i.id.unwrap_or_default(),
+            Err(e) => {
+                return Err(preflight_failure(
+                    Stage::Push,
+                    format!("the kept image {image} is gone: {}", docker_error_message(&e)),
+                ))
+            }
+        };
+        rep.record.image = Some(image.clone());
+        rep.record.image_id = Some(id.clone());
+        (image, id)
+    };
 
     rep.stage_started(Stage::Push);
     let port = match (&cfg.registry, registry_bin) {
         (RegistryChoice::Spawn { .. }, Some(bin)) => {
-            let dir = left
-                .temp
-                .as_ref()
-                .map(|t| t.path().to_path_buf())
-                .unwrap_or_default();
-            let reg = SpawnedRegistry::start(&bin, &dir).await.map_err(|e| {
+            let reg = SpawnedRegistry::start(&bin, &temp, cfg.registry_port).await.map_err(|e| {
                 StageError::Failed(Failure {
                     stage: Stage::Push,
                     message: e.to_string(),
@@ -392,20 +565,17 @@ async fn freeze_stages(
                     stderr_tail: "<no stderr>".into(),
                 })
             })?;
-            rep.command(vec![
-                bin.display().to_string(),
-                "serve".into(),
-                "<generated config>".into(),
-            ]);
+            rep.command(vec![bin.display().to_string(), "serve".into(), "<generated config>".into()]);
             let port = reg.addr().port();
+            rep.record.registry_pid = reg.pid();
+            rep.save();
+            if let Some(wanted) = cfg.registry_port.filter(|p| *p != port) {
+                rep.emit.note(Stage::Push, format!("registry port {wanted} was taken; using {port}"));
+            }
             left.registry = Some(reg);
             port
         }
-        (RegistryChoice::Existing { addr }, _) => addr
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(5000),
+        (RegistryChoice::Existing { addr }, _) => addr.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or(5000),
         (RegistryChoice::Spawn { .. }, None) => unreachable_registry()?,
     };
     let push_endpoint = endpoint(&cfg.registry, &cfg.push_host, port);
@@ -414,38 +584,20 @@ async fn freeze_stages(
         let log = left.registry.as_ref().map(|r| r.log_tail());
         move || log.clone().unwrap_or_else(|| "<not ours>".into())
     };
-    let pushed = push::run(
-        rep,
-        &docker,
-        &built.image,
-        &built.image_id,
-        &push_endpoint,
-        registry_log,
-    )
-    .await?;
+    let pushed = push::run(rep, &docker, &image, &image_id, &push_endpoint, registry_log).await?;
     rep.stage_finished(Stage::Push, pushed.bytes, Vec::new());
 
     rep.stage_started(Stage::Pack);
     let bottle_dir = cfg.state_dir.join(slug.as_str());
     let image_ref = format!("{pull_endpoint}/{}", pushed.reference);
-    let (launcher, sidecar) =
-        pack::run(rep, &cfg.smolvm, &image_ref, &bottle_dir, slug.as_str()).await?;
+    let (launcher, sidecar) = pack::run(rep, &cfg.smolvm, &image_ref, &bottle_dir, slug.as_str()).await?;
     let bytes = std::fs::metadata(&sidecar).map(|m| m.len()).unwrap_or(0);
     rep.stage_finished(Stage::Pack, bytes, Vec::new());
-    Ok(pack::artifact(
-        launcher,
-        sidecar,
-        built.image,
-        pushed.reference,
-        slug.as_str(),
-    ))
+    Ok(pack::artifact(launcher, sidecar, image, pushed.reference, slug.as_str()))
 }
 
 fn unreachable_registry() -> Result<u16, StageError> {
-    Err(preflight_failure(
-        Stage::Push,
-        "no registry binary was found".into(),
-    ))
+    Err(preflight_failure(Stage::Push, "no registry binary was found".into()))
 }
 
 /// `host:port` for pushing or pulling: an existing registry's own address unless the
