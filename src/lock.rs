@@ -18,7 +18,10 @@ pub enum LockError {
     #[error("a freeze of {machine} is already running{}", .pid.map(|p| format!(" (pid {p})")).unwrap_or_default())]
     Busy { machine: String, pid: Option<u32> },
     #[error("cannot lock {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 pub fn lock_path(state_dir: &Path, slug: &Slug) -> PathBuf {
@@ -66,7 +69,9 @@ impl MachineLock {
     /// Whether some live process holds the machine's lock now.
     pub fn is_held(state_dir: &Path, slug: &Slug) -> bool {
         let path = lock_path(state_dir, slug);
-        let Ok(file) = File::open(&path) else { return false };
+        let Ok(file) = File::open(&path) else {
+            return false;
+        };
         match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
             Ok(_) => false,
             Err((_, nix::errno::Errno::EWOULDBLOCK)) => true,

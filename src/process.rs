@@ -21,6 +21,25 @@ impl GroupChild {
     /// Spawns `cmd` as the leader of a new process group, killed on drop.
     pub fn spawn(cmd: &mut Command) -> io::Result<GroupChild> {
         cmd.process_group(0).kill_on_drop(true);
+        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+        // If we are killed outright (SIGKILL), the kernel kills the child too, so no
+        // registry or smolvm outlives us; the runtime's worker threads that spawn children
+        // live as long as the process, so the parent-thread caveat of PDEATHSIG is moot.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::prctl(
+                    libc::PR_SET_PDEATHSIG,
+                    libc::SIGKILL as libc::c_ulong,
+                    0,
+                    0,
+                    0,
+                ) != 0
+                {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
         let child = cmd.spawn()?;
         let pgid = child.id().map(|id| Pid::from_raw(id as i32));
         Ok(GroupChild {

@@ -13,10 +13,17 @@ use crate::smolvm::Smolvm;
 /// Finishes every abandoned run; returns one line per run saying what was cleaned.
 pub async fn recover_interrupted(state_dir: &Path, smolvm: &Smolvm) -> Vec<String> {
     let history = History::new(state_dir);
-    let Ok(records) = history.list() else { return Vec::new() };
+    let Ok(records) = history.list() else {
+        return Vec::new();
+    };
     let mut said = Vec::new();
-    for mut rec in records.into_iter().filter(|r| r.outcome == Outcome::Running) {
-        let Ok(slug) = Slug::parse(&rec.slug) else { continue };
+    for mut rec in records
+        .into_iter()
+        .filter(|r| r.outcome == Outcome::Running)
+    {
+        let Ok(slug) = Slug::parse(&rec.slug) else {
+            continue;
+        };
         // A live run holds its machine's lock; only runs nobody holds are abandoned.
         let Ok(_lock) = MachineLock::acquire(state_dir, &slug, &rec.machine) else {
             continue;
@@ -33,12 +40,18 @@ pub async fn recover_interrupted(state_dir: &Path, smolvm: &Smolvm) -> Vec<Strin
             }
         }
         if let Some(scratch) = rec.guest_scratch.take() {
-            match crate::freeze::exec_tar::remove_guest_scratch(smolvm, &rec.machine, &scratch).await {
+            match crate::freeze::exec_tar::remove_guest_scratch(smolvm, &rec.machine, &scratch)
+                .await
+            {
                 Ok(()) => cleaned.push(format!("removed {scratch} in the guest")),
                 Err(e) => cleaned.push(format!("could not remove {scratch} in the guest: {e}")),
             }
         }
-        for s in rec.stages.iter_mut().filter(|s| s.status == StageStatus::Running) {
+        for s in rec
+            .stages
+            .iter_mut()
+            .filter(|s| s.status == StageStatus::Running)
+        {
             s.status = StageStatus::Cancelled;
         }
         rec.outcome = Outcome::Interrupted;

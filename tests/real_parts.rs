@@ -118,3 +118,32 @@ async fn daemon_builds_and_pushes_to_spawned_registry() {
         )
         .await;
 }
+
+/// The spawned registry listens on 127.0.0.1 only, and its storage is in the folder given.
+#[tokio::test]
+async fn spawned_registry_binds_loopback_only() {
+    let Some(reg_bin) = common::registry_bin() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let reg = bottle_freeze::registry::SpawnedRegistry::start(&reg_bin, dir.path(), None)
+        .await
+        .expect("registry starts");
+    let port = reg.addr().port();
+    let mut listeners = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let text = std::fs::read_to_string(table).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            // st 0A = LISTEN; local address is HEXIP:HEXPORT.
+            if cols.len() > 3 && cols[3] == "0A" {
+                if let Some((ip, p)) = cols[1].split_once(':') {
+                    if u16::from_str_radix(p, 16).ok() == Some(port) {
+                        listeners.push(ip.to_string());
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(listeners, ["0100007F"], "listening addresses for port {port}");
+    assert!(dir.path().join("registry-storage").is_dir());
+    reg.stop().await;
+}

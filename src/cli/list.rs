@@ -9,7 +9,8 @@ use crate::sanitize::escape_str;
 use crate::smolvm::Smolvm;
 
 pub async fn run(global: &GlobalOpts, args: &ListArgs) -> ExitCode {
-    let smolvm = Smolvm::new(&global.smolvm);
+    let smolvm = Smolvm::new(&global.smolvm)
+        .with_query_timeout(std::time::Duration::from_secs(global.query_timeout));
     let machines = match discover(&smolvm, &global.prefix, args.all).await {
         Ok(m) => m,
         Err(e) => {

@@ -221,3 +221,116 @@ pub fn json_events(stdout: &[u8]) -> Vec<serde_json::Value> {
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
         .collect()
 }
+
+/// A `--json` run watched line by line as it happens, each event with the time it arrived.
+pub struct Watched {
+    pub child: std::process::Child,
+    rx: std::sync::mpsc::Receiver<(std::time::Instant, serde_json::Value)>,
+    pub seen: Vec<(std::time::Instant, serde_json::Value)>,
+}
+
+impl Watched {
+    pub fn spawn(mut cmd: Command) -> Watched {
+        use std::io::BufRead;
+        cmd.stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if let Ok(v) = serde_json::from_str(&line) {
+                    if tx.send((std::time::Instant::now(), v)).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        Watched {
+            child,
+            rx,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits (at most `secs`) for an event matching `pred`; panics with what was seen.
+    pub fn wait_for(
+        &mut self,
+        secs: u64,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        if let Some((_, v)) = self.seen.iter().find(|(_, v)| pred(v)) {
+            return v.clone();
+        }
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok((t, v)) => {
+                    let hit = pred(&v);
+                    self.seen.push((t, v.clone()));
+                    if hit {
+                        return v;
+                    }
+                }
+                Err(_) => {
+                    let _ = self.child.kill();
+                    let kinds: Vec<String> = self
+                        .seen
+                        .iter()
+                        .map(|(_, v)| v["event"].to_string())
+                        .collect();
+                    panic!("no matching event within {secs} s; saw {kinds:?}");
+                }
+            }
+        }
+    }
+
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), sig).unwrap();
+    }
+
+    /// Waits for the process to end (at most `secs`), draining the rest of its events.
+    pub fn finish(&mut self, secs: u64) -> (std::process::ExitStatus, String) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("the process did not end within {secs} s");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        while let Ok(item) = self.rx.recv_timeout(std::time::Duration::from_millis(500)) {
+            self.seen.push(item);
+        }
+        let mut err = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut e, &mut err);
+        }
+        (status, err)
+    }
+
+    pub fn events(&self, kind: &str) -> Vec<serde_json::Value> {
+        self.seen
+            .iter()
+            .filter(|(_, v)| v["event"] == kind)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+}
+
+/// Peak resident memory (VmHWM, KiB) of a live process, or None once it is gone.
+pub fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|n| n.parse().ok())
+}

@@ -153,7 +153,8 @@ fn config(home: &Home, args: SimConfigArgs) -> Result<i32, Failure> {
         && args.stream_flag.is_none()
         && args.ls_hang_secs.is_none()
         && args.ls_fail.is_none()
-        && args.pack_fail.is_none();
+        && args.pack_fail.is_none()
+        && args.pack_delay_secs.is_none();
     if untouched {
         // Show what is in force, env overrides included.
         let shown = serde_json::to_string_pretty(&cfg.with_env_overrides()?)
@@ -175,6 +176,9 @@ fn config(home: &Home, args: SimConfigArgs) -> Result<i32, Failure> {
     }
     if let Some(msg) = args.pack_fail {
         cfg.pack_fail = Some(msg).filter(|m| !m.is_empty());
+    }
+    if let Some(v) = args.pack_delay_secs {
+        cfg.pack_delay_secs = v;
     }
     home.save_config(&cfg)?;
     Ok(0)

@@ -230,6 +230,9 @@ pub struct SimConfigArgs {
     /// `pack create` prints MSG to stderr and exits 1 ('' clears)
     #[arg(long, value_name = "MSG")]
     pub pack_fail: Option<String>,
+    /// `pack create` sleeps N seconds before pulling (0 clears)
+    #[arg(long, value_name = "N")]
+    pub pack_delay_secs: Option<u64>,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {

@@ -76,12 +76,18 @@ fn df(rec: &MachineRecord, args: &[String]) -> Source {
         match nix::sys::statvfs::statvfs(&host) {
             Ok(st) => {
                 let frsize = st.fragment_size();
-                let blocks = st.blocks() * frsize / 1024;
-                let used = st.blocks().saturating_sub(st.blocks_free()) * frsize / 1024;
+                // The guest's root is a filesystem of its own: what it uses is the root's
+                // content (or the synthetic archive's size), not the host disk's.
+                let used = rec
+                    .sim
+                    .synthetic_size
+                    .unwrap_or_else(|| tree_bytes(&rec.root))
+                    / 1024;
                 let avail = rec
                     .sim
                     .df_avail_kb
                     .unwrap_or(st.blocks_available() * frsize / 1024);
+                let blocks = used + avail;
                 let pct = if used + avail == 0 {
                     0
                 } else {
@@ -99,6 +105,21 @@ fn df(rec: &MachineRecord, args: &[String]) -> Source {
         }
     }
     Source::fixed(out.into_bytes(), err.into_bytes(), code)
+}
+
+/// Bytes of regular files under `dir`, not following symlinks.
+fn tree_bytes(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => tree_bytes(&e.path()),
+            Ok(t) if t.is_file() => e.metadata().map(|m| m.len()).unwrap_or(0),
+            _ => 0,
+        })
+        .sum()
 }
 
 fn rm(rec: &MachineRecord, args: &[String]) -> Source {

@@ -117,9 +117,13 @@ struct Pulled {
 }
 
 pub fn run(home: &Home, args: PackCreateArgs) -> Result<i32, Failure> {
-    if let Some(msg) = home.config()?.pack_fail {
+    let cfg = home.config()?;
+    if let Some(msg) = cfg.pack_fail {
         eprintln!("{msg}");
         return Ok(1);
+    }
+    if cfg.pack_delay_secs > 0 {
+        std::thread::sleep(std::time::Duration::from_secs(cfg.pack_delay_secs));
     }
     let image = args.image.as_str();
     let pull_err =

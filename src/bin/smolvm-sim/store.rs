@@ -103,6 +103,8 @@ pub struct Config {
     pub ls_hang_secs: u64,
     pub ls_fail: Option<String>,
     pub pack_fail: Option<String>,
+    /// `pack create` waits this long before pulling (to cancel a freeze during pack).
+    pub pack_delay_secs: u64,
 }
 
 impl Default for Config {
@@ -113,6 +115,7 @@ impl Default for Config {
             ls_hang_secs: 0,
             ls_fail: None,
             pack_fail: None,
+            pack_delay_secs: 0,
         }
     }
 }
