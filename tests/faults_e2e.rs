@@ -194,9 +194,9 @@ fn vm_death_mid_stream_is_reported_within_two_seconds() {
     let last_progress = run
         .seen
         .iter()
-        .filter(|(_, v)| v["event"] == "progress")
+        .rev()
+        .find(|(_, v)| v["event"] == "progress")
         .map(|(t, _)| *t)
-        .last()
         .expect("progress before the death");
     assert!(
         failed_at - last_progress < Duration::from_secs(2),
@@ -375,7 +375,8 @@ fn preflight_names_what_is_missing() {
     let w = World::new();
     let root = common::small_root();
     w.sim.create("bot-bottle-f6", "running", Some(root.path()));
-    let cases: Vec<(Vec<(&str, &str)>, Vec<&str>, &str)> = vec![
+    type Case<'a> = (Vec<(&'a str, &'a str)>, Vec<&'a str>, &'a str);
+    let cases: Vec<Case> = vec![
         (
             vec![("DOCKER_HOST", "unix:///nonexistent/docker.sock")],
             vec![],
@@ -792,6 +793,10 @@ fn sigkill_during_guest_file_removes_the_scratch_later() {
         "--hang-after",
         "2M",
     ]);
+    let out_s = std::path::absolute(w.tmp.path().join("../f13g.tar"))
+        .unwrap()
+        .display()
+        .to_string();
     let mut run = Watched::spawn(w.cmd(&[
         "export",
         "f13g",
@@ -799,7 +804,7 @@ fn sigkill_during_guest_file_removes_the_scratch_later() {
         "--transport",
         "guest-file",
         "-o",
-        "/dev/null",
+        out_s.as_str(),
     ]));
     run.wait_for(30, |v| {
         v["event"] == "note" && v["message"].as_str().unwrap().contains("inside the guest")

@@ -6,7 +6,7 @@
 //! guest, which `machine cp` downloads; needed since smolvm caps exec output at 11 MiB.
 
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -16,7 +16,8 @@ use crate::freeze::capture::{CaptureLimits, OutputCapture};
 use crate::freeze::command::{flush_batch, run_captured, spawn_drain, SharedCapture};
 use crate::freeze::events::{Failure, OutputStream, Progress, Stage, Transport, PROGRESS_INTERVAL};
 use crate::freeze::report::{Emitter, Reporter, Throttle};
-use crate::freeze::tar_scan::{scan_file, TarScanError, TarScanner};
+use crate::freeze::stream_copy::{copy_archive, Copied, CopyOptions};
+use crate::freeze::tar_scan::scan_file;
 use crate::freeze::{StageError, TransportChoice};
 use crate::process::{status_code, GroupChild};
 use crate::smolvm::Smolvm;
@@ -31,9 +32,6 @@ pub const TAR_EXCLUDES: [&str; 4] = [
 
 /// smolvm's exec output cap error contains this (src/agent/client.rs).
 const CAP_MARKER: &str = "byte cap";
-
-/// The copy buffer: large, so that one read moves many pages per syscall.
-const COPY_BUF: usize = 256 * 1024;
 
 /// Lines of stderr carried in a failure message.
 const TAIL_LINES: usize = 20;
@@ -144,7 +142,10 @@ enum PipeEnd {
 
 impl ExecTar<'_> {
     pub async fn run(&mut self, rep: &mut Reporter, out: &Path) -> Result<Exported, StageError> {
-        self.estimate = guest_df(self.smolvm, self.machine, "/").await.ok().map(|d| d.used_bytes);
+        self.estimate = guest_df(self.smolvm, self.machine, "/")
+            .await
+            .ok()
+            .map(|d| d.used_bytes);
         if let (Some(est), Some(free)) = (self.estimate, out.parent().and_then(free_bytes)) {
             if est > free {
                 rep.emit.note(
@@ -152,7 +153,9 @@ impl ExecTar<'_> {
                     format!(
                         "warning: the root holds about {} but {} has only {} free",
                         crate::format::bytes(est),
-                        out.parent().map(|p| p.display().to_string()).unwrap_or_default(),
+                        out.parent()
+                            .map(|p| p.display().to_string())
+                            .unwrap_or_default(),
                         crate::format::bytes(free)
                     ),
                 );
@@ -261,7 +264,7 @@ impl ExecTar<'_> {
         let emit = rep.emit.clone();
         let out_path = out.to_path_buf();
         let copy =
-            tokio::task::spawn_blocking(move || copy_and_scan(reader, file, &out_path, &emit));
+            tokio::task::spawn_blocking(move || copy_with_progress(reader, file, &out_path, &emit));
         let copy = tokio_util::task::AbortOnDropHandle::new(copy);
 
         let mut tick = tokio::time::interval(PROGRESS_INTERVAL);
@@ -274,9 +277,7 @@ impl ExecTar<'_> {
         };
         let copied = match copied {
             Ok(r) => r,
-            Err(e) => Err(CopyError::Write(format!(
-                "the copy task ended abnormally: {e}"
-            ))),
+            Err(e) => Err(format!("the copy task ended abnormally: {e}")),
         };
         if copied.is_err() {
             // A write error leaves the child writing into a pipe nobody reads.
@@ -301,9 +302,13 @@ impl ExecTar<'_> {
 
         let copied = match copied {
             Ok(c) => c,
-            Err(CopyError::Write(msg)) => {
+            Err(msg) => {
                 let _ = std::fs::remove_file(out);
-                return Err(fail(format!("{msg}{}", self.space_note(out)), None, tail(&capture)));
+                return Err(fail(
+                    format!("{msg}{}", self.space_note(out)),
+                    None,
+                    tail(&capture),
+                ));
             }
         };
         let cap_hit = code != 0
@@ -485,7 +490,9 @@ impl ExecTar<'_> {
         let (Some(free), Some(est)) = (free_bytes(dir), self.estimate) else {
             return String::new();
         };
-        if free >= est.saturating_sub(std::fs::metadata(out).map(|m| m.len()).unwrap_or(0)) && free > 1 << 20 {
+        if free >= est.saturating_sub(std::fs::metadata(out).map(|m| m.len()).unwrap_or(0))
+            && free > 1 << 20
+        {
             return String::new();
         }
         format!(
@@ -553,6 +560,36 @@ pub fn parse_df(out: &[u8]) -> Option<GuestDf> {
     })
 }
 
+/// Runs the copy on this (blocking) thread, reporting progress at most every 50 ms and
+/// once more at the end.
+fn copy_with_progress(
+    reader: io::PipeReader,
+    file: File,
+    path: &Path,
+    emit: &Emitter,
+) -> Result<Copied, String> {
+    let started = Instant::now();
+    let mut throttle = Throttle::new();
+    copy_archive(
+        reader,
+        file,
+        path,
+        CopyOptions::default(),
+        |bytes, scanner, last| {
+            if throttle.ready() || last {
+                let progress = Progress {
+                    bytes,
+                    total: None,
+                    entries: Some(scanner.entries()),
+                    current_path: scanner.current_path(),
+                    elapsed_ms: started.elapsed().as_millis() as u64,
+                };
+                emit.progress(Stage::ExecTar, progress);
+            }
+        },
+    )
+}
+
 /// Free bytes for an unprivileged writer in the filesystem holding `dir`.
 pub fn free_bytes(dir: &Path) -> Option<u64> {
     let st = nix::sys::statvfs::statvfs(dir).ok()?;
@@ -567,73 +604,6 @@ fn create_private(path: &Path) -> io::Result<File> {
         .truncate(true)
         .mode(0o600)
         .open(path)
-}
-
-struct Copied {
-    bytes: u64,
-    /// Entries, or why the archive is not whole.
-    scan: Result<u64, String>,
-}
-
-enum CopyError {
-    Write(String),
-}
-
-/// The hot loop: pipe -> file, every header read on the way for live progress.
-fn copy_and_scan(
-    mut reader: io::PipeReader,
-    mut file: File,
-    path: &Path,
-    emit: &Emitter,
-) -> Result<Copied, CopyError> {
-    let mut buf = vec![0u8; COPY_BUF];
-    let mut scanner = TarScanner::new();
-    let mut scan_err: Option<TarScanError> = None;
-    let mut bytes = 0u64;
-    let mut throttle = Throttle::new();
-    let started = Instant::now();
-    let progress = |bytes: u64, scanner: &TarScanner| Progress {
-        bytes,
-        total: None,
-        entries: Some(scanner.entries()),
-        current_path: scanner.current_path(),
-        elapsed_ms: started.elapsed().as_millis() as u64,
-    };
-    loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                return Err(CopyError::Write(format!(
-                    "cannot read the archive stream: {e}"
-                )))
-            }
-        };
-        if scan_err.is_none() {
-            if let Err(e) = scanner.feed(&buf[..n]) {
-                scan_err = Some(e);
-            }
-        }
-        file.write_all(&buf[..n])
-            .map_err(|e| CopyError::Write(format!("cannot write {}: {e}", path.display())))?;
-        bytes += n as u64;
-        if throttle.ready() {
-            emit.progress(Stage::ExecTar, progress(bytes, &scanner));
-        }
-    }
-    file.flush()
-        .and_then(|_| file.sync_data())
-        .map_err(|e| CopyError::Write(format!("cannot write {}: {e}", path.display())))?;
-    emit.progress(Stage::ExecTar, progress(bytes, &scanner));
-    let scan = match scan_err {
-        Some(e) => Err(e.to_string()),
-        None => scanner
-            .finish()
-            .map(|s| s.entries)
-            .map_err(|e| e.to_string()),
-    };
-    Ok(Copied { bytes, scan })
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ pub mod pack;
 pub mod push;
 pub mod report;
 mod runner;
+pub mod stream_copy;
 pub mod tar_scan;
 
 pub use events::*;

@@ -255,8 +255,18 @@ fn synthetic(rec: &MachineRecord, t: &TarArgs, size: u64) -> io::Result<Source> 
     let gen = SyntheticTar::new(size).take(limit);
     match (&t.file, &t.guest_file) {
         (Some(path), Some(guest)) => {
+            let hang_after = rec.sim.hang_after;
             let written = File::create(path).and_then(|mut f| {
                 let mut gen = gen;
+                if let Some(limit) = hang_after {
+                    // The guest-file transport hangs too: part of the scratch archive is
+                    // written, then tar never returns (until the exec is killed).
+                    io::copy(&mut io::Read::take(&mut gen, limit), &mut f)?;
+                    f.sync_all()?;
+                    loop {
+                        std::thread::sleep(std::time::Duration::from_secs(3600));
+                    }
+                }
                 io::copy(&mut gen, &mut f)
             });
             match written {
