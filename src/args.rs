@@ -45,7 +45,12 @@ pub struct GlobalOpts {
     #[arg(long, short, global = true)]
     pub verbose: bool,
     /// Seconds a short smolvm query (machine ls, df) may take before it is abandoned.
-    #[arg(long, global = true, env = "BOTTLE_FREEZE_QUERY_TIMEOUT", default_value_t = 15)]
+    #[arg(
+        long,
+        global = true,
+        env = "BOTTLE_FREEZE_QUERY_TIMEOUT",
+        default_value_t = 15
+    )]
     pub query_timeout: u64,
 }
 

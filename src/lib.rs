@@ -16,3 +16,4 @@ pub mod recover;
 pub mod registry;
 pub mod sanitize;
 pub mod smolvm;
+pub mod ui;

@@ -84,7 +84,11 @@ impl SpawnedRegistry {
     /// Starts `bin` on a free 127.0.0.1 port with storage and config in `dir` (which must
     /// be private to us) and waits until `/v2/` answers.
     /// `preferred` is tried first; when it is taken, a free port is chosen instead.
-    pub async fn start(bin: &Path, dir: &Path, preferred: Option<u16>) -> Result<SpawnedRegistry, RegistryError> {
+    pub async fn start(
+        bin: &Path,
+        dir: &Path,
+        preferred: Option<u16>,
+    ) -> Result<SpawnedRegistry, RegistryError> {
         let mut last = None;
         for attempt in 0..PORT_ATTEMPTS {
             let wanted = preferred.filter(|p| attempt == 0 && port_is_free(*p));

@@ -895,3 +895,64 @@ impl World {
         serde_json::from_slice(&bytes).unwrap()
     }
 }
+
+// An export's output is replaced only when the archive is whole, and a device given as the
+// output (/dev/null) is written to, never removed, whatever happens.
+#[test]
+fn export_never_unlinks_a_device_and_leaves_no_partial_file() {
+    use std::os::unix::fs::FileTypeExt;
+    let w = World::new();
+    let root = common::small_root();
+    w.sim
+        .create("bot-bottle-fnull", "running", Some(root.path()));
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = out_dir.path().join("root.tar");
+    for transport in ["pipe", "guest-file"] {
+        std::fs::write(&out, b"an older export").unwrap();
+        w.sim
+            .ok(&["sim", "set", "bot-bottle-fnull", "--exit-silent", "2"]);
+        for target in [Path::new("/dev/null"), out.as_path()] {
+            let o = w.run(&[
+                "export",
+                "fnull",
+                "--transport",
+                transport,
+                "-o",
+                target.to_str().unwrap(),
+            ]);
+            assert_eq!(o.status.code(), Some(1));
+        }
+        assert_eq!(
+            std::fs::read(&out).unwrap(),
+            b"an older export",
+            "a failed export kept the old file"
+        );
+        w.sim.ok(&["sim", "clear", "bot-bottle-fnull"]);
+        for target in [Path::new("/dev/null"), out.as_path()] {
+            let o = w.run(&[
+                "export",
+                "fnull",
+                "--transport",
+                transport,
+                "-o",
+                target.to_str().unwrap(),
+            ]);
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        }
+        assert!(
+            std::fs::metadata("/dev/null")
+                .unwrap()
+                .file_type()
+                .is_char_device(),
+            "/dev/null was replaced"
+        );
+        let names: Vec<_> = std::fs::read_dir(out_dir.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(names, ["root.tar"], "partial files left");
+        assert!(std::fs::read(&out).unwrap().len() > 1024);
+    }
+    w.assert_clean(root.path());
+}

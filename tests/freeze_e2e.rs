@@ -395,11 +395,26 @@ fn failures_name_their_stage_and_leave_nothing_behind() {
     let out = w.freeze("e2e-fail", &["--workdir", "/etc/passwd"]);
     let f = failure_of(&out);
     assert_eq!(f["stage"], "build");
-    assert!(f["message"].as_str().unwrap().contains("not a directory"), "{f}");
-    assert!(f["stderr_tail"].as_str().unwrap().contains("WORKDIR /etc/passwd"));
+    assert!(
+        f["message"].as_str().unwrap().contains("not a directory"),
+        "{f}"
+    );
+    assert!(f["stderr_tail"]
+        .as_str()
+        .unwrap()
+        .contains("WORKDIR /etc/passwd"));
     let id = the_id(&json_events(&out.stdout));
-    let discard = w.sim.freeze_cmd(w.state.path()).args(["discard", &id]).output().unwrap();
-    assert!(discard.status.success(), "{}", String::from_utf8_lossy(&discard.stderr));
+    let discard = w
+        .sim
+        .freeze_cmd(w.state.path())
+        .args(["discard", &id])
+        .output()
+        .unwrap();
+    assert!(
+        discard.status.success(),
+        "{}",
+        String::from_utf8_lossy(&discard.stderr)
+    );
     w.assert_clean(root.path());
 
     // push: a registry that cannot start.

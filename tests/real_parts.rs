@@ -122,7 +122,9 @@ async fn daemon_builds_and_pushes_to_spawned_registry() {
 /// The spawned registry listens on 127.0.0.1 only, and its storage is in the folder given.
 #[tokio::test]
 async fn spawned_registry_binds_loopback_only() {
-    let Some(reg_bin) = common::registry_bin() else { return };
+    let Some(reg_bin) = common::registry_bin() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let reg = bottle_freeze::registry::SpawnedRegistry::start(&reg_bin, dir.path(), None)
         .await
@@ -143,7 +145,11 @@ async fn spawned_registry_binds_loopback_only() {
             }
         }
     }
-    assert_eq!(listeners, ["0100007F"], "listening addresses for port {port}");
+    assert_eq!(
+        listeners,
+        ["0100007F"],
+        "listening addresses for port {port}"
+    );
     assert!(dir.path().join("registry-storage").is_dir());
     reg.stop().await;
 }

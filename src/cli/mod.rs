@@ -32,10 +32,13 @@ pub fn run(cli: Cli) -> ExitCode {
                 history::run(&cli.global, &args)
             }
             Some(Command::Discard { id }) => run::discard(&cli.global, &id).await,
-            None => {
-                eprintln!("bottle-freeze: the dashboard is not available yet; see --help");
-                ExitCode::from(2)
-            }
+            None => match crate::ui::run(crate::ui::UiConfig::from_global(&cli.global)).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("bottle-freeze: {e:#}");
+                    ExitCode::from(2)
+                }
+            },
         }
     })
 }

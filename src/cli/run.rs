@@ -35,7 +35,8 @@ pub fn config(
     freeze: Option<&FreezeArgs>,
 ) -> FreezeConfig {
     FreezeConfig {
-        smolvm: Smolvm::new(&global.smolvm).with_query_timeout(std::time::Duration::from_secs(global.query_timeout)),
+        smolvm: Smolvm::new(&global.smolvm)
+            .with_query_timeout(std::time::Duration::from_secs(global.query_timeout)),
         prefix: global.prefix.clone(),
         state_dir: global
             .state_dir
@@ -182,7 +183,10 @@ pub async fn freeze(global: &GlobalOpts, args: &FreezeArgs) -> ExitCode {
     let slug = match slug_from_arg(&arg, &global.prefix) {
         Ok(s) => s,
         Err(why) => {
-            eprintln!("bottle-freeze: cannot freeze {:?}: {why}", crate::sanitize::escape_str(&arg));
+            eprintln!(
+                "bottle-freeze: cannot freeze {:?}: {why}",
+                crate::sanitize::escape_str(&arg)
+            );
             return ExitCode::from(2);
         }
     };

@@ -177,7 +177,7 @@ impl ExecTar<'_> {
                 match self.via_pipe(rep, out, stream_flag).await? {
                     PipeEnd::Done(e) => Ok(e),
                     PipeEnd::CapHit { bytes } if self.choice == TransportChoice::Auto => {
-                        let _ = std::fs::remove_file(out);
+                        remove_partial(out);
                         rep.emit.note(
                             Stage::ExecTar,
                             format!(
@@ -188,7 +188,7 @@ impl ExecTar<'_> {
                         self.via_guest_file(rep, out, stream_flag).await
                     }
                     PipeEnd::CapHit { .. } => {
-                        let _ = std::fs::remove_file(out);
+                        remove_partial(out);
                         Err(fail(
                             "smolvm's exec output cap stopped the stream (use --transport guest-file or auto)",
                             None,
@@ -303,7 +303,7 @@ impl ExecTar<'_> {
         let copied = match copied {
             Ok(c) => c,
             Err(msg) => {
-                let _ = std::fs::remove_file(out);
+                remove_partial(out);
                 return Err(fail(
                     format!("{msg}{}", self.space_note(out)),
                     None,
@@ -335,7 +335,7 @@ impl ExecTar<'_> {
         transport: Transport,
     ) -> Result<Exported, StageError> {
         if code != 0 && code != 1 {
-            let _ = std::fs::remove_file(out);
+            remove_partial(out);
             return Err(fail(
                 format!(
                     "tar in {} failed",
@@ -354,7 +354,7 @@ impl ExecTar<'_> {
                 warnings: warnings_for(code, capture),
             }),
             Err(e) => {
-                let _ = std::fs::remove_file(out);
+                remove_partial(out);
                 Err(fail(
                     format!("incomplete archive: {e} (exit status was {code})"),
                     Some(code),
@@ -466,7 +466,7 @@ impl ExecTar<'_> {
         .map_err(|e| fail(self.smolvm.spawn_error(e).to_string(), None, tail(&capture)))?;
         finish_capture(&capture);
         if code != 0 {
-            let _ = std::fs::remove_file(out);
+            remove_partial(out);
             return Err(fail(
                 "machine cp could not download the archive",
                 Some(code),
@@ -588,6 +588,14 @@ fn copy_with_progress(
             }
         },
     )
+}
+
+/// Removes a partial archive — only ever a regular file: a device or FIFO given as the
+/// output (`/dev/null`) must never be unlinked, least of all as root.
+pub fn remove_partial(path: &Path) {
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_file()) {
+        let _ = std::fs::remove_file(path);
+    }
 }
 
 /// Free bytes for an unprivileged writer in the filesystem holding `dir`.

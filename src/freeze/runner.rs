@@ -6,7 +6,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::report::Reporter;
 use super::{build, exec_tar, pack, push, report, Artifact, EventTx, Failure, FreezeEvent, Stage};
-use crate::history::{new_id, History, Kind, Kept, Record};
+use crate::history::{new_id, History, Kept, Kind, Record};
 use crate::lock::MachineLock;
 use crate::names::Slug;
 use crate::registry::{find_binary, v2_answers, SpawnedRegistry};
@@ -160,7 +160,10 @@ fn make_temp(cfg: &FreezeConfig) -> Result<PathBuf, StageError> {
         .map_err(|e| {
             StageError::Failed(Failure {
                 stage: Stage::ExecTar,
-                message: format!("cannot create a temp folder in {}: {e}", cfg.tmp_dir.display()),
+                message: format!(
+                    "cannot create a temp folder in {}: {e}",
+                    cfg.tmp_dir.display()
+                ),
                 exit_status: None,
                 stderr_tail: "<no stderr>".into(),
             })
@@ -178,7 +181,10 @@ async fn check_machine(cfg: &FreezeConfig, machine: &str) -> Result<(), StageErr
         .await
         .map_err(|e| preflight_failure(Stage::ExecTar, e.to_string()))?;
     match machines.iter().find(|m| m.name == machine) {
-        None => Err(preflight_failure(Stage::ExecTar, format!("smolvm has no machine named {machine}"))),
+        None => Err(preflight_failure(
+            Stage::ExecTar,
+            format!("smolvm has no machine named {machine}"),
+        )),
         Some(m) if !m.is_running() => Err(preflight_failure(
             Stage::ExecTar,
             format!(
@@ -213,7 +219,12 @@ fn refuse(tx: &EventTx, id: &str, machine: &str, slug: &Slug, message: String) -
 
 /// Freezes `slug`'s machine: exec-tar, build, push, pack. Events go to `tx`; the record
 /// goes to the history. Cancelling `cancel` stops it and cleans up.
-pub async fn run_freeze(cfg: FreezeConfig, slug: Slug, tx: EventTx, cancel: CancellationToken) -> RunOutcome {
+pub async fn run_freeze(
+    cfg: FreezeConfig,
+    slug: Slug,
+    tx: EventTx,
+    cancel: CancellationToken,
+) -> RunOutcome {
     let machine = format!("{}{}", cfg.prefix, slug);
     let id = new_id(slug.as_str());
     let _lock = match MachineLock::acquire(&cfg.state_dir, &slug, &machine) {
@@ -237,14 +248,23 @@ pub async fn run_freeze(cfg: FreezeConfig, slug: Slug, tx: EventTx, cancel: Canc
 
 /// Retries a failed freeze from the stage that failed, with what it kept: the archive
 /// (build failed) or the image (push or pack failed). The VM is not streamed again.
-pub async fn run_resume(cfg: FreezeConfig, from_id: String, tx: EventTx, cancel: CancellationToken) -> RunOutcome {
+pub async fn run_resume(
+    cfg: FreezeConfig,
+    from_id: String,
+    tx: EventTx,
+    cancel: CancellationToken,
+) -> RunOutcome {
     let history = History::new(&cfg.state_dir);
     let old = match history.load(&from_id) {
         Ok(r) => r,
         Err(e) => return refuse_plain(&tx, &from_id, e.to_string()),
     };
     let Some(kept) = old.kept.clone() else {
-        return refuse_plain(&tx, &from_id, format!("freeze {from_id} kept nothing to resume from"));
+        return refuse_plain(
+            &tx,
+            &from_id,
+            format!("freeze {from_id} kept nothing to resume from"),
+        );
     };
     let slug = match Slug::parse(&old.slug) {
         Ok(s) => s,
@@ -268,7 +288,10 @@ pub async fn run_resume(cfg: FreezeConfig, from_id: String, tx: EventTx, cancel:
     }
     let mut rep = Reporter::new(record, history.clone(), tx);
     rep.started();
-    rep.emit.note(kept.from, format!("resuming freeze {from_id} from {}", kept.from));
+    rep.emit.note(
+        kept.from,
+        format!("resuming freeze {from_id} from {}", kept.from),
+    );
     // The kept things now belong to this run; the old record no longer offers them.
     let mut old = old;
     old.kept = None;
@@ -307,14 +330,19 @@ pub async fn discard(cfg: &FreezeConfig, id: &str) -> Result<String, String> {
     let mut done = Vec::new();
     if let Some(t) = &kept.temp_dir {
         if is_our_temp(t) {
-            std::fs::remove_dir_all(t).map_err(|e| format!("cannot remove {}: {e}", t.display()))?;
+            std::fs::remove_dir_all(t)
+                .map_err(|e| format!("cannot remove {}: {e}", t.display()))?;
             done.push(format!("removed {}", t.display()));
         }
     }
     if let Some(image) = &kept.image {
         if let Ok(docker) = crate::docker::connect().await {
             let _ = docker
-                .remove_image(image, None::<bollard::query_parameters::RemoveImageOptions>, None)
+                .remove_image(
+                    image,
+                    None::<bollard::query_parameters::RemoveImageOptions>,
+                    None,
+                )
                 .await;
             done.push(format!("removed image {image}"));
         }
@@ -355,13 +383,15 @@ async fn settle(
                     }
                 })
             }
-            Stage::Push | Stage::Pack if !f.message.starts_with("pre-flight") => rep.record.image.clone().map(|image| Kept {
-                temp_dir: None,
-                archive: None,
-                image: Some(image),
-                image_id: rep.record.image_id.clone(),
-                from: Stage::Push,
-            }),
+            Stage::Push | Stage::Pack if !f.message.starts_with("pre-flight") => {
+                rep.record.image.clone().map(|image| Kept {
+                    temp_dir: None,
+                    archive: None,
+                    image: Some(image),
+                    image_id: rep.record.image_id.clone(),
+                    from: Stage::Push,
+                })
+            }
             _ => None,
         };
         if let Some(k) = &kept {
@@ -404,13 +434,25 @@ pub async fn run_export(
     );
     rep.started();
     let mut left = Leftovers::default();
+    // The archive is written beside the output and renamed into place, so a failure never
+    // leaves half an archive under the name of a whole one. A device or FIFO given as the
+    // output (`/dev/null`) gets the finished archive copied into it, and is never removed.
+    let special = std::fs::metadata(&output).is_ok_and(|m| !m.is_file());
+    let work = if special {
+        None
+    } else {
+        let name = output
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Some(output.with_file_name(format!(".{name}.partial-{id}")))
+    };
     let result = tokio::select! {
-        r = export_stage(&cfg, &machine, &output, &mut rep, &mut left) => r,
+        r = export_stage(&cfg, &machine, &output, work.as_deref(), &mut rep, &mut left) => r,
         _ = cancel.cancelled() => Err(StageError::Cancelled),
     };
-    if result.is_err() {
-        // A partial archive is worth nothing and may be large.
-        let _ = std::fs::remove_file(&output);
+    if let Some(w) = &work {
+        exec_tar::remove_partial(w);
     }
     left.clean(&cfg.smolvm, &machine, &mut rep).await;
     finish(&mut rep, result)
@@ -422,9 +464,17 @@ fn finish(rep: &mut Reporter, result: Result<RunOutcome, StageError>) -> RunOutc
             rep.done(a.clone());
             RunOutcome::Frozen(a)
         }
-        Ok(RunOutcome::Exported { path, bytes, entries }) => {
+        Ok(RunOutcome::Exported {
+            path,
+            bytes,
+            entries,
+        }) => {
             rep.exported(&path, bytes, entries);
-            RunOutcome::Exported { path, bytes, entries }
+            RunOutcome::Exported {
+                path,
+                bytes,
+                entries,
+            }
         }
         Ok(other) => other,
         Err(StageError::Failed(f)) => {
@@ -442,14 +492,41 @@ async fn export_stage(
     cfg: &FreezeConfig,
     machine: &str,
     output: &Path,
+    work: Option<&Path>,
     rep: &mut Reporter,
     left: &mut Leftovers,
 ) -> Result<RunOutcome, StageError> {
     check_machine(cfg, machine).await?;
+    let work = match work {
+        Some(w) => w.to_path_buf(),
+        None => {
+            let t = make_temp(cfg)?;
+            left.temp = Some(t.clone());
+            t.join("rootfs.tar")
+        }
+    };
     rep.stage_started(Stage::ExecTar);
-    let exported = exec_tar_stage(cfg, machine, output, rep, left).await?;
+    let exported = exec_tar_stage(cfg, machine, &work, rep, left).await?;
+    let placed = if left.temp.is_some() {
+        std::fs::File::open(&work)
+            .and_then(|mut from| {
+                let mut to = std::fs::OpenOptions::new().write(true).open(output)?;
+                std::io::copy(&mut from, &mut to)
+            })
+            .map(|_| ())
+    } else {
+        std::fs::rename(&work, output)
+    };
+    placed.map_err(|e| {
+        StageError::Failed(Failure {
+            stage: Stage::ExecTar,
+            message: format!("cannot write {}: {e}", output.display()),
+            exit_status: None,
+            stderr_tail: "<no stderr>".into(),
+        })
+    })?;
     Ok(RunOutcome::Exported {
-        path: exported.path,
+        path: output.to_path_buf(),
         bytes: exported.bytes,
         entries: exported.entries,
     })
@@ -485,7 +562,8 @@ async fn freeze_stages(
     left: &mut Leftovers,
     resume: Option<&Kept>,
 ) -> Result<Artifact, StageError> {
-    cfg.validate().map_err(|e| preflight_failure(Stage::ExecTar, e))?;
+    cfg.validate()
+        .map_err(|e| preflight_failure(Stage::ExecTar, e))?;
     // Pre-flight: everything the later stages need is checked before minutes of streaming.
     if resume.is_none() {
         check_machine(cfg, machine).await?;
@@ -494,17 +572,26 @@ async fn freeze_stages(
         .await
         .map_err(|e| preflight_failure(Stage::Build, e.to_string()))?;
     let registry_bin = match &cfg.registry {
-        RegistryChoice::Spawn { bin } => {
-            Some(find_binary(bin.as_deref()).map_err(|e| preflight_failure(Stage::Push, e.to_string()))?)
-        }
+        RegistryChoice::Spawn { bin } => Some(
+            find_binary(bin.as_deref())
+                .map_err(|e| preflight_failure(Stage::Push, e.to_string()))?,
+        ),
         RegistryChoice::Existing { addr } => {
             let sock = tokio::net::lookup_host(addr.as_str())
                 .await
                 .ok()
                 .and_then(|mut a| a.next())
-                .ok_or_else(|| preflight_failure(Stage::Push, format!("cannot resolve the registry address {addr}")))?;
+                .ok_or_else(|| {
+                    preflight_failure(
+                        Stage::Push,
+                        format!("cannot resolve the registry address {addr}"),
+                    )
+                })?;
             if !v2_answers(sock).await {
-                return Err(preflight_failure(Stage::Push, format!("the registry at {addr} does not answer /v2/")));
+                return Err(preflight_failure(
+                    Stage::Push,
+                    format!("the registry at {addr} does not answer /v2/"),
+                ));
             }
             None
         }
@@ -531,7 +618,15 @@ async fn freeze_stages(
 
     let (image, image_id) = if from <= Stage::Build {
         rep.stage_started(Stage::Build);
-        let built = build::run(rep, &docker, &archive, slug.as_str(), &cfg.user, &cfg.workdir).await?;
+        let built = build::run(
+            rep,
+            &docker,
+            &archive,
+            slug.as_str(),
+            &cfg.user,
+            &cfg.workdir,
+        )
+        .await?;
         rep.record.image = Some(built.image.clone());
         rep.record.image_id = Some(built.image_id.clone());
         rep.stage_finished(Stage::Build, built.context_bytes, Vec::new());
@@ -545,7 +640,10 @@ async fn freeze_stages(
             Err(e) => {
                 return Err(preflight_failure(
                     Stage::Push,
-                    format!("the kept image {image} is gone: {}", docker_error_message(&e)),
+                    format!(
+                        "the kept image {image} is gone: {}",
+                        docker_error_message(&e)
+                    ),
                 ))
             }
         };
@@ -557,25 +655,38 @@ async fn freeze_stages(
     rep.stage_started(Stage::Push);
     let port = match (&cfg.registry, registry_bin) {
         (RegistryChoice::Spawn { .. }, Some(bin)) => {
-            let reg = SpawnedRegistry::start(&bin, &temp, cfg.registry_port).await.map_err(|e| {
-                StageError::Failed(Failure {
-                    stage: Stage::Push,
-                    message: e.to_string(),
-                    exit_status: None,
-                    stderr_tail: "<no stderr>".into(),
-                })
-            })?;
-            rep.command(vec![bin.display().to_string(), "serve".into(), "<generated config>".into()]);
+            let reg = SpawnedRegistry::start(&bin, &temp, cfg.registry_port)
+                .await
+                .map_err(|e| {
+                    StageError::Failed(Failure {
+                        stage: Stage::Push,
+                        message: e.to_string(),
+                        exit_status: None,
+                        stderr_tail: "<no stderr>".into(),
+                    })
+                })?;
+            rep.command(vec![
+                bin.display().to_string(),
+                "serve".into(),
+                "<generated config>".into(),
+            ]);
             let port = reg.addr().port();
             rep.record.registry_pid = reg.pid();
             rep.save();
             if let Some(wanted) = cfg.registry_port.filter(|p| *p != port) {
-                rep.emit.note(Stage::Push, format!("registry port {wanted} was taken; using {port}"));
+                rep.emit.note(
+                    Stage::Push,
+                    format!("registry port {wanted} was taken; using {port}"),
+                );
             }
             left.registry = Some(reg);
             port
         }
-        (RegistryChoice::Existing { addr }, _) => addr.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or(5000),
+        (RegistryChoice::Existing { addr }, _) => addr
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(5000),
         (RegistryChoice::Spawn { .. }, None) => unreachable_registry()?,
     };
     let push_endpoint = endpoint(&cfg.registry, &cfg.push_host, port);
@@ -584,20 +695,38 @@ async fn freeze_stages(
         let log = left.registry.as_ref().map(|r| r.log_tail());
         move || log.clone().unwrap_or_else(|| "<not ours>".into())
     };
-    let pushed = push::run(rep, &docker, &image, &image_id, &push_endpoint, registry_log).await?;
+    let pushed = push::run(
+        rep,
+        &docker,
+        &image,
+        &image_id,
+        &push_endpoint,
+        registry_log,
+    )
+    .await?;
     rep.stage_finished(Stage::Push, pushed.bytes, Vec::new());
 
     rep.stage_started(Stage::Pack);
     let bottle_dir = cfg.state_dir.join(slug.as_str());
     let image_ref = format!("{pull_endpoint}/{}", pushed.reference);
-    let (launcher, sidecar) = pack::run(rep, &cfg.smolvm, &image_ref, &bottle_dir, slug.as_str()).await?;
+    let (launcher, sidecar) =
+        pack::run(rep, &cfg.smolvm, &image_ref, &bottle_dir, slug.as_str()).await?;
     let bytes = std::fs::metadata(&sidecar).map(|m| m.len()).unwrap_or(0);
     rep.stage_finished(Stage::Pack, bytes, Vec::new());
-    Ok(pack::artifact(launcher, sidecar, image, pushed.reference, slug.as_str()))
+    Ok(pack::artifact(
+        launcher,
+        sidecar,
+        image,
+        pushed.reference,
+        slug.as_str(),
+    ))
 }
 
 fn unreachable_registry() -> Result<u16, StageError> {
-    Err(preflight_failure(Stage::Push, "no registry binary was found".into()))
+    Err(preflight_failure(
+        Stage::Push,
+        "no registry binary was found".into(),
+    ))
 }
 
 /// `host:port` for pushing or pulling: an existing registry's own address unless the

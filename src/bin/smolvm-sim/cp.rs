@@ -73,7 +73,7 @@ fn download(host: &Path, guest: &str, local: &Path) -> Result<u64, Failure> {
     let mut src = match opened {
         Ok(f) => f,
         Err(e) => {
-            let _ = fs::remove_file(local);
+            remove_regular(local);
             return Err(Failure::agent("read file", format!("{guest}: {e}")));
         }
     };
@@ -84,7 +84,7 @@ fn download(host: &Path, guest: &str, local: &Path) -> Result<u64, Failure> {
         let n = match read_chunk(&mut src, &mut buf) {
             Ok(n) => n,
             Err(e) => {
-                let _ = fs::remove_file(local);
+                remove_regular(local);
                 return Err(Failure::agent("read file", format!("{guest}: {e}")));
             }
         };
@@ -93,14 +93,14 @@ fn download(host: &Path, guest: &str, local: &Path) -> Result<u64, Failure> {
         }
         let next = total.saturating_add(n as u64);
         if next > cap {
-            let _ = fs::remove_file(local);
+            remove_regular(local);
             return Err(Failure::agent(
                 "read file",
                 format!("guest streamed {next} bytes, exceeding the {cap} byte cap"),
             ));
         }
         if let Err(e) = out.write_all(&buf[..n]) {
-            let _ = fs::remove_file(local);
+            remove_regular(local);
             return Err(Failure::agent("write local file", e));
         }
         total = next;
@@ -144,6 +144,13 @@ fn upload_file(local: &Path, host: &Path, guest: &str) -> Result<(), Failure> {
         .map_err(|e| Failure::agent("write file", format!("{guest}: {e}")))?;
     eprintln!("Uploading {} -> {guest}: {size} bytes", local.display());
     Ok(())
+}
+
+/// Removes a partial download, but never a device or FIFO (`/dev/null`) given as LOCAL.
+fn remove_regular(path: &std::path::Path) {
+    if fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_file()) {
+        let _ = fs::remove_file(path);
+    }
 }
 
 #[cfg(test)]

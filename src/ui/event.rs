@@ -1,0 +1,381 @@
+//! The event loop and the side effects it performs for the reducer.
+//!
+//! One `tokio::select!` over the terminal's events, the freeze event channel, the
+//! background results (discovery, space probes, history reads, signals) and a tick.
+//! Nothing here blocks the runtime: smolvm, the disk and the core all run in spawned
+//! tasks whose answers come back as [`Action`]s. The screen is redrawn only when an
+//! update says something visible changed.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use color_eyre::eyre::eyre;
+use crossterm::event::Event;
+use futures_util::{Stream, StreamExt};
+use ratatui::backend::Backend;
+use ratatui::Terminal;
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::app::{Action, App, Command, LoadedRecord};
+use crate::freeze::{run_freeze, FreezeConfig, FreezeEvent, Stage};
+use crate::history::{now_ms, History};
+use crate::sanitize::escape_text;
+use crate::smolvm::Smolvm;
+
+/// How often the clock ticks (ages, elapsed times, the refresh schedule).
+pub const TICK: Duration = Duration::from_millis(1000);
+/// How long the way out waits for cancelled freezes to clean up.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+struct Running {
+    cancel: CancellationToken,
+    watcher: JoinHandle<()>,
+}
+
+/// Performs the reducer's [`Command`]s: spawns freezes and background queries.
+pub struct Services {
+    cfg: FreezeConfig,
+    /// smolvm for short queries, with the dashboard's own timeout.
+    smolvm: Smolvm,
+    history: History,
+    freeze_tx: UnboundedSender<FreezeEvent>,
+    bg_tx: UnboundedSender<Action>,
+    running: HashMap<String, Running>,
+}
+
+/// Where the loop hears from the background.
+pub struct Receivers {
+    pub freeze: UnboundedReceiver<FreezeEvent>,
+    pub background: UnboundedReceiver<Action>,
+}
+
+impl Services {
+    pub fn new(cfg: FreezeConfig, query_timeout: Duration) -> (Services, Receivers) {
+        let (freeze_tx, freeze) = unbounded_channel();
+        let (bg_tx, background) = unbounded_channel();
+        let smolvm = cfg.smolvm.clone().with_query_timeout(query_timeout);
+        let history = History::new(&cfg.state_dir);
+        (
+            Services {
+                cfg,
+                smolvm,
+                history,
+                freeze_tx,
+                bg_tx,
+                running: HashMap::new(),
+            },
+            Receivers { freeze, background },
+        )
+    }
+
+    /// A sender into the loop, for signal handlers.
+    pub fn sender(&self) -> UnboundedSender<Action> {
+        self.bg_tx.clone()
+    }
+
+    pub fn perform(&mut self, cmd: Command) {
+        tracing::debug!(?cmd, "command");
+        match cmd {
+            Command::Discover => {
+                let (smolvm, prefix, tx) = (
+                    self.smolvm.clone(),
+                    self.cfg.prefix.clone(),
+                    self.bg_tx.clone(),
+                );
+                tokio::spawn(async move {
+                    let r = crate::machines::discover(&smolvm, &prefix, true)
+                        .await
+                        .map_err(|e| e.to_string());
+                    if let Err(e) = &r {
+                        tracing::warn!("discovery failed: {e}");
+                    }
+                    let _ = tx.send(Action::Machines(r));
+                });
+            }
+            Command::ProbeSpace { machine } => {
+                let (smolvm, tmp, tx) = (
+                    self.smolvm.clone(),
+                    self.cfg.tmp_dir.clone(),
+                    self.bg_tx.clone(),
+                );
+                tokio::spawn(async move {
+                    let df = crate::freeze::exec_tar::guest_df(&smolvm, &machine, "/");
+                    let free = tokio::task::spawn_blocking(move || free_bytes(&tmp));
+                    let (df, free) = tokio::join!(df, free);
+                    let _ = tx.send(Action::Space {
+                        machine,
+                        tmp_free: free.unwrap_or_else(|e| Err(e.to_string())),
+                        estimate: df.map(|d| d.used_bytes),
+                    });
+                });
+            }
+            Command::StartFreeze { machine, slug } => {
+                if self
+                    .running
+                    .get(&machine)
+                    .is_some_and(|r| !r.watcher.is_finished())
+                {
+                    // The reducer refuses this already; never two freezes of one machine.
+                    tracing::warn!("refused a second freeze of {machine}");
+                    return;
+                }
+                tracing::info!("freezing {machine}");
+                let cancel = CancellationToken::new();
+                let task = tokio::spawn(run_freeze(
+                    self.cfg.clone(),
+                    slug,
+                    self.freeze_tx.clone(),
+                    cancel.clone(),
+                ));
+                let (tx, name) = (self.bg_tx.clone(), machine.clone());
+                let watcher = tokio::spawn(async move {
+                    let error = match task.await {
+                        Ok(outcome) => {
+                            tracing::info!("freeze of {name} ended: {outcome:?}");
+                            None
+                        }
+                        Err(e) => {
+                            tracing::error!("freeze of {name} died: {e}");
+                            Some(format!("the freeze task ended abnormally: {e}"))
+                        }
+                    };
+                    let _ = tx.send(Action::FreezeEnded {
+                        machine: name,
+                        error,
+                    });
+                });
+                self.running.insert(machine, Running { cancel, watcher });
+            }
+            Command::Cancel { machine } => {
+                if let Some(r) = self.running.get(&machine) {
+                    tracing::info!("cancelling the freeze of {machine}");
+                    r.cancel.cancel();
+                }
+            }
+            Command::CancelAll => {
+                for (m, r) in &self.running {
+                    tracing::info!("cancelling the freeze of {m}");
+                    r.cancel.cancel();
+                }
+            }
+            Command::LoadHistory => {
+                let (h, tx) = (self.history.clone(), self.bg_tx.clone());
+                tokio::spawn(async move {
+                    let r =
+                        tokio::task::spawn_blocking(move || h.list().map_err(|e| e.to_string()))
+                            .await
+                            .unwrap_or_else(|e| Err(e.to_string()));
+                    let _ = tx.send(Action::HistoryLoaded(r));
+                });
+            }
+            Command::LoadRecord { id } => {
+                let (h, tx) = (self.history.clone(), self.bg_tx.clone());
+                tokio::spawn(async move {
+                    let key = id.clone();
+                    let result = tokio::task::spawn_blocking(move || load_record(&h, &key))
+                        .await
+                        .unwrap_or_else(|e| Err(e.to_string()));
+                    let _ = tx.send(Action::RecordLoaded { id, result });
+                });
+            }
+            Command::SaveLog { id, text } => {
+                let (state, tx) = (self.cfg.state_dir.clone(), self.bg_tx.clone());
+                tokio::spawn(async move {
+                    let r = tokio::task::spawn_blocking(move || save_log(&state, &id, &text))
+                        .await
+                        .unwrap_or_else(|e| Err(e.to_string()));
+                    let _ = tx.send(Action::LogSaved(r));
+                });
+            }
+        }
+    }
+
+    /// A freeze's task has ended.
+    pub fn finished(&mut self, machine: &str) {
+        // Its end notice is the watcher's last act, and the reducer starts no other
+        // freeze of the machine before it has seen it.
+        self.running.remove(machine);
+    }
+
+    /// Cancels every freeze still running and waits for their cleanup, at most `grace`.
+    pub async fn shutdown(&mut self, grace: Duration) {
+        let running: Vec<(String, Running)> = self
+            .running
+            .drain()
+            .filter(|(_, r)| !r.watcher.is_finished())
+            .collect();
+        if running.is_empty() {
+            return;
+        }
+        for (m, r) in &running {
+            tracing::info!("shutting down: cancelling the freeze of {m}");
+            r.cancel.cancel();
+        }
+        let all = futures_util::future::join_all(running.into_iter().map(|(_, r)| r.watcher));
+        if tokio::time::timeout(grace, all).await.is_err() {
+            tracing::warn!("some freezes did not finish cleaning up within {grace:?}");
+        }
+    }
+}
+
+/// Free bytes for an unprivileged user in the filesystem holding `dir`.
+fn free_bytes(dir: &Path) -> Result<u64, String> {
+    let s = nix::sys::statvfs::statvfs(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    #[allow(clippy::unnecessary_cast)] // the field types differ between platforms
+    let free = (s.blocks_available() as u64).saturating_mul(s.fragment_size() as u64);
+    Ok(free)
+}
+
+fn load_record(h: &History, id: &str) -> Result<Box<LoadedRecord>, String> {
+    let record = h.load(id).map_err(|e| e.to_string())?;
+    let logs = Stage::ALL
+        .iter()
+        .map(|&s| {
+            let text = match h.read_log(id, s) {
+                Ok(Some(bytes)) => Some(escape_text(&bytes)),
+                Ok(None) => None,
+                Err(e) => Some(format!("<cannot read the log: {e}>")),
+            };
+            (s, text)
+        })
+        .collect();
+    Ok(Box::new(LoadedRecord { record, logs }))
+}
+
+/// Writes a shown log: to the current folder, or to `<state>/saved-logs/` when that
+/// cannot be written. Private to the user: the log is the VM's output.
+fn save_log(state_dir: &Path, id: &str, text: &str) -> Result<PathBuf, String> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let name = format!("bottle-freeze-{id}.log");
+    let mut tried = Vec::new();
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    if let Ok(cwd) = std::env::current_dir() {
+        dirs.push(cwd);
+    }
+    dirs.push(state_dir.join("saved-logs"));
+    for dir in dirs {
+        let path = dir.join(&name);
+        let write = || -> std::io::Result<()> {
+            std::fs::create_dir_all(&dir)?;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&path)?;
+            f.write_all(text.as_bytes())?;
+            f.sync_all()
+        };
+        match write() {
+            Ok(()) => return Ok(path),
+            Err(e) => tried.push(format!("{}: {e}", path.display())),
+        }
+    }
+    Err(tried.join("; "))
+}
+
+/// Runs the dashboard until it quits: draws when something changed, performs the
+/// reducer's commands, and on the way out cancels what still runs and waits for its
+/// cleanup. Generic over the backend and the input stream, so tests drive it with a
+/// `TestBackend` and injected keys.
+pub async fn run_loop<B, S>(
+    terminal: &mut Terminal<B>,
+    app: &mut App,
+    mut input: S,
+    services: &mut Services,
+    rx: &mut Receivers,
+) -> color_eyre::Result<()>
+where
+    B: Backend,
+    B::Error: Send + Sync + 'static,
+    S: Stream<Item = std::io::Result<Event>> + Unpin,
+{
+    let mut dirty = true;
+    let mut input_done = false;
+    let mut screen_ok = true;
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let size = terminal.size().map_err(|e| eyre!(e))?;
+    let mut pending = vec![
+        Action::Resize {
+            width: size.width,
+            height: size.height,
+        },
+        Action::Tick { now_ms: now_ms() },
+    ];
+    loop {
+        for action in pending.drain(..) {
+            if let Action::FreezeEnded { machine, .. } = &action {
+                services.finished(machine);
+            }
+            let fx = app.update(action);
+            dirty |= fx.redraw;
+            for c in fx.commands {
+                services.perform(c);
+            }
+        }
+        if app.should_exit() {
+            break;
+        }
+        if dirty && screen_ok {
+            if let Err(e) = terminal.draw(|f| super::draw(f, app)) {
+                // The terminal is gone (SIGHUP, closed pane): keep going without a
+                // screen until the freezes are cleaned up.
+                tracing::error!("cannot draw: {e}");
+                screen_ok = false;
+                pending.push(Action::Terminate);
+                continue;
+            }
+            dirty = false;
+        }
+        tokio::select! {
+            biased;
+            ev = input.next(), if !input_done => match ev {
+                Some(Ok(Event::Key(k))) => pending.push(Action::Key(k)),
+                Some(Ok(Event::Mouse(m))) => pending.push(Action::Mouse(m)),
+                Some(Ok(Event::Resize(width, height))) => pending.push(Action::Resize { width, height }),
+                Some(Ok(_)) => {}
+                Some(Err(e)) => {
+                    tracing::error!("terminal input failed: {e}");
+                    input_done = true;
+                    pending.push(Action::Terminate);
+                }
+                None => {
+                    input_done = true;
+                    pending.push(Action::Terminate);
+                }
+            },
+            // Freeze events before background results: a freeze's end notice is sent
+            // after its last event, so it is always seen after it.
+            Some(ev) = rx.freeze.recv() => {
+                pending.push(Action::Freeze(ev));
+                // Take what else is queued in one go: one redraw for a burst.
+                while let Ok(ev) = rx.freeze.try_recv() {
+                    pending.push(Action::Freeze(ev));
+                    if pending.len() >= 256 {
+                        break;
+                    }
+                }
+            }
+            Some(a) = rx.background.recv() => pending.push(a),
+            _ = tick.tick() => pending.push(Action::Tick { now_ms: now_ms() }),
+        }
+        // What happens is stamped with the time it is seen: the clock moves first.
+        if !pending.is_empty() && !matches!(pending.first(), Some(Action::Tick { .. })) {
+            pending.insert(0, Action::Tick { now_ms: now_ms() });
+        }
+    }
+    // Normally nothing runs any more here. After a second Ctrl-C, or when cleanup took
+    // too long, give what is left a short last chance.
+    let grace = if app.live_count() > 0 {
+        Duration::from_secs(5)
+    } else {
+        SHUTDOWN_GRACE
+    };
+    services.shutdown(grace).await;
+    Ok(())
+}

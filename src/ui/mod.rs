@@ -1,0 +1,257 @@
+//! The terminal dashboard: `bottle-freeze` with no subcommand.
+//!
+//! It consumes the same core events as the headless CLI. One reducer
+//! ([`app::App::update`]) holds every state change; the render functions of the panes
+//! take `&App` and only draw; the loop ([`event::run_loop`]) waits on the terminal, the
+//! freeze events, background results and a tick, and never blocks the runtime.
+
+pub mod app;
+mod dialog;
+pub mod event;
+mod freeze_pane;
+mod help;
+mod history_view;
+pub mod keys;
+pub mod layout;
+mod machines_pane;
+pub mod state;
+mod status_bar;
+mod stderr_pane;
+pub mod theme;
+
+#[cfg(test)]
+pub(crate) mod fixtures;
+#[cfg(test)]
+mod tests;
+
+use std::io::IsTerminal as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use color_eyre::eyre::{eyre, WrapErr as _};
+use ratatui::{DefaultTerminal, Frame};
+
+use crate::args::{ExecTarOpts, GlobalOpts, TransportArg};
+use crate::freeze::{FreezeConfig, RegistryChoice};
+use app::{App, Settings, View};
+use event::{Receivers, Services};
+use keys::KeyMap;
+
+/// The default background refresh interval of the machine list.
+pub const DEFAULT_REFRESH: Duration = Duration::from_secs(3);
+
+/// What the dashboard runs with.
+#[derive(Debug, Clone)]
+pub struct UiConfig {
+    /// The configuration of every freeze it starts.
+    pub freeze: FreezeConfig,
+    /// Background refresh interval of the machine list.
+    pub refresh: Duration,
+    /// Timeout of smolvm queries (discovery, `df`).
+    pub query_timeout: Duration,
+    /// Where tracing logs go (never the screen); None: no logs.
+    pub log_file: Option<PathBuf>,
+    pub keys: KeyMap,
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+impl UiConfig {
+    /// The dashboard's configuration from the global options, with the freeze defaults
+    /// of the headless `freeze` (transport auto, guest scratch in /tmp, user node,
+    /// workdir /home/node, a spawned registry on 127.0.0.1). Until the dashboard has
+    /// flags of its own, `BOTTLE_FREEZE_REFRESH` (seconds), `BOTTLE_FREEZE_TRANSPORT`,
+    /// `BOTTLE_FREEZE_REGISTRY`, `BOTTLE_FREEZE_REGISTRY_BIN` and
+    /// `BOTTLE_FREEZE_LOG_FILE` are read from the environment.
+    pub fn from_global(global: &GlobalOpts) -> UiConfig {
+        use clap::ValueEnum as _;
+        let transport = env("BOTTLE_FREEZE_TRANSPORT")
+            .and_then(|t| TransportArg::from_str(&t, true).ok())
+            .unwrap_or(TransportArg::Auto);
+        let exec = ExecTarOpts {
+            transport,
+            guest_scratch_dir: "/tmp".into(),
+        };
+        let mut freeze = crate::cli::run::config(global, &exec, None);
+        if let Some(addr) = env("BOTTLE_FREEZE_REGISTRY") {
+            freeze.registry = RegistryChoice::Existing { addr };
+        } else if let Some(bin) = env("BOTTLE_FREEZE_REGISTRY_BIN") {
+            freeze.registry = RegistryChoice::Spawn {
+                bin: Some(PathBuf::from(bin)),
+            };
+        }
+        let refresh = env("BOTTLE_FREEZE_REFRESH")
+            .and_then(|s| s.trim().parse::<f64>().ok())
+            .filter(|s| s.is_finite() && *s > 0.0)
+            .map(|s| Duration::from_secs_f64(s.clamp(0.5, 3600.0)))
+            .unwrap_or(DEFAULT_REFRESH);
+        let log_file = env("BOTTLE_FREEZE_LOG_FILE")
+            .map(PathBuf::from)
+            .or_else(|| Some(freeze.state_dir.join("dashboard.log")));
+        UiConfig {
+            freeze,
+            refresh,
+            query_timeout: Duration::from_secs(global.query_timeout.max(1)),
+            log_file,
+            keys: KeyMap::defaults(),
+        }
+    }
+
+    pub fn settings(&self) -> Settings {
+        Settings {
+            prefix: self.freeze.prefix.clone(),
+            state_dir: self.freeze.state_dir.clone(),
+            tmp_dir: self.freeze.tmp_dir.clone(),
+            refresh_ms: u64::try_from(self.refresh.as_millis()).unwrap_or(u64::MAX),
+        }
+    }
+}
+
+/// Draws the whole dashboard for `app`. Changes nothing.
+pub fn draw(frame: &mut Frame, app: &App) {
+    let area = frame.area();
+    match app.view {
+        View::Dashboard => {
+            let d = layout::dashboard(area, machines_pane::wanted_rows(app, area.width));
+            machines_pane::render(frame, d.machines, app);
+            freeze_pane::render(frame, d.freeze, app);
+            if d.stderr.height > 0 {
+                stderr_pane::render(frame, d.stderr, app);
+            }
+            status_bar::render(frame, d.status, app);
+        }
+        View::History => {
+            let (body, status) = layout::body_and_status(area);
+            history_view::render_list(frame, body, app);
+            status_bar::render(frame, status, app);
+        }
+        View::Record => {
+            let (body, status) = layout::body_and_status(area);
+            history_view::render_record(frame, body, app);
+            status_bar::render(frame, status, app);
+        }
+    }
+    if let Some(d) = &app.dialog {
+        dialog::render(frame, area, app, d);
+    }
+    if app.help.is_some() {
+        help::render(frame, area, app);
+    }
+}
+
+/// Logs to a file, never to the screen. The guard flushes on drop.
+fn init_logging(path: Option<&Path>) -> Option<tracing_appender::non_blocking::WorkerGuard> {
+    let path = path?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).ok()?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .ok()?;
+    let (writer, guard) = tracing_appender::non_blocking(file);
+    let level = env("BOTTLE_FREEZE_LOG")
+        .and_then(|l| l.parse::<tracing::Level>().ok())
+        .unwrap_or(tracing::Level::INFO);
+    tracing_subscriber::fmt()
+        .with_writer(writer)
+        .with_ansi(false)
+        .with_max_level(level)
+        .try_init()
+        .ok()?;
+    Some(guard)
+}
+
+/// The real terminal, in raw mode on the alternate screen with mouse capture, given
+/// back on drop (and by the panic hook).
+struct TerminalGuard {
+    terminal: DefaultTerminal,
+}
+
+impl TerminalGuard {
+    fn enter() -> color_eyre::Result<TerminalGuard> {
+        use crossterm::event::{DisableMouseCapture, EnableMouseCapture};
+        let terminal = match ratatui::try_init() {
+            Ok(t) => t,
+            Err(e) => {
+                ratatui::restore();
+                return Err(eyre!(e).wrap_err("cannot set up the terminal"));
+            }
+        };
+        // After ratatui's hook (which restores the screen and then reports): mouse
+        // capture off first.
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let _ = crossterm::execute!(std::io::stdout(), DisableMouseCapture);
+            previous(info);
+        }));
+        let guard = TerminalGuard { terminal };
+        crossterm::execute!(std::io::stdout(), EnableMouseCapture)
+            .wrap_err("cannot enable the mouse")?;
+        Ok(guard)
+    }
+}
+
+impl Drop for TerminalGuard {
+    fn drop(&mut self) {
+        let _ = crossterm::execute!(std::io::stdout(), crossterm::event::DisableMouseCapture);
+        ratatui::restore();
+    }
+}
+
+/// SIGTERM, SIGHUP and SIGINT end the dashboard the clean way: freezes cancelled and
+/// cleaned up, terminal restored.
+fn watch_signals(tx: tokio::sync::mpsc::UnboundedSender<app::Action>) {
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut term), Ok(mut hup), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            tracing::warn!("cannot watch signals");
+            return;
+        };
+        loop {
+            let which = tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = hup.recv() => "SIGHUP",
+                _ = int.recv() => "SIGINT",
+            };
+            tracing::info!("{which}: cancelling freezes and leaving");
+            if tx.send(app::Action::Terminate).is_err() {
+                return;
+            }
+        }
+    });
+}
+
+/// Opens the dashboard and runs it until the operator quits.
+pub async fn run(cfg: UiConfig) -> color_eyre::Result<()> {
+    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        return Err(eyre!(
+            "the dashboard needs a terminal; in scripts use a subcommand (list, freeze, export, history)"
+        ));
+    }
+    let _log = init_logging(cfg.log_file.as_deref());
+    // Before the terminal's hooks, so that the screen is restored before a report.
+    let _ = color_eyre::install();
+    tracing::info!("dashboard starting");
+    let (mut services, mut rx): (Services, Receivers) =
+        Services::new(cfg.freeze.clone(), cfg.query_timeout);
+    watch_signals(services.sender());
+    let mut app = App::new(cfg.settings(), cfg.keys.clone());
+    let result = {
+        let mut guard = TerminalGuard::enter()?;
+        let input = crossterm::event::EventStream::new();
+        event::run_loop(&mut guard.terminal, &mut app, input, &mut services, &mut rx).await
+        // The guard restores the terminal here, also on error.
+    };
+    // On an error the loop did not wind down: cancel and clean up what still runs.
+    services.shutdown(event::SHUTDOWN_GRACE).await;
+    tracing::info!("dashboard closed");
+    result
+}

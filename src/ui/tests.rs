@@ -1,0 +1,405 @@
+//! Snapshot tests of every pane and view on a `TestBackend`, and tests of the loop
+//! driven by injected keys.
+
+use crossterm::event::KeyCode;
+use insta::assert_snapshot;
+
+use super::app::{Action, View};
+use super::fixtures::*;
+use crate::freeze::Stage;
+
+#[test]
+fn empty_list() {
+    let mut a = app(80, 24);
+    a.update(Action::Machines(Ok(vec![])));
+    assert_snapshot!(screen(&a));
+}
+
+#[test]
+fn smolvm_missing() {
+    let mut a = app(80, 24);
+    a.update(Action::Machines(Err(
+        "cannot run smolvm: No such file or directory (os error 2) (install smolvm, or point --smolvm / BOTTLE_FREEZE_SMOLVM at it)".into(),
+    )));
+    assert_snapshot!(screen(&a));
+}
+
+#[test]
+fn still_looking() {
+    let a = app(80, 24);
+    assert_snapshot!(screen(&a));
+}
+
+#[test]
+fn refresh_failure_keeps_the_list_and_says_stale() {
+    let mut a = with_machines(80, 24);
+    a.update(Action::Tick {
+        now_ms: NOW_MS + 3_000,
+    });
+    a.update(Action::Machines(Err(
+        "`smolvm machine ls --json` did not answer within 10 s".into(),
+    )));
+    a.update(Action::Tick {
+        now_ms: NOW_MS + 20_000,
+    });
+    assert_snapshot!(screen(&a));
+}
+
+#[test]
+fn mixed_states_80x24() {
+    let a = with_machines(80, 24);
+    assert_snapshot!(screen(&a));
+}
+
+#[test]
+fn mixed_states_200x50() {
+    let mut a = with_machines(200, 50);
+    a.update(Action::HistoryLoaded(Ok(records())));
+    assert_snapshot!(screen(&a));
+}
+
+#[test]
+fn unsafe_name_selected() {
+    let mut a = with_machines(100, 30);
+    select(&mut a, "bot-bottle-Evil\u{1b}]0;pwned\u{7}");
+    assert_snapshot!(screen(&a));
+}
+
+#[test]
+fn freeze_in_exec_tar_80x24() {
+    let mut a = with_machines(80, 24);
+    freeze_until(&mut a, "web", Stage::ExecTar);
+    assert_snapshot!(screen(&a));
+}
+
+#[test]
+fn freeze_in_exec_tar_200x50() {
+    let mut a = with_machines(200, 50);
+    a.update(Action::HistoryLoaded(Ok(records())));
+    freeze_until(&mut a, "web", Stage::ExecTar);
+    assert_snapshot!(screen(&a));
+}
+
+#[test]
+fn freeze_in_build() {
+    let mut a = with_machines(120, 30);
+    freeze_until(&mut a, "web", Stage::Build);
+    assert_snapshot!(screen(&a));
+}
+
+#[test]
+fn freeze_in_push() {
+    let mut a = with_machines(120, 30);
+    freeze_until(&mut a, "web", Stage::Push);
+    assert_snapshot!(screen(&a));
+}
+
+#[test]
+fn freeze_in_pack() {
+    let mut a = with_machines(120, 30);
+    freeze_until(&mut a, "web", Stage::Pack);
+    assert_snapshot!(screen(&a));
+}
+
+#[test]
+fn freeze_done() {
+    let mut a = with_machines(120, 30);
+    super::fixtures::freeze_done(&mut a, "web");
+    assert_snapshot!(screen(&a));
+}
+
+#[test]
+fn freeze_failed_with_stderr() {
+    let mut a = with_machines(120, 30);
+    freeze_failed(&mut a, "web");
+    let s = screen(&a);
+    // Escapes shown as text, never a raw control character.
+    assert!(!s.chars().any(|c| c.is_control() && c != '\n'), "{s}");
+    assert!(s.contains("\\x1b]0;pwned\\x07"), "{s}");
+    assert_snapshot!(s);
+}
+
+#[test]
+fn freeze_failed_80x24() {
+    let mut a = with_machines(80, 24);
+    freeze_failed(&mut a, "web");
+    assert_snapshot!(screen(&a));
+}
+
+#[test]
+fn freeze_cancelled() {
+    let mut a = with_machines(120, 30);
+    super::fixtures::freeze_cancelled(&mut a, "web");
+    assert_snapshot!(screen(&a));
+}
+
+#[test]
+fn two_freezes_at_once_inline_progress() {
+    let mut a = with_machines(120, 30);
+    freeze_until(&mut a, "api", Stage::Push);
+    freeze_until(&mut a, "web", Stage::ExecTar);
+    assert_snapshot!(screen(&a));
+}
+
+#[test]
+fn stderr_scrolled_and_wrapped() {
+    let mut a = with_machines(120, 30);
+    freeze_failed(&mut a, "web");
+    a.update(key('w'));
+    a.update(code(KeyCode::PageUp));
+    assert_snapshot!(screen(&a));
+}
+
+#[test]
+fn history_list() {
+    let mut a = with_machines(100, 24);
+    a.update(key('h'));
+    a.update(Action::HistoryLoaded(Ok(records())));
+    assert_eq!(a.view, View::History);
+    assert_snapshot!(screen(&a));
+}
+
+#[test]
+fn history_empty() {
+    let mut a = with_machines(80, 24);
+    a.update(key('h'));
+    a.update(Action::HistoryLoaded(Ok(vec![])));
+    assert_snapshot!(screen(&a));
+}
+
+#[test]
+fn record_view_with_search_hit() {
+    let mut a = with_machines(100, 30);
+    a.update(key('h'));
+    a.update(Action::HistoryLoaded(Ok(records())));
+    a.update(key('j'));
+    a.update(code(KeyCode::Enter));
+    let id = "20270115T050000Z-api-2222".to_string();
+    a.update(Action::RecordLoaded {
+        id: id.clone(),
+        result: Ok(Box::new(super::app::LoadedRecord {
+            record: records()[1].clone(),
+            logs: failed_logs(),
+        })),
+    });
+    a.update(key('/'));
+    typed(&mut a, "no space");
+    a.update(code(KeyCode::Enter));
+    a.update(key('n'));
+    assert_eq!(a.view, View::Record);
+    assert_snapshot!(screen(&a));
+}
+
+#[test]
+fn help_overlay_80x24() {
+    let mut a = with_machines(80, 24);
+    a.update(key('?'));
+    assert_snapshot!(screen(&a));
+}
+
+#[test]
+fn help_overlay_200x50() {
+    let mut a = with_machines(200, 50);
+    a.update(key('?'));
+    assert_snapshot!(screen(&a));
+}
+
+#[test]
+fn confirmation_dialog() {
+    let mut a = with_machines(80, 24);
+    a.update(key('f'));
+    a.update(Action::Space {
+        machine: "bot-bottle-web".into(),
+        tmp_free: Ok(40 * 1024 * MIB),
+        estimate: Ok(1200 * MIB),
+    });
+    assert_snapshot!(screen(&a));
+}
+
+#[test]
+fn confirmation_dialog_low_space_pending_df() {
+    let mut a = with_machines(100, 30);
+    a.update(key('f'));
+    let pending = screen(&a);
+    assert!(pending.contains("checking"), "{pending}");
+    a.update(Action::Space {
+        machine: "bot-bottle-web".into(),
+        tmp_free: Ok(300 * MIB),
+        estimate: Ok(1200 * MIB),
+    });
+    assert_snapshot!(screen(&a));
+}
+
+#[test]
+fn cancel_dialog() {
+    let mut a = with_machines(80, 24);
+    freeze_until(&mut a, "web", Stage::Build);
+    a.update(key('c'));
+    assert_snapshot!(screen(&a));
+}
+
+#[test]
+fn quit_dialog() {
+    let mut a = with_machines(80, 24);
+    freeze_until(&mut a, "web", Stage::Build);
+    a.update(key('q'));
+    assert_snapshot!(screen(&a));
+}
+
+#[test]
+fn filter_being_typed() {
+    let mut a = with_machines(80, 24);
+    a.update(key('/'));
+    typed(&mut a, "run");
+    assert_snapshot!(screen(&a));
+}
+
+#[test]
+fn narrow_60x20_drops_columns() {
+    let mut a = with_machines(60, 20);
+    freeze_until(&mut a, "web", Stage::ExecTar);
+    assert_snapshot!(screen(&a));
+}
+
+#[test]
+fn tiny_40x12_still_draws() {
+    let mut a = with_machines(40, 12);
+    freeze_until(&mut a, "web", Stage::Build);
+    assert_snapshot!(screen(&a));
+}
+
+#[test]
+fn every_size_draws_without_panic() {
+    let mut a = with_machines(80, 24);
+    freeze_failed(&mut a, "web");
+    for (w, h) in [(0, 0), (1, 1), (10, 3), (25, 8), (79, 23), (300, 100)] {
+        a.update(Action::Resize {
+            width: w,
+            height: h,
+        });
+        for view in [View::Dashboard, View::History, View::Record] {
+            a.view = view;
+            let _ = screen(&a);
+        }
+        a.update(key('?'));
+        let _ = screen(&a);
+        a.update(code(KeyCode::Esc));
+    }
+}
+
+mod event_loop {
+    use std::time::Duration;
+
+    use crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
+    use futures_util::Stream;
+    use ratatui::backend::TestBackend;
+    use ratatui::Terminal;
+    use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
+
+    use crate::freeze::FreezeConfig;
+    use crate::ui::app::App;
+    use crate::ui::event::{run_loop, Services};
+    use crate::ui::fixtures::settings;
+    use crate::ui::keys::KeyMap;
+
+    fn config(state: &std::path::Path) -> FreezeConfig {
+        use clap::Parser as _;
+        let cli = crate::args::Cli::try_parse_from([
+            "bottle-freeze".as_ref(),
+            "--smolvm".as_ref(),
+            "/nonexistent/smolvm".as_ref(),
+            "--state-dir".as_ref(),
+            state.as_os_str(),
+        ])
+        .unwrap();
+        crate::ui::UiConfig::from_global(&cli.global).freeze
+    }
+
+    type Input = std::pin::Pin<Box<dyn Stream<Item = std::io::Result<Event>> + Send>>;
+
+    fn input() -> (UnboundedSender<Event>, Input) {
+        let (tx, rx) = unbounded_channel::<Event>();
+        let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|e| (Ok(e), rx))
+        });
+        (tx, Box::pin(stream))
+    }
+
+    fn press(tx: &UnboundedSender<Event>, code: KeyCode) {
+        let _ = tx.send(Event::Key(KeyEvent::new(code, KeyModifiers::NONE)));
+    }
+
+    fn text(t: &Terminal<TestBackend>) -> String {
+        let buf = t.backend().buffer();
+        (0..buf.area.height)
+            .map(|y| {
+                (0..buf.area.width)
+                    .map(|x| buf[(x, y)].symbol())
+                    .collect::<String>()
+                    + "\n"
+            })
+            .collect()
+    }
+
+    /// The real loop on a TestBackend: the missing smolvm is shown in place, keys reach
+    /// the reducer, `q` ends the loop.
+    #[tokio::test]
+    async fn injected_keys_drive_the_real_loop() {
+        let state = tempfile::tempdir().unwrap();
+        let (mut services, mut rx) = Services::new(config(state.path()), Duration::from_secs(5));
+        let mut app = App::new(settings(), KeyMap::defaults());
+        let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
+        let (tx, input) = input();
+        let driver = async {
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            press(&tx, KeyCode::Char('h'));
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            press(&tx, KeyCode::Esc);
+            press(&tx, KeyCode::Char('?'));
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            press(&tx, KeyCode::Esc);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        let run = run_loop(&mut terminal, &mut app, input, &mut services, &mut rx);
+        let (r, ()) = tokio::time::timeout(Duration::from_secs(10), async {
+            tokio::join!(
+                async {
+                    let r = run.await;
+                    r
+                },
+                async {
+                    driver.await;
+                    press(&tx, KeyCode::Char('q'));
+                }
+            )
+        })
+        .await
+        .expect("the loop ends on q");
+        r.unwrap();
+        assert!(app.should_exit());
+        assert!(app.history.loaded, "the history was read (empty)");
+        let screen = text(&terminal);
+        assert!(screen.contains("smolvm did not answer"), "{screen}");
+        assert!(screen.contains("/nonexistent/smolvm"), "{screen}");
+        assert!(app.help.is_none() && app.view == crate::ui::app::View::Dashboard);
+    }
+
+    /// A closed input (the terminal went away) ends the loop the clean way.
+    #[tokio::test]
+    async fn a_closed_input_ends_the_loop() {
+        let state = tempfile::tempdir().unwrap();
+        let (mut services, mut rx) = Services::new(config(state.path()), Duration::from_secs(5));
+        let mut app = App::new(settings(), KeyMap::defaults());
+        let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
+        let (tx, input) = input();
+        drop(tx);
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            run_loop(&mut terminal, &mut app, input, &mut services, &mut rx),
+        )
+        .await
+        .expect("ends")
+        .unwrap();
+        assert!(app.should_exit());
+    }
+}

@@ -1,0 +1,205 @@
+//! Colours, marks and the small text helpers every pane uses.
+
+use ratatui::style::{Color, Modifier, Style};
+use unicode_width::UnicodeWidthChar;
+
+use crate::history::{Outcome, StageStatus};
+
+pub const DIM: Style = Style::new().fg(Color::DarkGray);
+pub const TITLE: Style = Style::new().add_modifier(Modifier::BOLD);
+pub const HEADER: Style = Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD);
+pub const SELECTED: Style = Style::new().add_modifier(Modifier::REVERSED);
+pub const ERROR: Style = Style::new().fg(Color::Red);
+pub const WARN: Style = Style::new().fg(Color::Yellow);
+pub const OK: Style = Style::new().fg(Color::Green);
+pub const INFO: Style = Style::new().fg(Color::Cyan);
+pub const KEY: Style = Style::new().fg(Color::Black).bg(Color::Gray);
+pub const MATCH: Style = Style::new().fg(Color::Black).bg(Color::Yellow);
+pub const CURRENT_MATCH: Style = Style::new().fg(Color::Black).bg(Color::LightRed);
+pub const BORDER: Style = Style::new().fg(Color::Gray);
+pub const BORDER_ACTIVE: Style = Style::new().fg(Color::Cyan);
+
+/// The colour of a machine state.
+pub fn state_style(state: Option<&str>) -> Style {
+    match state {
+        Some("running") => OK,
+        Some("failed") | Some("unreachable") => ERROR,
+        Some("frozen") => INFO,
+        Some("stopped") | Some("created") => DIM,
+        _ => WARN,
+    }
+}
+
+/// The mark and colour of a stage status.
+pub fn stage_mark(s: StageStatus) -> (&'static str, Style) {
+    match s {
+        StageStatus::Waiting => ("·", DIM),
+        StageStatus::Running => ("▶", WARN.add_modifier(Modifier::BOLD)),
+        StageStatus::Done => ("✓", OK),
+        StageStatus::Warning => ("!", WARN),
+        StageStatus::Failed => ("✗", ERROR.add_modifier(Modifier::BOLD)),
+        StageStatus::Cancelled => ("⊘", Style::new().fg(Color::Magenta)),
+        StageStatus::Skipped => ("-", DIM),
+    }
+}
+
+pub fn outcome_mark(o: Outcome) -> (&'static str, Style) {
+    match o {
+        Outcome::Running => ("▶", WARN),
+        Outcome::Succeeded => ("✓", OK),
+        Outcome::SucceededWithWarnings => ("!", WARN),
+        Outcome::Failed => ("✗", ERROR),
+        Outcome::Cancelled => ("⊘", Style::new().fg(Color::Magenta)),
+        Outcome::Interrupted => ("↯", ERROR),
+    }
+}
+
+/// Makes text that should already be escaped safe to draw without escaping it twice:
+/// backslashes are kept as they are (the core doubles them when it escapes), anything
+/// that could still act on a terminal (controls, C1, bidi overrides) is made visible.
+pub fn guard(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        let acts = c.is_control()
+            || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}');
+        if acts {
+            out.push_str(&crate::sanitize::escape_str(&c.to_string()));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Display width of a string in terminal columns.
+pub fn width(s: &str) -> usize {
+    s.chars().map(|c| c.width().unwrap_or(0)).sum()
+}
+
+/// `s` cut to `max` columns, with `…` where it was cut.
+pub fn truncate(s: &str, max: usize) -> String {
+    if width(s) <= max {
+        return s.to_string();
+    }
+    if max == 0 {
+        return String::new();
+    }
+    let mut out = String::new();
+    let mut w = 0;
+    for c in s.chars() {
+        let cw = c.width().unwrap_or(0);
+        if w + cw > max - 1 {
+            break;
+        }
+        out.push(c);
+        w += cw;
+    }
+    out.push('…');
+    out
+}
+
+/// `s` cut from the left (for paths, whose end says most), with `…` in front.
+pub fn truncate_left(s: &str, max: usize) -> String {
+    if width(s) <= max {
+        return s.to_string();
+    }
+    if max == 0 {
+        return String::new();
+    }
+    let mut kept: Vec<char> = Vec::new();
+    let mut w = 0;
+    for c in s.chars().rev() {
+        let cw = c.width().unwrap_or(0);
+        if w + cw > max - 1 {
+            break;
+        }
+        kept.push(c);
+        w += cw;
+    }
+    let mut out = String::from("…");
+    out.extend(kept.iter().rev());
+    out
+}
+
+/// Splits `s` into pieces of at most `max` columns (a character wider than `max` gets a
+/// piece of its own). Always at least one piece.
+pub fn wrap(s: &str, max: usize) -> Vec<String> {
+    let max = max.max(1);
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut w = 0;
+    for c in s.chars() {
+        let cw = c.width().unwrap_or(0);
+        if w + cw > max && !cur.is_empty() {
+            out.push(std::mem::take(&mut cur));
+            w = 0;
+        }
+        cur.push(c);
+        w += cw;
+    }
+    out.push(cur);
+    out
+}
+
+/// A text sparkline of `samples`, scaled to their maximum, `width` columns at most
+/// (the newest samples).
+pub fn sparkline(samples: &[u64], width: usize) -> String {
+    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    let shown = &samples[samples.len().saturating_sub(width)..];
+    let max = shown.iter().copied().max().unwrap_or(0);
+    shown
+        .iter()
+        .map(|&v| {
+            if max == 0 || v == 0 {
+                ' '
+            } else {
+                let i = (v as u128 * 7 / max as u128) as usize;
+                BARS[i.min(7)]
+            }
+        })
+        .collect()
+}
+
+/// A text gauge: `███░░░` of `width` columns for `done` out of `total`.
+pub fn gauge(done: u64, total: u64, width: usize) -> String {
+    if total == 0 || width == 0 {
+        return String::new();
+    }
+    let filled = ((done.min(total) as u128 * width as u128) / total as u128) as usize;
+    let mut s = "█".repeat(filled);
+    s.push_str(&"░".repeat(width - filled));
+    s
+}
+
+pub fn percent(done: u64, total: u64) -> u64 {
+    if total == 0 {
+        0
+    } else {
+        (done.min(total) as u128 * 100 / total as u128) as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_helpers() {
+        assert_eq!(truncate("abcdef", 4), "abc…");
+        assert_eq!(truncate("abc", 4), "abc");
+        assert_eq!(truncate_left("/a/b/c/d", 5), "…/c/d");
+        assert_eq!(wrap("abcdef", 4), ["abcd", "ef"]);
+        assert_eq!(wrap("", 4), [""]);
+        assert_eq!(wrap("日本語", 4), ["日本", "語"]);
+        assert_eq!(sparkline(&[0, 1, 2, 4, 8], 4), "▁▂▄█");
+        assert_eq!(sparkline(&[], 4), "");
+        assert_eq!(gauge(1, 4, 8), "██░░░░░░");
+        assert_eq!(percent(1, 3), 33);
+        // Escaped text stays as it is; what could act is made visible.
+        assert_eq!(guard("a\\x1b b"), "a\\x1b b");
+        assert_eq!(
+            guard("a\u{1b}]0;t\u{7} \u{9b} \u{202e}"),
+            "a\\x1b]0;t\\x07 \\u{9b} \\u{202e}"
+        );
+    }
+}

@@ -1,0 +1,627 @@
+//! Performance benches: each figure is a ratio against a baseline measured in the same run.
+//!
+//! `cargo bench --bench perf` runs all sections; name some to run only those:
+//! `cargo bench --bench perf -- exec-tar memory build e2e`. Sizes scale with
+//! `BENCH_EXEC_SIZE` (default 2G), `BENCH_E2E_SIZE` (512M). Needs the Docker daemon,
+//! `docker-registry`, and for `e2e` Debian's `skopeo` (the original tool's push).
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bottle_freeze::freeze::stream_copy::{copy_archive, CopyOptions};
+use bottle_freeze::freeze::{
+    run_export, FreezeConfig, RegistryChoice, RunOutcome, TransportChoice,
+};
+use bottle_freeze::names::Slug;
+use bottle_freeze::smolvm::Smolvm;
+
+const SIM: &str = env!("CARGO_BIN_EXE_smolvm-sim");
+const FREEZE: &str = env!("CARGO_BIN_EXE_bottle-freeze");
+const TAR: [&str; 9] = [
+    "tar",
+    "--create",
+    "--exclude=./proc",
+    "--exclude=./sys",
+    "--exclude=./dev",
+    "--exclude=./run",
+    "--file=-",
+    "--directory=/",
+    ".",
+];
+
+fn size_env(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| {
+            let (num, mul) = match v.chars().last() {
+                Some('G') => (&v[..v.len() - 1], 1u64 << 30),
+                Some('M') => (&v[..v.len() - 1], 1 << 20),
+                _ => (&v[..], 1),
+            };
+            num.parse::<u64>().ok().map(|n| n * mul)
+        })
+        .unwrap_or(default)
+}
+
+/// CPU time (user + system) of this process so far, all threads.
+fn cpu_self() -> Duration {
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage fills the struct we own.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+fn tv(t: libc::timeval) -> Duration {
+    Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+}
+
+/// Waits for `pid` and returns its own CPU time (it has no children of its own here).
+fn wait_cpu(pid: u32) -> Duration {
+    let mut status = 0;
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: wait4 on our own child, writing into structs we own.
+    unsafe { libc::wait4(pid as i32, &mut status, 0, &mut ru) };
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+struct Sim {
+    home: tempfile::TempDir,
+}
+
+impl Sim {
+    fn new() -> Sim {
+        Sim {
+            home: tempfile::Builder::new()
+                .prefix("bench-sim.")
+                .tempdir()
+                .unwrap(),
+        }
+    }
+
+    fn cmd(&self) -> Command {
+        let mut c = Command::new(SIM);
+        c.env("SMOLVM_SIM_HOME", self.home.path());
+        c
+    }
+
+    fn ok(&self, args: &[&str]) {
+        let s = self
+            .cmd()
+            .args(args)
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(s.success(), "smolvm-sim {args:?}");
+    }
+
+    fn machine(&self, name: &str, size: u64, extra: &[&str]) {
+        self.ok(&["sim", "create", name]);
+        let size = size.to_string();
+        let mut args = vec!["sim", "set", name, "--synthetic-size", &size];
+        args.extend_from_slice(extra);
+        self.ok(&args);
+        self.ok(&["sim", "config", "--exec-cap", "off"]);
+    }
+
+    /// `smolvm-sim machine exec --name N --stream -- tar …` with stdout piped.
+    fn exec_tar(&self, name: &str, stderr: Stdio) -> std::process::Child {
+        self.cmd()
+            .args(["machine", "exec", "--name", name, "--stream", "--"])
+            .args(TAR)
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .unwrap()
+    }
+}
+
+fn report(what: &str, ours: f64, base: f64, unit: &str, target: Option<(f64, &str)>) {
+    let ratio = ours / base;
+    let verdict = match target {
+        Some((t, op)) => {
+            let met = if op == "≤" { ratio <= t } else { ratio >= t };
+            format!(
+                "(target {op} {t:.2}) {}",
+                if met { "met" } else { "MISSED" }
+            )
+        }
+        None => String::new(),
+    };
+    println!(
+        "{what}: ours {ours:.3} {unit} vs baseline {base:.3} {unit} -> ratio {ratio:.3} {verdict}"
+    );
+}
+
+fn config(sim: &Sim, state: &Path, tmp: &Path) -> FreezeConfig {
+    // SAFETY-free: the library reads SMOLVM_SIM_HOME through the sim's own environment.
+    std::env::set_var("SMOLVM_SIM_HOME", sim.home.path());
+    FreezeConfig {
+        smolvm: Smolvm::new(SIM),
+        prefix: "bot-bottle-".into(),
+        state_dir: state.to_path_buf(),
+        tmp_dir: tmp.to_path_buf(),
+        transport: TransportChoice::Pipe,
+        guest_scratch_dir: "/tmp".into(),
+        user: "node".into(),
+        workdir: "/home/node".into(),
+        registry: RegistryChoice::Spawn { bin: None },
+        push_host: "127.0.0.1".into(),
+        pull_host: "127.0.0.1".into(),
+        registry_port: None,
+    }
+}
+
+/// exec-tar: our export against `exec | cat > file` and the original 64 KiB copy loop.
+fn bench_exec_tar(rt: &tokio::runtime::Runtime) {
+    let size = size_env("BENCH_EXEC_SIZE", 2 << 30);
+    println!(
+        "== exec-tar: {} MiB synthetic root, pipe transport, cap off",
+        size >> 20
+    );
+    let sim = Sim::new();
+    sim.machine("bot-bottle-bench", size, &[]);
+    let dir = tempfile::Builder::new()
+        .prefix("bench-out.")
+        .tempdir_in(".")
+        .unwrap();
+    let out = dir.path().join("out.tar");
+    let state = tempfile::tempdir().unwrap();
+
+    // Baseline: smolvm exec | cat > file; cat's own CPU from wait4.
+    let cat_run = || {
+        let started = Instant::now();
+        let mut src = sim.exec_tar("bot-bottle-bench", Stdio::null());
+        let cat = Command::new("cat")
+            .stdin(src.stdout.take().unwrap())
+            .stdout(File::create(&out).unwrap())
+            .spawn()
+            .unwrap();
+        // Reaped here with wait4, for its rusage; std's Child never sees it exit.
+        let cpu = wait_cpu(cat.id());
+        std::mem::forget(cat);
+        src.wait().unwrap();
+        (started.elapsed(), cpu)
+    };
+    // Ours: the library's export, in this process; its own CPU from getrusage.
+    let ours_run = || {
+        let cfg = config(&sim, state.path(), dir.path());
+        let slug = Slug::parse("bench").unwrap();
+        let cpu0 = cpu_self();
+        let started = Instant::now();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let outcome = rt.block_on(async {
+            let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
+            let o = run_export(cfg, slug, out.clone(), tx, Default::default()).await;
+            let _ = drain.await;
+            o
+        });
+        assert!(
+            matches!(outcome, RunOutcome::Exported { .. }),
+            "{outcome:?}"
+        );
+        (started.elapsed(), cpu_self() - cpu0)
+    };
+    // The original tool: 64 KiB read/write loop, stderr drained on a thread.
+    let original_run = || {
+        let cpu0 = cpu_self();
+        let started = Instant::now();
+        let mut src = sim.exec_tar("bot-bottle-bench", Stdio::piped());
+        let mut err = src.stderr.take().unwrap();
+        let t = std::thread::spawn(move || {
+            let mut sink = Vec::new();
+            let _ = err.read_to_end(&mut sink);
+        });
+        let mut stdout = src.stdout.take().unwrap();
+        let mut f = File::create(&out).unwrap();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = stdout.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            f.write_all(&buf[..n]).unwrap();
+        }
+        t.join().unwrap();
+        src.wait().unwrap();
+        (started.elapsed(), cpu_self() - cpu0)
+    };
+    let best = |f: &dyn Fn() -> (Duration, Duration)| {
+        let (mut w, mut c) = f();
+        for _ in 0..2 {
+            let (w2, c2) = f();
+            w = w.min(w2);
+            c = c.min(c2);
+        }
+        (w.as_secs_f64(), c.as_secs_f64())
+    };
+    let (cat_wall, cat_cpu) = best(&cat_run);
+    let (our_wall, our_cpu) = best(&ours_run);
+    let (orig_wall, orig_cpu) = best(&original_run);
+    report(
+        "exec-tar wall, export vs exec|cat",
+        our_wall,
+        cat_wall,
+        "s",
+        Some((1.05, "≤")),
+    );
+    report(
+        "exec-tar own CPU, export vs cat",
+        our_cpu,
+        cat_cpu,
+        "s",
+        Some((1.0, "≤")),
+    );
+    report(
+        "exec-tar wall, export vs original loop",
+        our_wall,
+        orig_wall,
+        "s",
+        None,
+    );
+    report(
+        "exec-tar own CPU, export vs original loop",
+        our_cpu,
+        orig_cpu,
+        "s",
+        None,
+    );
+    println!(
+        "  throughput: export {:.0} MiB/s, cat {:.0} MiB/s",
+        size as f64 / our_wall / 1048576.0,
+        size as f64 / cat_wall / 1048576.0
+    );
+
+    // Header parsing on and off, the same read/write copy otherwise.
+    let copy_run = |opts: CopyOptions| {
+        let cpu0 = cpu_self();
+        let started = Instant::now();
+        let mut src = sim.exec_tar("bot-bottle-bench", Stdio::null());
+        let stdout = src.stdout.take().unwrap();
+        let (reader, mut writer) = std::io::pipe().unwrap();
+        // Feed our own pipe so copy_archive sees a PipeReader as in the stage.
+        let pump = std::thread::spawn(move || {
+            let mut stdout = stdout;
+            std::io::copy(&mut stdout, &mut writer).unwrap();
+        });
+        let copied = copy_archive(
+            reader,
+            File::create(&out).unwrap(),
+            &out,
+            opts,
+            |_, _, _| {},
+        )
+        .unwrap();
+        pump.join().unwrap();
+        src.wait().unwrap();
+        assert_eq!(copied.bytes, std::fs::metadata(&out).unwrap().len());
+        (started.elapsed(), cpu_self() - cpu0)
+    };
+    let (on_wall, on_cpu) = best(&|| {
+        copy_run(CopyOptions {
+            scan: true,
+            zero_copy: false,
+        })
+    });
+    let (off_wall, off_cpu) = best(&|| {
+        copy_run(CopyOptions {
+            scan: false,
+            zero_copy: false,
+        })
+    });
+    report(
+        "header parsing cost, wall (scan on vs off)",
+        on_wall,
+        off_wall,
+        "s",
+        Some((1.05, "≤")),
+    );
+    report(
+        "header parsing cost, CPU (scan on vs off)",
+        on_cpu,
+        off_cpu,
+        "s",
+        None,
+    );
+    let _ = std::fs::remove_file(&out);
+}
+
+/// Peak RSS (VmHWM, KiB) of a child process, polled until it exits.
+fn peak_rss(mut cmd: Command) -> (u64, bool) {
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut peak = 0;
+    loop {
+        if let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+            if let Some(kb) = s
+                .lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|n| n.parse::<u64>().ok())
+            {
+                peak = peak.max(kb);
+            }
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            return (peak, status.success());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn bench_memory() {
+    println!("== memory: peak RSS of bottle-freeze at two root sizes");
+    let sim = Sim::new();
+    let state = tempfile::tempdir().unwrap();
+    let tmp = tempfile::Builder::new()
+        .prefix("bench-out.")
+        .tempdir_in(".")
+        .unwrap();
+    let small = 256u64 << 20;
+    let large = size_env("BENCH_MEMORY_LARGE", 2 << 30);
+    sim.machine("bot-bottle-small", small, &[]);
+    sim.machine("bot-bottle-large", large, &[]);
+    sim.machine("bot-bottle-flood", large, &["--stderr-flood", "100M"]);
+    let run = |sub: &str, slug: &str| {
+        let mut c = Command::new(FREEZE);
+        c.env("SMOLVM_SIM_HOME", sim.home.path())
+            .env("BOTTLE_FREEZE_SMOLVM", SIM)
+            .env("BOTTLE_FREEZE_STATE_DIR", state.path())
+            .args([sub, slug, "--tmp-dir"])
+            .arg(tmp.path());
+        if sub == "export" {
+            c.arg("-o").arg(tmp.path().join("x.tar"));
+        }
+        let (kb, ok) = peak_rss(c);
+        assert!(ok, "{sub} {slug} failed");
+        let _ = Command::new("docker")
+            .args(["rmi", "-f", &format!("bot-bottle-committed-{slug}:latest")])
+            .output();
+        kb as f64 / 1024.0
+    };
+    let e_small = run("export", "small");
+    let e_large = run("export", "large");
+    let e_flood = run("export", "flood");
+    report(
+        &format!("export peak RSS, {} MiB vs 256 MiB root", large >> 20),
+        e_large,
+        e_small,
+        "MiB",
+        Some((1.10, "≤")),
+    );
+    println!(
+        "  export peak RSS under 40 MiB: {:.1} MiB {}",
+        e_large,
+        if e_large < 40.0 { "met" } else { "MISSED" }
+    );
+    println!(
+        "  100 MiB stderr flood moves export's peak by {:+.1} MiB (target ≤ 10) {}",
+        e_flood - e_large,
+        if e_flood - e_large <= 10.0 {
+            "met"
+        } else {
+            "MISSED"
+        }
+    );
+    let f_small = run("freeze", "small");
+    let f_large = run("freeze", "large");
+    report(
+        &format!("freeze peak RSS, {} MiB vs 256 MiB root", large >> 20),
+        f_large,
+        f_small,
+        "MiB",
+        Some((1.10, "≤")),
+    );
+}
+
+fn docker(args: &[&str]) -> bool {
+    Command::new("docker")
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn prune(image: &str) {
+    docker(&["rmi", "-f", image]);
+    docker(&["image", "prune", "-f"]);
+    docker(&["builder", "prune", "-af"]);
+}
+
+/// Writes a synthetic root's archive with the sim (for the build and e2e baselines).
+fn archive_of(sim: &Sim, name: &str, out: &Path) {
+    let mut src = sim.exec_tar(name, Stdio::null());
+    let mut f = File::create(out).unwrap();
+    std::io::copy(src.stdout.as_mut().unwrap(), &mut f).unwrap();
+    assert!(src.wait().unwrap().success());
+}
+
+fn context_dir(archive: &Path, dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::rename(archive, dir.join("rootfs.tar")).unwrap();
+    std::fs::write(
+        dir.join("Dockerfile"),
+        bottle_freeze::freeze::build::dockerfile("node", "/home/node"),
+    )
+    .unwrap();
+}
+
+fn bench_build(rt: &tokio::runtime::Runtime) {
+    let size = size_env("BENCH_E2E_SIZE", 512 << 20);
+    println!(
+        "== build: {} MiB archive, our streamed context vs `docker build`",
+        size >> 20
+    );
+    let sim = Sim::new();
+    sim.machine("bot-bottle-build", size, &[]);
+    let work = tempfile::Builder::new()
+        .prefix("bench-build.")
+        .tempdir_in(".")
+        .unwrap();
+    let archive = work.path().join("rootfs.tar");
+    archive_of(&sim, "bot-bottle-build", &archive);
+    let image = "bot-bottle-committed-build:latest";
+    prune(image);
+
+    let docker_client = rt
+        .block_on(bottle_freeze::docker::connect())
+        .expect("docker daemon");
+    let state = tempfile::tempdir().unwrap();
+    let history = bottle_freeze::history::History::new(state.path());
+    let record = bottle_freeze::history::Record::new(
+        "bench-build",
+        bottle_freeze::history::Kind::Freeze,
+        "bot-bottle-build",
+        "build",
+    );
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut rep = bottle_freeze::freeze::report::Reporter::new(record, history, tx);
+    let started = Instant::now();
+    let built = rt.block_on(bottle_freeze::freeze::build::run(
+        &mut rep,
+        &docker_client,
+        &archive,
+        "build",
+        "node",
+        "/home/node",
+    ));
+    let ours = started.elapsed().as_secs_f64();
+    assert!(built.is_ok());
+    prune(image);
+
+    let ctx = work.path().join("ctx");
+    context_dir(&archive, &ctx);
+    let started = Instant::now();
+    assert!(docker(&["build", "-q", "-t", image, ctx.to_str().unwrap()]));
+    let base = started.elapsed().as_secs_f64();
+    prune(image);
+    report(
+        "build stage vs docker build CLI",
+        ours,
+        base,
+        "s",
+        Some((1.10, "≤")),
+    );
+}
+
+fn bench_e2e() {
+    let size = size_env("BENCH_E2E_SIZE", 512 << 20);
+    println!(
+        "== end to end: {} MiB root, freeze vs the original sequence",
+        size >> 20
+    );
+    if Command::new("skopeo").arg("--version").output().is_err() {
+        println!("  skipped: skopeo is not installed (apt-get install skopeo)");
+        return;
+    }
+    let sim = Sim::new();
+    sim.machine("bot-bottle-e2e", size, &[]);
+    let work = tempfile::Builder::new()
+        .prefix("bench-e2e.")
+        .tempdir_in(".")
+        .unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let image = "bot-bottle-committed-e2e:latest";
+    prune(image);
+
+    let started = Instant::now();
+    let ok = Command::new(FREEZE)
+        .env("SMOLVM_SIM_HOME", sim.home.path())
+        .env("BOTTLE_FREEZE_SMOLVM", SIM)
+        .env("BOTTLE_FREEZE_STATE_DIR", state.path())
+        .args(["freeze", "e2e", "--tmp-dir"])
+        .arg(work.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap()
+        .success();
+    let ours = started.elapsed().as_secs_f64();
+    assert!(ok, "freeze failed");
+    prune(image);
+
+    // The original tool's sequence, step by step.
+    let started = Instant::now();
+    let archive = work.path().join("rootfs.tar");
+    archive_of(&sim, "bot-bottle-e2e", &archive);
+    let ctx = work.path().join("ctx");
+    context_dir(&archive, &ctx);
+    assert!(docker(&["build", "-q", "-t", image, ctx.to_str().unwrap()]));
+    let saved = work.path().join("image.tar");
+    assert!(docker(&["save", "-o", saved.to_str().unwrap(), image]));
+    let reg_dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let bin = bottle_freeze::registry::find_binary(None).unwrap();
+    let reg = rt
+        .block_on(bottle_freeze::registry::SpawnedRegistry::start(
+            &bin,
+            reg_dir.path(),
+            None,
+        ))
+        .unwrap();
+    let dest = format!("docker://{}/bot-bottle-committed:orig", reg.addr());
+    let ok = Command::new("skopeo")
+        .args(["copy", "--dest-tls-verify=false"])
+        .arg(format!("docker-archive:{}", saved.display()))
+        .arg(&dest)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "skopeo copy failed");
+    let packed = work.path().join("packed");
+    let ok = sim
+        .cmd()
+        .args([
+            "pack",
+            "create",
+            "--image",
+            &format!("{}/bot-bottle-committed:orig", reg.addr()),
+            "-o",
+        ])
+        .arg(&packed)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "pack failed");
+    let base = started.elapsed().as_secs_f64();
+    rt.block_on(reg.stop());
+    prune(image);
+    report(
+        "end-to-end freeze vs original sequence",
+        ours,
+        base,
+        "s",
+        Some((0.75, "≤")),
+    );
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let want = |s: &str| args.is_empty() || args.iter().any(|a| a == s);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    if want("exec-tar") {
+        bench_exec_tar(&rt);
+    }
+    if want("memory") {
+        bench_memory();
+    }
+    if want("build") {
+        bench_build(&rt);
+    }
+    if want("e2e") {
+        bench_e2e();
+    }
+    let _ = PathBuf::new();
+}
