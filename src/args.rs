@@ -52,6 +52,14 @@ pub struct GlobalOpts {
         default_value_t = 15
     )]
     pub query_timeout: u64,
+    /// Dashboard: seconds between machine list refreshes.
+    #[arg(
+        long,
+        global = true,
+        env = "BOTTLE_FREEZE_REFRESH",
+        default_value_t = 3.0
+    )]
+    pub refresh: f64,
 }
 
 #[derive(Debug, Subcommand)]

@@ -22,6 +22,8 @@ pub mod theme;
 #[cfg(test)]
 pub(crate) mod fixtures;
 #[cfg(test)]
+mod picture;
+#[cfg(test)]
 mod tests;
 
 use std::io::IsTerminal as _;
@@ -61,10 +63,9 @@ fn env(name: &str) -> Option<String> {
 impl UiConfig {
     /// The dashboard's configuration from the global options, with the freeze defaults
     /// of the headless `freeze` (transport auto, guest scratch in /tmp, user node,
-    /// workdir /home/node, a spawned registry on 127.0.0.1). Until the dashboard has
-    /// flags of its own, `BOTTLE_FREEZE_REFRESH` (seconds), `BOTTLE_FREEZE_TRANSPORT`,
-    /// `BOTTLE_FREEZE_REGISTRY`, `BOTTLE_FREEZE_REGISTRY_BIN` and
-    /// `BOTTLE_FREEZE_LOG_FILE` are read from the environment.
+    /// workdir /home/node, a spawned registry on 127.0.0.1). `BOTTLE_FREEZE_TRANSPORT`,
+    /// `BOTTLE_FREEZE_REGISTRY` and `BOTTLE_FREEZE_REGISTRY_BIN` are read from the
+    /// environment as `freeze` reads them, and `BOTTLE_FREEZE_LOG_FILE` names the log.
     pub fn from_global(global: &GlobalOpts) -> UiConfig {
         use clap::ValueEnum as _;
         let transport = env("BOTTLE_FREEZE_TRANSPORT")
@@ -82,8 +83,7 @@ impl UiConfig {
                 bin: Some(PathBuf::from(bin)),
             };
         }
-        let refresh = env("BOTTLE_FREEZE_REFRESH")
-            .and_then(|s| s.trim().parse::<f64>().ok())
+        let refresh = Some(global.refresh)
             .filter(|s| s.is_finite() && *s > 0.0)
             .map(|s| Duration::from_secs_f64(s.clamp(0.5, 3600.0)))
             .unwrap_or(DEFAULT_REFRESH);

@@ -1,0 +1,315 @@
+//! The real binary in a real terminal: the dashboard under tmux against smolvm-sim, the
+//! real Docker daemon and a real registry, driven with send-keys and read with
+//! capture-pane.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{processes_mentioning, Sim};
+
+/// A tmux server of our own (its own socket), with one pane running a shell.
+struct Tmux {
+    socket: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Tmux {
+    fn start(width: u16, height: u16) -> Option<Tmux> {
+        if Command::new("tmux").arg("-V").output().is_err() {
+            common::missing("tmux");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let t = Tmux {
+            socket: dir.path().join("sock"),
+            _dir: dir,
+        };
+        let ok = t
+            .cmd(&[
+                "new-session",
+                "-d",
+                "-s",
+                "e2e",
+                "-x",
+                &width.to_string(),
+                "-y",
+                &height.to_string(),
+                "sh",
+            ])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "tmux starts");
+        t.run(&["set-option", "-g", "allow-rename", "on"]);
+        t.run(&["select-pane", "-t", "e2e", "-T", "e2e-title"]);
+        Some(t)
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("tmux");
+        c.arg("-S").arg(&self.socket).args(args);
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> String {
+        let out = self.cmd(args).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        for k in keys {
+            self.run(&["send-keys", "-t", "e2e", k]);
+            std::thread::sleep(Duration::from_millis(120));
+        }
+    }
+
+    fn type_line(&self, line: &str) {
+        self.run(&["send-keys", "-t", "e2e", "-l", line]);
+        self.run(&["send-keys", "-t", "e2e", "Enter"]);
+    }
+
+    fn screen(&self) -> String {
+        self.run(&["capture-pane", "-p", "-t", "e2e"])
+    }
+
+    fn format(&self, f: &str) -> String {
+        self.run(&["display-message", "-p", "-t", "e2e", f])
+            .trim()
+            .to_string()
+    }
+
+    /// Waits for the screen to satisfy `pred`; panics with the last screen.
+    fn wait(&self, secs: u64, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let s = self.screen();
+            if pred(&s) {
+                return s;
+            }
+            if Instant::now() > deadline {
+                panic!("waited {secs} s for {what}; the screen:\n{s}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.cmd(&["kill-server"]).status();
+    }
+}
+
+/// Shows only the machine whose slug is `slug` (the filter keeps it selected).
+fn pick(t: &Tmux, slug: &str) {
+    t.keys(&["/"]);
+    t.run(&["send-keys", "-t", "e2e", "-l", slug]);
+    t.keys(&["Enter"]);
+}
+
+fn clear_filter(t: &Tmux) {
+    t.keys(&["/", "Escape"]);
+    std::thread::sleep(Duration::from_millis(300));
+}
+
+/// The "N.N MiB streamed" figure on screen, if any.
+fn streamed(screen: &str) -> Option<f64> {
+    let line = screen.lines().find(|l| l.contains("streamed"))?;
+    let before = line.split("streamed").next()?.trim();
+    let mut parts = before.split_whitespace().rev();
+    let unit = parts.next()?;
+    let n: f64 = parts.next()?.trim_start_matches('│').parse().ok()?;
+    Some(match unit {
+        "KiB" => n / 1024.0,
+        "GiB" => n * 1024.0,
+        "B" => n / 1048576.0,
+        _ => n,
+    })
+}
+
+#[test]
+fn dashboard_freezes_fails_cancels_and_quits_cleanly_in_a_real_terminal() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    if rt.block_on(common::docker()).is_none() || common::registry_bin().is_none() {
+        return;
+    }
+    let Some(t) = Tmux::start(120, 36) else {
+        return;
+    };
+    let sim = Sim::new();
+    let good = common::small_root();
+    let bad = common::small_root();
+    let slow = common::small_root();
+    sim.create("bot-bottle-good", "running", Some(good.path()));
+    sim.create("bot-bottle-bad", "running", Some(bad.path()));
+    sim.create("bot-bottle-slow", "running", Some(slow.path()));
+    sim.ok(&["sim", "config", "--exec-cap", "off"]);
+    sim.ok(&[
+        "sim",
+        "set",
+        "bot-bottle-bad",
+        "--stderr-hostile",
+        "--exit-after-stream",
+        "2",
+    ]);
+    sim.ok(&[
+        "sim",
+        "set",
+        "bot-bottle-slow",
+        "--synthetic-size",
+        "1G",
+        "--throttle",
+        "3M",
+    ]);
+    let state = tempfile::tempdir().unwrap();
+    let tmp = tempfile::Builder::new()
+        .prefix("tmux-tmp.")
+        .tempdir()
+        .unwrap();
+    let line = format!(
+        "env SMOLVM_SIM_HOME='{}' BOTTLE_FREEZE_SMOLVM='{}' BOTTLE_FREEZE_STATE_DIR='{}' BOTTLE_FREEZE_TMPDIR='{}' BOTTLE_FREEZE_REFRESH=1 '{}'; echo EXITED:$?",
+        sim.home().display(),
+        common::sim_bin(),
+        state.path().display(),
+        tmp.path().display(),
+        common::freeze_bin()
+    );
+    t.type_line(&line);
+    t.wait(20, "the machine list", |s| {
+        s.contains("good") && s.contains("slow") && s.contains("bad")
+    });
+    assert_eq!(
+        t.format("#{alternate_on}"),
+        "1",
+        "the dashboard uses the alternate screen"
+    );
+
+    // A slow freeze: the bytes counter moves; then cancel it with c.
+    pick(&t, "slow");
+    t.keys(&["f"]);
+    t.wait(10, "the confirmation", |s| {
+        s.contains("Freeze bot-bottle-slow?")
+    });
+    t.keys(&["y"]);
+    let first = t.wait(30, "bytes streaming", |s| {
+        streamed(s).is_some_and(|m| m > 0.0)
+    });
+    let first = streamed(&first).unwrap();
+    t.wait(30, "the counter to move", |s| {
+        streamed(s).is_some_and(|m| m > first)
+    });
+    t.keys(&["c"]);
+    t.wait(10, "the cancel question", |s| {
+        s.to_lowercase().contains("cancel")
+    });
+    t.keys(&["y"]);
+    t.wait(20, "the freeze to be cancelled", |s| {
+        s.contains("cancelled")
+    });
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while (!processes_mentioning(&tmp.path().to_string_lossy()).is_empty()
+        || std::fs::read_dir(tmp.path()).unwrap().count() > 0)
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        processes_mentioning(&tmp.path().to_string_lossy()).is_empty(),
+        "processes left after cancel"
+    );
+    assert_eq!(
+        std::fs::read_dir(tmp.path()).unwrap().count(),
+        0,
+        "temp folder left after cancel"
+    );
+    assert!(
+        processes_mentioning("bot-bottle-slow").is_empty(),
+        "smolvm exec left after cancel"
+    );
+    clear_filter(&t);
+
+    // A freeze that succeeds: the pane reports the artifact, which exists on disk.
+    pick(&t, "good");
+    t.keys(&["f"]);
+    t.wait(10, "the confirmation", |s| {
+        s.contains("Freeze bot-bottle-good?")
+    });
+    t.keys(&["y"]);
+    t.wait(120, "the artifact", |s| {
+        s.contains("committed-smolmachine.smolmachine")
+    });
+    let sidecar = state.path().join("good/committed-smolmachine.smolmachine");
+    assert!(std::fs::metadata(&sidecar).unwrap().len() > 0);
+    clear_filter(&t);
+
+    // A freeze whose exec fails with hostile stderr: shown escaped; the terminal untouched.
+    let title = t.format("#{pane_title}");
+    pick(&t, "bad");
+    t.keys(&["f"]);
+    t.wait(10, "the confirmation", |s| {
+        s.contains("Freeze bot-bottle-bad?")
+    });
+    t.keys(&["y"]);
+    t.wait(60, "the failure", |s| s.contains("exec-tar failed"));
+    // The stderr pane follows the tail; the hostile lines came first, so scroll up to them.
+    let mut s = t.screen();
+    for _ in 0..10 {
+        if s.contains("\\x1b]0;pwned\\x07") {
+            break;
+        }
+        t.keys(&["PageUp"]);
+        s = t.screen();
+    }
+    assert!(
+        s.contains("\\x1b]0;pwned\\x07"),
+        "the OSC sequence is shown as text:\n{s}"
+    );
+    assert!(
+        s.contains("\\x1b[2J"),
+        "the screen clear is shown as text:\n{s}"
+    );
+    assert!(
+        s.contains("good") || s.contains("bad"),
+        "the screen was not cleared:\n{s}"
+    );
+    assert_eq!(
+        t.format("#{pane_title}"),
+        title,
+        "the VM changed the pane title"
+    );
+    clear_filter(&t);
+
+    // The history view lists it, and the record shows its stderr.
+    t.keys(&["h"]);
+    let s = t.wait(10, "the history view", |s| {
+        s.contains("failed") && s.contains("bot-bottle-bad")
+    });
+    assert!(s.contains("bot-bottle-good"), "{s}");
+    t.keys(&["Enter"]);
+    t.wait(10, "the record with its log", |s| {
+        s.contains("pwned") && s.contains("exec-tar")
+    });
+    t.keys(&["Escape"]);
+    std::thread::sleep(Duration::from_millis(300));
+    t.keys(&["Escape"]);
+    std::thread::sleep(Duration::from_millis(300));
+
+    // Quit: the pane is back at the shell, out of the alternate screen.
+    t.keys(&["q"]);
+    let s = t.wait(15, "the shell again", |s| s.contains("EXITED:0"));
+    assert_eq!(
+        t.format("#{alternate_on}"),
+        "0",
+        "still in the alternate screen:\n{s}"
+    );
+    assert!(
+        processes_mentioning(&state.path().to_string_lossy()).is_empty(),
+        "a process outlived the dashboard"
+    );
+    let _ = Command::new("docker")
+        .args(["rmi", "-f", "bot-bottle-committed-good:latest"])
+        .output();
+}
