@@ -250,8 +250,19 @@ impl History {
         Ok(self.dir(id)?.join(format!("{}.log", stage.name())))
     }
 
-    /// Writes the record atomically.
+    /// Writes the record atomically and durably (fsync before the rename).
     pub fn save(&self, record: &Record) -> Result<(), HistoryError> {
+        self.write(record, true)
+    }
+
+    /// Writes the record atomically, leaving durability to the filesystem: for the many
+    /// saves while a run is under way, where an fsync each would cost more than it buys
+    /// (the rename still never exposes half a record).
+    pub fn save_quick(&self, record: &Record) -> Result<(), HistoryError> {
+        self.write(record, false)
+    }
+
+    fn write(&self, record: &Record, durable: bool) -> Result<(), HistoryError> {
         let dir = self.dir(&record.id)?;
         let werr = |path: &Path| {
             let path = path.to_path_buf();
@@ -266,7 +277,9 @@ impl History {
         })?;
         let mut f = std::fs::File::create(&tmp).map_err(werr(&tmp))?;
         f.write_all(&json).map_err(werr(&tmp))?;
-        f.sync_all().map_err(werr(&tmp))?;
+        if durable {
+            f.sync_all().map_err(werr(&tmp))?;
+        }
         std::fs::rename(&tmp, &path).map_err(werr(&path))?;
         Ok(())
     }

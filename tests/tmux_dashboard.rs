@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{processes_mentioning, Sim};
+use common::{processes_mentioning, processes_running, Sim};
 
 /// A tmux server of our own (its own socket), with one pane running a shell.
 struct Tmux {
@@ -210,14 +210,14 @@ fn dashboard_freezes_fails_cancels_and_quits_cleanly_in_a_real_terminal() {
         s.contains("cancelled")
     });
     let deadline = Instant::now() + Duration::from_secs(5);
-    while (!processes_mentioning(&tmp.path().to_string_lossy()).is_empty()
+    while (!processes_running(&tmp.path().to_string_lossy()).is_empty()
         || std::fs::read_dir(tmp.path()).unwrap().count() > 0)
         && Instant::now() < deadline
     {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(
-        processes_mentioning(&tmp.path().to_string_lossy()).is_empty(),
+        processes_running(&tmp.path().to_string_lossy()).is_empty(),
         "processes left after cancel"
     );
     assert_eq!(
@@ -226,7 +226,7 @@ fn dashboard_freezes_fails_cancels_and_quits_cleanly_in_a_real_terminal() {
         "temp folder left after cancel"
     );
     assert!(
-        processes_mentioning("bot-bottle-slow").is_empty(),
+        processes_running("bot-bottle-slow").is_empty(),
         "smolvm exec left after cancel"
     );
     clear_filter(&t);
@@ -312,4 +312,122 @@ fn dashboard_freezes_fails_cancels_and_quits_cleanly_in_a_real_terminal() {
     let _ = Command::new("docker")
         .args(["rmi", "-f", "bot-bottle-committed-good:latest"])
         .output();
+}
+
+/// A `machine ls` that hangs leaves the dashboard responsive, shows the list as stale,
+/// and the hung call is timed out (no smolvm process piles up); it recovers by itself.
+#[test]
+fn dashboard_stays_responsive_when_machine_ls_hangs() {
+    let Some(t) = Tmux::start(120, 36) else {
+        return;
+    };
+    let sim = Sim::new();
+    sim.create("bot-bottle-one", "running", None);
+    sim.create("bot-bottle-two", "running", None);
+    let state = tempfile::tempdir().unwrap();
+    let line = format!(
+        "env SMOLVM_SIM_HOME='{}' BOTTLE_FREEZE_SMOLVM='{}' BOTTLE_FREEZE_STATE_DIR='{}' '{}' --refresh 1 --query-timeout 2; echo EXITED:$?",
+        sim.home().display(),
+        common::sim_bin(),
+        state.path().display(),
+        common::freeze_bin()
+    );
+    t.type_line(&line);
+    t.wait(20, "the machine list", |s| {
+        s.contains("one") && s.contains("two")
+    });
+    sim.ok(&["sim", "config", "--ls-hang-secs", "60"]);
+    t.wait(20, "the list marked stale", |s| {
+        s.contains("stale") && s.contains("one")
+    });
+    // Still answering keys while discovery hangs.
+    let asked = Instant::now();
+    t.keys(&["?"]);
+    t.wait(5, "the help overlay", |s| s.to_lowercase().contains("keys"));
+    assert!(
+        asked.elapsed() < Duration::from_secs(3),
+        "the dashboard was slow to answer"
+    );
+    t.keys(&["Escape"]);
+    // Hung calls are abandoned and killed, not piled up.
+    std::thread::sleep(Duration::from_secs(5));
+    let hung: Vec<String> = processes_mentioning(&sim.home().to_string_lossy())
+        .into_iter()
+        .filter(|p| p.contains("machine ls"))
+        .collect();
+    assert!(hung.len() <= 1, "hung smolvm calls pile up: {hung:?}");
+    sim.ok(&["sim", "config", "--ls-hang-secs", "0"]);
+    t.wait(20, "the list fresh again", |s| {
+        !s.contains("stale") && s.contains("one")
+    });
+    t.keys(&["q"]);
+    t.wait(15, "the shell again", |s| s.contains("EXITED:0"));
+    assert!(processes_mentioning(&sim.home().to_string_lossy()).is_empty());
+}
+
+/// Starts the dashboard in `t` against `sim` with the config home `xdg` and `extra`
+/// environment; returns the state folder.
+fn open_dashboard(t: &Tmux, sim: &Sim, xdg: &std::path::Path, extra: &str) -> tempfile::TempDir {
+    let state = tempfile::tempdir().unwrap();
+    let line = format!(
+        "env XDG_CONFIG_HOME='{}' SMOLVM_SIM_HOME='{}' BOTTLE_FREEZE_SMOLVM='{}' BOTTLE_FREEZE_STATE_DIR='{}' {extra} '{}'; echo EXITED:$?",
+        xdg.display(),
+        sim.home().display(),
+        common::sim_bin(),
+        state.path().display(),
+        common::freeze_bin()
+    );
+    t.type_line(&line);
+    t.wait(20, "the machine list", |s| s.contains("alpha"));
+    state
+}
+
+#[test]
+fn keys_remapped_in_the_config_file_work_and_are_shown() {
+    let Some(t) = Tmux::start(120, 36) else {
+        return;
+    };
+    let sim = Sim::new();
+    sim.create("bot-bottle-alpha", "running", None);
+    let xdg = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(xdg.path().join("bottle-freeze")).unwrap();
+    std::fs::write(
+        xdg.path().join("bottle-freeze/config.toml"),
+        "[keys.dashboard]\nfreeze = \"x\"\nhistory = \"z h\"\n",
+    )
+    .unwrap();
+    let _state = open_dashboard(&t, &sim, xdg.path(), "");
+    let s = t.screen();
+    assert!(
+        s.contains("x freeze"),
+        "the status bar shows the bound key:\n{s}"
+    );
+    // The old key does nothing; the new one asks.
+    t.keys(&["f"]);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!t.screen().contains("Freeze bot-bottle-alpha?"));
+    t.keys(&["x"]);
+    t.wait(10, "the confirmation", |s| {
+        s.contains("Freeze bot-bottle-alpha?")
+    });
+    t.keys(&["n"]);
+    t.wait(5, "the dialog to close", |s| {
+        !s.contains("Freeze bot-bottle-alpha?")
+    });
+    // A two-key sequence opens the history.
+    t.keys(&["z", "h"]);
+    t.wait(10, "the history view", |s| s.contains("back"));
+    t.keys(&["Escape"]);
+    // The help lists the bound keys.
+    t.keys(&["?"]);
+    let s = t.wait(10, "the help", |s| {
+        s.contains("freeze the selected machine")
+    });
+    let line = s
+        .lines()
+        .find(|l| l.contains("freeze the selected machine"))
+        .unwrap();
+    assert!(line.contains(" x "), "{line}");
+    t.keys(&["Escape", "q"]);
+    t.wait(15, "the shell again", |s| s.contains("EXITED:0"));
 }

@@ -114,7 +114,16 @@ impl Reporter {
     /// Persists the record; a history that cannot be written is reported but does not
     /// stop the freeze (the artifact matters more than its record).
     pub fn save(&mut self) {
-        if let Err(e) = self.history.save(&self.record) {
+        self.persist(false);
+    }
+
+    fn persist(&mut self, durable: bool) {
+        let saved = if durable {
+            self.history.save(&self.record)
+        } else {
+            self.history.save_quick(&self.record)
+        };
+        if let Err(e) = saved {
             self.emit.note(
                 self.stage_started.map(|s| s.0).unwrap_or(Stage::ExecTar),
                 format!("history not saved: {e}"),
@@ -203,7 +212,7 @@ impl Reporter {
         self.record.outcome = outcome;
         self.record.ended_at_ms = Some(now_ms());
         self.record.temp_dir = None;
-        self.save();
+        self.persist(true);
     }
 
     pub fn failed(&mut self, failure: Failure) {

@@ -604,6 +604,250 @@ fn bench_e2e() {
     );
 }
 
+/// The dashboard's render: 500 machines and a running freeze, on a TestBackend.
+fn bench_ui_render() {
+    use bottle_freeze::freeze::{FreezeEvent, OutputStream, Progress, Stage};
+    use bottle_freeze::machines::{BottleMachine, Machine};
+    use bottle_freeze::ui::app::{Action, App, Settings};
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    use ratatui::backend::TestBackend;
+    use ratatui::Terminal;
+
+    println!("== dashboard render: 500 machines and a running freeze, 200x50");
+    let now = 1_800_000_000_000u64;
+    let mut app = App::new(
+        Settings {
+            prefix: "bot-bottle-".into(),
+            state_dir: PathBuf::from("/tmp/bench-state"),
+            tmp_dir: PathBuf::from("/tmp"),
+            refresh_ms: 3000,
+        },
+        bottle_freeze::ui::keys::KeyMap::defaults(),
+    );
+    app.update(Action::Resize {
+        width: 200,
+        height: 50,
+    });
+    app.update(Action::Tick { now_ms: now });
+    let machines: Vec<BottleMachine> = (0..500)
+        .map(|i| BottleMachine {
+            machine: Machine {
+                name: format!("bot-bottle-m{i:03}"),
+                state: Some(if i % 7 == 0 { "stopped" } else { "running" }.into()),
+                cpus: Some(2),
+                memory_mib: Some(2048),
+                pid: Some(1000 + i),
+                created_at: Some((now / 1000) as i64 - 3600 * i),
+                image: Some("node:22".into()),
+            },
+            slug: Slug::parse(&format!("m{i:03}")),
+        })
+        .collect();
+    app.update(Action::Machines(Ok(machines)));
+    let key = |c: char| Action::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE));
+    app.update(key('j'));
+    app.update(key('f'));
+    app.update(Action::Space {
+        machine: "bot-bottle-m001".into(),
+        tmp_free: Ok(40 << 30),
+        estimate: Ok(2 << 30),
+    });
+    app.update(key('y'));
+    let id = "bench-freeze".to_string();
+    app.update(Action::Freeze(FreezeEvent::Started {
+        id: id.clone(),
+        machine: "bot-bottle-m001".into(),
+        slug: "m001".into(),
+        at_ms: now,
+    }));
+    app.update(Action::Freeze(FreezeEvent::StageStarted {
+        id: id.clone(),
+        stage: Stage::ExecTar,
+    }));
+    for i in 0..300u64 {
+        app.update(Action::Freeze(FreezeEvent::Progress {
+            id: id.clone(),
+            stage: Stage::ExecTar,
+            progress: Progress {
+                bytes: i * (8 << 20),
+                total: None,
+                entries: Some(i * 40),
+                current_path: Some(format!("./usr/lib/node_modules/pkg{i}/index.js")),
+                elapsed_ms: i * 50,
+            },
+        }));
+        app.update(Action::Freeze(FreezeEvent::Output {
+            id: id.clone(),
+            stage: Stage::ExecTar,
+            stream: OutputStream::Stderr,
+            lines: vec![format!(
+                "tar: ./var/log/app{i}.log: file changed as we read it"
+            )],
+            dropped: 0,
+        }));
+    }
+    let Ok(mut term) = Terminal::new(TestBackend::new(200, 50));
+    let frames = 2000;
+    let time_frames = |term: &mut Terminal<TestBackend>, app: &App| {
+        let started = Instant::now();
+        for _ in 0..frames {
+            term.draw(|f| bottle_freeze::ui::draw(f, app)).unwrap();
+        }
+        started.elapsed().as_secs_f64() * 1000.0 / frames as f64
+    };
+    time_frames(&mut term, &app);
+    let busy = time_frames(&mut term, &app);
+    // Baseline: the same terminal drawing one full-screen paragraph of the same text.
+    let text: String = (0..50).map(|_| "x".repeat(200) + "\n").collect();
+    let started = Instant::now();
+    for _ in 0..frames {
+        term.draw(|f| f.render_widget(ratatui::widgets::Paragraph::new(text.as_str()), f.area()))
+            .unwrap();
+    }
+    let plain = started.elapsed().as_secs_f64() * 1000.0 / frames as f64;
+    report(
+        "dashboard frame vs one full-screen paragraph",
+        busy,
+        plain,
+        "ms",
+        None,
+    );
+    println!(
+        "  frame time {busy:.3} ms (target ≤ 2 ms) {}",
+        if busy <= 2.0 { "met" } else { "MISSED" }
+    );
+}
+
+/// The dashboard as a real process under tmux: idle CPU, and how soon a key shows.
+fn bench_ui_tmux() {
+    println!("== dashboard under tmux: idle CPU over 10 s, key latency while a freeze streams");
+    if Command::new("tmux").arg("-V").output().is_err() {
+        println!("  skipped: tmux is not installed");
+        return;
+    }
+    let sim = Sim::new();
+    sim.machine("bot-bottle-idle", 1 << 20, &[]);
+    sim.machine("bot-bottle-fast", 8 << 30, &[]);
+    let state = tempfile::tempdir().unwrap();
+    let tmp = tempfile::Builder::new()
+        .prefix("bench-ui.")
+        .tempdir_in(".")
+        .unwrap();
+    let sock = state.path().join("tmux.sock");
+    let tmux = |args: &[&str]| -> String {
+        let out = Command::new("tmux")
+            .arg("-S")
+            .arg(&sock)
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let line = format!(
+        "exec env SMOLVM_SIM_HOME='{}' BOTTLE_FREEZE_SMOLVM='{}' BOTTLE_FREEZE_STATE_DIR='{}' BOTTLE_FREEZE_TMPDIR='{}' '{}'",
+        sim.home.path().display(),
+        SIM,
+        state.path().display(),
+        tmp.path().canonicalize().unwrap().display(),
+        FREEZE
+    );
+    tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        "b",
+        "-x",
+        "120",
+        "-y",
+        "36",
+        &line,
+    ]);
+    let screen = || tmux(&["capture-pane", "-p", "-t", "b"]);
+    let wait = |pred: &dyn Fn(&str) -> bool, secs: u64| {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while Instant::now() < deadline {
+            if pred(&screen()) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        false
+    };
+    assert!(
+        wait(&|s| s.contains("fast") && s.contains("idle"), 20),
+        "dashboard up"
+    );
+    let pid: u32 = tmux(&["display-message", "-p", "-t", "b", "#{pane_pid}"])
+        .trim()
+        .parse()
+        .unwrap();
+    let cpu_of = |pid: u32| -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let rest = &stat[stat.rfind(')').unwrap() + 2..];
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
+        ticks / 100.0
+    };
+    let c0 = cpu_of(pid);
+    std::thread::sleep(Duration::from_secs(10));
+    let idle_pct = (cpu_of(pid) - c0) / 10.0 * 100.0;
+    println!(
+        "  idle dashboard: {idle_pct:.2}% of a core over 10 s (target ≤ 1%) {}",
+        if idle_pct <= 1.0 { "met" } else { "MISSED" }
+    );
+
+    let latency = |n: usize| -> Vec<f64> {
+        let mut v = Vec::new();
+        for _ in 0..n {
+            let started = Instant::now();
+            tmux(&["send-keys", "-t", "b", "?"]);
+            assert!(
+                wait(&|s| s.to_lowercase().contains("keys"), 5),
+                "help opens"
+            );
+            v.push(started.elapsed().as_secs_f64() * 1000.0);
+            tmux(&["send-keys", "-t", "b", "Escape"]);
+            assert!(wait(
+                &|s| s.contains("fast") && !s.to_lowercase().contains("keys ·"),
+                5
+            ));
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        v
+    };
+    let idle = latency(10);
+    // Select "fast" (filter), freeze it, and measure while it streams at full speed.
+    tmux(&["send-keys", "-t", "b", "/"]);
+    tmux(&["send-keys", "-t", "b", "-l", "fast"]);
+    tmux(&["send-keys", "-t", "b", "Enter"]);
+    std::thread::sleep(Duration::from_millis(300));
+    tmux(&["send-keys", "-t", "b", "f"]);
+    assert!(wait(&|s| s.contains("Freeze bot-bottle-fast?"), 10));
+    tmux(&["send-keys", "-t", "b", "y"]);
+    assert!(wait(&|s| s.contains("streamed"), 20), "streaming");
+    let busy = latency(10);
+    let median = |v: &[f64]| v[v.len() / 2];
+    report(
+        "key-to-screen latency while streaming vs idle (median)",
+        median(&busy),
+        median(&idle),
+        "ms",
+        None,
+    );
+    println!(
+        "  while streaming: median {:.1} ms, worst {:.1} ms (target ≤ 50 ms, measured through tmux capture-pane polling) {}",
+        median(&busy),
+        busy[busy.len() - 1],
+        if busy[busy.len() - 1] <= 50.0 { "met" } else { "MISSED" }
+    );
+    tmux(&["send-keys", "-t", "b", "q"]);
+    std::thread::sleep(Duration::from_millis(300));
+    tmux(&["send-keys", "-t", "b", "y"]);
+    std::thread::sleep(Duration::from_secs(2));
+    tmux(&["kill-server"]);
+}
+
 fn main() {
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -622,6 +866,10 @@ fn main() {
     }
     if want("e2e") {
         bench_e2e();
+    }
+    if want("ui") {
+        bench_ui_render();
+        bench_ui_tmux();
     }
     let _ = PathBuf::new();
 }

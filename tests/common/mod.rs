@@ -194,8 +194,18 @@ pub fn small_root() -> TempDir {
     root
 }
 
-/// Processes whose command line mentions `needle` (e.g. a test's private temp folder).
+/// Processes whose command line or environment mentions `needle` (e.g. a test's private
+/// temp folder, or a sim home).
 pub fn processes_mentioning(needle: &str) -> Vec<String> {
+    processes_matching(needle, true)
+}
+
+/// Processes whose command line mentions `needle`.
+pub fn processes_running(needle: &str) -> Vec<String> {
+    processes_matching(needle, false)
+}
+
+fn processes_matching(needle: &str, with_env: bool) -> Vec<String> {
     let mut found = Vec::new();
     let me = std::process::id().to_string();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
@@ -205,7 +215,13 @@ pub fn processes_mentioning(needle: &str) -> Vec<String> {
         }
         if let Ok(cmd) = std::fs::read(e.path().join("cmdline")) {
             let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-            if cmd.contains(needle) {
+            // The environment counts too: smolvm-sim finds its home through it.
+            let env = if with_env {
+                std::fs::read(e.path().join("environ")).unwrap_or_default()
+            } else {
+                Vec::new()
+            };
+            if cmd.contains(needle) || String::from_utf8_lossy(&env).contains(needle) {
                 found.push(format!("{name}: {cmd}"));
             }
         }
