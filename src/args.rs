@@ -52,6 +52,18 @@ pub struct GlobalOpts {
         default_value_t = 15
     )]
     pub query_timeout: u64,
+    /// The configuration file [default: $XDG_CONFIG_HOME/bottle-freeze/config.toml].
+    #[arg(long, global = true, env = "BOTTLE_FREEZE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The Docker daemon (as DOCKER_HOST: unix:///path or tcp://host:port).
+    #[arg(long, global = true, env = "DOCKER_HOST", value_name = "URL")]
+    pub docker_host: Option<String>,
+    /// Level (or RUST_LOG-style filter) of the log file in the state folder.
+    #[arg(long, global = true, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+    /// Dashboard colours: dark, light or mono (NO_COLOR: mono).
+    #[arg(long, global = true, value_enum)]
+    pub theme: Option<crate::ui::theme::ThemeName>,
     /// Dashboard: seconds between machine list refreshes.
     #[arg(
         long,
@@ -72,11 +84,31 @@ pub enum Command {
     Freeze(FreezeArgs),
     /// Past freezes and their logs.
     History(HistoryArgs),
+    /// Print a shell completion script (e.g. `bottle-freeze completions bash > ~/.local/share/bash-completion/completions/bottle-freeze`).
+    Completions {
+        #[arg(value_enum)]
+        shell: CompletionShell,
+    },
+    /// Print the man page (roff) on stdout (`bottle-freeze man | man -l -`).
+    Man,
+    /// Print the effective configuration and where each value came from.
+    Config {
+        /// Print a commented default configuration file instead.
+        #[arg(long)]
+        default: bool,
+    },
     /// Drop what a failed freeze kept for --resume (its archive or image).
     Discard {
         /// The freeze id (as `history` lists it).
         id: String,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 #[derive(Debug, Args)]

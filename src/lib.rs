@@ -4,6 +4,7 @@
 
 pub mod args;
 pub mod cli;
+pub mod config;
 pub mod docker;
 pub mod format;
 pub mod freeze;

@@ -1,7 +1,15 @@
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory as _, FromArgMatches as _};
 
 fn main() -> ExitCode {
-    bottle_freeze::cli::run(bottle_freeze::args::Cli::parse())
+    use bottle_freeze::args::Cli;
+    // The matches are kept beside the parsed struct: they say which values were given
+    // as flags, which the configuration file must not override.
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.format(&mut Cli::command()).exit(),
+    };
+    bottle_freeze::cli::run(cli, &matches)
 }

@@ -431,3 +431,49 @@ fn keys_remapped_in_the_config_file_work_and_are_shown() {
     t.keys(&["Escape", "q"]);
     t.wait(15, "the shell again", |s| s.contains("EXITED:0"));
 }
+
+/// Whether a screen captured with its escapes (`capture-pane -e`) sets any colour.
+fn has_colour(escaped: &str) -> bool {
+    escaped.split("\x1b[").skip(1).any(|rest| {
+        let Some(end) = rest.find('m') else {
+            return false;
+        };
+        let params = &rest[..end];
+        if !params.chars().all(|c| c.is_ascii_digit() || c == ';') {
+            return false;
+        }
+        params.split(';').any(|p| {
+            matches!(p.parse::<u16>(), Ok(n) if (30..=38).contains(&n) || (40..=48).contains(&n) || (90..=107).contains(&n))
+        })
+    })
+}
+
+#[test]
+fn no_color_keeps_the_real_dashboard_colourless() {
+    let Some(t) = Tmux::start(120, 36) else {
+        return;
+    };
+    let sim = Sim::new();
+    sim.create("bot-bottle-alpha", "running", None);
+    sim.create("bot-bottle-beta", "stopped", None);
+    let xdg = tempfile::tempdir().unwrap();
+    // Without NO_COLOR the same screen has colours: the check can fail.
+    let _s1 = open_dashboard(&t, &sim, xdg.path(), "BOTTLE_FREEZE_REFRESH=60");
+    let coloured = t.run(&["capture-pane", "-e", "-p", "-t", "e2e"]);
+    assert!(has_colour(&coloured), "{coloured:?}");
+    t.keys(&["q"]);
+    t.wait(15, "the shell again", |s| s.contains("EXITED:0"));
+    t.type_line("clear");
+    std::thread::sleep(Duration::from_millis(300));
+    let _s2 = open_dashboard(&t, &sim, xdg.path(), "NO_COLOR=1");
+    for keys in [&[][..], &["?"], &["Escape", "h"]] {
+        t.keys(keys);
+        std::thread::sleep(Duration::from_millis(300));
+        let plain = t.run(&["capture-pane", "-e", "-p", "-t", "e2e"]);
+        assert!(!has_colour(&plain), "colour under NO_COLOR:\n{plain:?}");
+    }
+    let s = t.screen();
+    assert!(s.contains("back"), "{s}");
+    t.keys(&["Escape", "q"]);
+    t.wait(15, "the shell again", |s| s.contains("EXITED:0"));
+}

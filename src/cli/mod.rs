@@ -8,9 +8,110 @@ pub mod run;
 use std::process::ExitCode;
 
 use crate::args::{Cli, Command};
+use crate::config::Settings;
 
-/// Runs one CLI command and returns the process exit code.
-pub fn run(cli: Cli) -> ExitCode {
+/// Writes a completion script generated from the clap definitions.
+fn completions(shell: crate::args::CompletionShell) -> ExitCode {
+    use crate::args::CompletionShell as S;
+    use clap::CommandFactory as _;
+    let mut cmd = Cli::command();
+    let mut out = Vec::new();
+    let name = "bottle-freeze";
+    let script = match shell {
+        S::Bash => {
+            clap_complete::generate(clap_complete::Shell::Bash, &mut cmd, name, &mut out);
+            // clap_complete spells the subcommands' case labels of a hyphenated binary
+            // differently from the names it assigns (`bottle__subcmd__freeze__…` against
+            // `bottle__freeze__…`), so no subcommand's options would complete.
+            String::from_utf8_lossy(&out).replace("bottle__subcmd__freeze__", "bottle__freeze__")
+        }
+        S::Zsh => {
+            clap_complete::generate(clap_complete::Shell::Zsh, &mut cmd, name, &mut out);
+            String::from_utf8_lossy(&out).into_owned()
+        }
+        S::Fish => {
+            clap_complete::generate(clap_complete::Shell::Fish, &mut cmd, name, &mut out);
+            String::from_utf8_lossy(&out).into_owned()
+        }
+    };
+    print!("{script}");
+    ExitCode::SUCCESS
+}
+
+/// Writes the man page generated from the clap definitions.
+fn man() -> ExitCode {
+    use clap::CommandFactory as _;
+    let page = clap_mangen::Man::new(Cli::command());
+    match page.render(&mut std::io::stdout()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bottle-freeze: cannot write the man page: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// The configuration file in use: `--config`, else the XDG default.
+fn config_path(cli: &Cli) -> Option<std::path::PathBuf> {
+    cli.global
+        .config
+        .clone()
+        .or_else(crate::config::default_path)
+}
+
+/// Puts the resolved settings where the commands read them, so that a value from the
+/// file reaches them as a flag would.
+fn apply(cli: &mut Cli, s: &Settings) {
+    let g = &mut cli.global;
+    g.smolvm = s.smolvm.clone();
+    g.prefix = s.prefix.clone();
+    g.state_dir = Some(s.state_dir.clone());
+    g.tmp_dir = Some(s.tmp_dir.clone());
+    g.query_timeout = s.query_timeout;
+    g.refresh = s.refresh;
+    let exec = |e: &mut crate::args::ExecTarOpts| {
+        e.transport = s.transport;
+        e.guest_scratch_dir = s.guest_scratch_dir.clone();
+    };
+    match &mut cli.command {
+        Some(Command::Freeze(f)) => {
+            exec(&mut f.exec_tar);
+            f.user = s.user.clone();
+            f.workdir = s.workdir.clone();
+            f.registry = s.registry.clone();
+            f.registry_bin = s.registry_bin.clone();
+            f.registry_port = s.registry_port;
+            f.push_host = s.push_host.clone();
+            f.pull_host = s.pull_host.clone();
+        }
+        Some(Command::Export(e)) => exec(&mut e.exec_tar),
+        _ => {}
+    }
+}
+
+/// Runs one CLI command and returns the process exit code. `matches` are what clap
+/// parsed `cli` from (they tell flags from defaults).
+pub fn run(mut cli: Cli, matches: &clap::ArgMatches) -> ExitCode {
+    match cli.command {
+        Some(Command::Completions { shell }) => return completions(shell),
+        Some(Command::Man) => return man(),
+        _ => {}
+    }
+    if let Some(Command::Config { default: true }) = cli.command {
+        print!("{}", Settings::render_default_file());
+        return ExitCode::SUCCESS;
+    }
+    let path = config_path(&cli);
+    let env = |name: &str| std::env::var(name).ok();
+    let settings = Settings::resolve(Some(matches), &env, path.as_deref());
+    for w in &settings.warnings {
+        eprintln!("bottle-freeze: {w}");
+    }
+    if let Some(host) = &settings.docker_host {
+        // bollard reads DOCKER_HOST; no other thread runs yet, so setting it is safe.
+        std::env::set_var("DOCKER_HOST", host);
+    }
+    apply(&mut cli, &settings);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -27,12 +128,18 @@ pub fn run(cli: Cli) -> ExitCode {
             Some(Command::Freeze(args)) => run::freeze(&cli.global, &args).await,
             Some(Command::Export(args)) => run::export(&cli.global, &args).await,
             Some(Command::History(args)) => {
-                let cfg = run::config(&cli.global, &crate::args::ExecTarOpts::default(), None);
+                let cfg = settings.freeze_config();
                 run::recover(&cfg).await;
                 history::run(&cli.global, &args)
             }
             Some(Command::Discard { id }) => run::discard(&cli.global, &id).await,
-            None => match crate::ui::run(crate::ui::UiConfig::from_global(&cli.global)).await {
+            Some(Command::Config { .. }) => {
+                print!("{}", settings.render_effective());
+                ExitCode::SUCCESS
+            }
+            // Answered before the configuration is read.
+            Some(Command::Completions { .. } | Command::Man) => ExitCode::SUCCESS,
+            None => match crate::ui::run(crate::ui::UiConfig::from_settings(&settings)).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("bottle-freeze: {e:#}");

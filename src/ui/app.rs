@@ -14,7 +14,7 @@ use crossterm::event::{
 };
 use ratatui::layout::Rect;
 
-use super::keys::{Context, KeyAction, KeyMap};
+use super::keys::{Context, KeyAction, KeyChord, KeyMap, Lookup};
 use super::layout;
 use super::state::*;
 use super::theme::guard;
@@ -41,6 +41,9 @@ pub struct Settings {
     pub tmp_dir: PathBuf,
     /// Background discovery interval.
     pub refresh_ms: u64,
+    pub theme: super::theme::ThemeName,
+    /// Ring the terminal bell when a freeze ends.
+    pub bell: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,6 +151,8 @@ pub struct App {
     pub help: Option<u16>,
     pub flash: Option<Flash>,
     pub quit: QuitState,
+    /// The keys of a sequence begun but not finished (`g` of `g g`).
+    pub pending_keys: Vec<KeyChord>,
 }
 
 fn is_ctrl_c(k: &KeyEvent) -> bool {
@@ -173,6 +178,7 @@ impl App {
             help: None,
             flash: None,
             quit: QuitState::No,
+            pending_keys: Vec::new(),
         }
     }
 
@@ -749,9 +755,25 @@ impl App {
             }
         }
         let ctx = self.context();
-        let Some(action) = self.keys.lookup(ctx, &key) else {
-            fx.redraw = false;
-            return;
+        let mut found = self.keys.lookup_seq(ctx, &self.pending_keys, &key);
+        if found == Lookup::None && !self.pending_keys.is_empty() {
+            // A key that does not continue the sequence starts afresh.
+            self.pending_keys.clear();
+            found = self.keys.lookup_seq(ctx, &[], &key);
+        }
+        let action = match found {
+            Lookup::Action(a) => {
+                self.pending_keys.clear();
+                a
+            }
+            Lookup::Pending => {
+                self.pending_keys.push(KeyChord::from_event(&key));
+                return;
+            }
+            Lookup::None => {
+                fx.redraw = false;
+                return;
+            }
         };
         if action == KeyAction::Quit {
             self.request_quit();
@@ -1733,6 +1755,44 @@ mod tests {
             now_ms: NOW_MS + 30_000,
         });
         assert!(a.stale_secs().is_some());
+    }
+
+    #[test]
+    fn remapped_keys_and_sequences_act_and_the_old_key_does_not() {
+        use crate::ui::keys::{KeyChord, KeySeq};
+        let mut a = with_machines(80, 24);
+        let seq = |s: &str| KeySeq::parse(s).unwrap();
+        a.keys
+            .set(Context::Dashboard, KeyAction::Freeze, vec![seq("x")])
+            .unwrap();
+        a.keys
+            .set(Context::Dashboard, KeyAction::Refresh, vec![seq("z z")])
+            .unwrap();
+        a.update(key('f'));
+        assert!(a.dialog.is_none(), "f is no longer freeze");
+        a.update(key('x'));
+        assert!(matches!(a.dialog, Some(Dialog::Freeze(_))));
+        a.update(key('n'));
+        assert!(a.dialog.is_none());
+        // One z waits; the second one refreshes.
+        a.update(Action::Tick { now_ms: NOW_MS });
+        a.update(Action::Machines(Ok(mixed())));
+        let fx = a.update(key('z'));
+        assert!(fx.commands.is_empty());
+        assert_eq!(a.pending_keys, [KeyChord::ch('z')]);
+        let fx = a.update(key('z'));
+        assert_eq!(fx.commands, [Command::Discover]);
+        assert!(a.pending_keys.is_empty());
+        // A key that does not continue the sequence acts on its own.
+        a.update(key('z'));
+        a.update(key('x'));
+        assert!(a.pending_keys.is_empty());
+        assert!(matches!(a.dialog, Some(Dialog::Freeze(_))));
+        // The status bar shows the bound key.
+        assert!(a
+            .keys
+            .status_hints(Context::Dashboard)
+            .contains(&("x".to_string(), "freeze")));
     }
 
     #[test]

@@ -23,6 +23,8 @@ pub fn settings() -> Settings {
         state_dir: PathBuf::from("/home/op/.local/state/bot-bottle"),
         tmp_dir: PathBuf::from("/tmp"),
         refresh_ms: 3_000,
+        theme: super::theme::ThemeName::Dark,
+        bell: false,
     }
 }
 

@@ -29,6 +29,22 @@ impl Context {
         Context::Global,
     ];
 
+    /// The context's name in the configuration file (`[keys.dashboard]`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Context::Global => "global",
+            Context::Dashboard => "dashboard",
+            Context::History => "history",
+            Context::Record => "record",
+            Context::Dialog => "dialog",
+            Context::Help => "help",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Context> {
+        Context::ALL.into_iter().find(|c| c.name() == name)
+    }
+
     pub fn title(self) -> &'static str {
         match self {
             Context::Global => "everywhere",
@@ -72,6 +88,71 @@ pub enum KeyAction {
     Deny,
 }
 
+impl KeyAction {
+    pub const ALL: [KeyAction; 25] = [
+        A::Quit,
+        A::Help,
+        A::Up,
+        A::Down,
+        A::PageUp,
+        A::PageDown,
+        A::Top,
+        A::Bottom,
+        A::Freeze,
+        A::Cancel,
+        A::Refresh,
+        A::Filter,
+        A::SortNext,
+        A::SortReverse,
+        A::History,
+        A::Follow,
+        A::Wrap,
+        A::Open,
+        A::Back,
+        A::Search,
+        A::NextMatch,
+        A::PrevMatch,
+        A::Save,
+        A::Confirm,
+        A::Deny,
+    ];
+
+    /// The action's name in the configuration file (`freeze = ["f", "enter"]`).
+    pub fn name(self) -> &'static str {
+        match self {
+            A::Quit => "quit",
+            A::Help => "help",
+            A::Up => "up",
+            A::Down => "down",
+            A::PageUp => "page-up",
+            A::PageDown => "page-down",
+            A::Top => "top",
+            A::Bottom => "bottom",
+            A::Freeze => "freeze",
+            A::Cancel => "cancel",
+            A::Refresh => "refresh",
+            A::Filter => "filter",
+            A::SortNext => "sort-next",
+            A::SortReverse => "sort-reverse",
+            A::History => "history",
+            A::Follow => "follow",
+            A::Wrap => "wrap",
+            A::Open => "open",
+            A::Back => "back",
+            A::Search => "search",
+            A::NextMatch => "next-match",
+            A::PrevMatch => "prev-match",
+            A::Save => "save",
+            A::Confirm => "confirm",
+            A::Deny => "deny",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<KeyAction> {
+        KeyAction::ALL.into_iter().find(|a| a.name() == name)
+    }
+}
+
 /// One key with its modifiers, e.g. `ctrl-c`, `G`, `pgup`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct KeyChord {
@@ -99,6 +180,15 @@ impl KeyChord {
     /// Only Ctrl and Alt count: Shift is already in the character (`G`, `?`).
     fn significant(mods: KeyModifiers) -> KeyModifiers {
         mods & (KeyModifiers::CONTROL | KeyModifiers::ALT)
+    }
+
+    /// The chord of a key press (Shift dropped, as it is in the character).
+    pub fn from_event(ev: &KeyEvent) -> KeyChord {
+        KeyChord::new(ev.code, Self::significant(ev.modifiers))
+    }
+
+    fn same(&self, other: &KeyChord) -> bool {
+        self.code == other.code && Self::significant(self.mods) == Self::significant(other.mods)
     }
 
     pub fn matches(&self, ev: &KeyEvent) -> bool {
@@ -150,6 +240,40 @@ impl KeyChord {
     }
 }
 
+impl KeyChord {
+    /// The chord as the configuration file spells it (what [`KeyChord::parse`] reads).
+    pub fn config_name(&self) -> String {
+        let mut out = String::new();
+        if self.mods.contains(KeyModifiers::CONTROL) {
+            out.push_str("ctrl-");
+        }
+        if self.mods.contains(KeyModifiers::ALT) {
+            out.push_str("alt-");
+        }
+        let code = match self.code {
+            KeyCode::Char(' ') => "space".to_string(),
+            KeyCode::Char(c) => c.to_string(),
+            KeyCode::Enter => "enter".into(),
+            KeyCode::Esc => "esc".into(),
+            KeyCode::Tab => "tab".into(),
+            KeyCode::Backspace => "backspace".into(),
+            KeyCode::Up => "up".into(),
+            KeyCode::Down => "down".into(),
+            KeyCode::Left => "left".into(),
+            KeyCode::Right => "right".into(),
+            KeyCode::PageUp => "pgup".into(),
+            KeyCode::PageDown => "pgdn".into(),
+            KeyCode::Home => "home".into(),
+            KeyCode::End => "end".into(),
+            KeyCode::Delete => "delete".into(),
+            KeyCode::F(n) => format!("f{n}"),
+            _ => "?".into(),
+        };
+        out.push_str(&code);
+        out
+    }
+}
+
 impl fmt::Display for KeyChord {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.mods.contains(KeyModifiers::CONTROL) {
@@ -180,11 +304,68 @@ impl fmt::Display for KeyChord {
     }
 }
 
+/// Keys pressed one after the other (`g g`); most bindings are a single key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct KeySeq(pub Vec<KeyChord>);
+
+impl KeySeq {
+    /// Parses chords separated by spaces: `x`, `g g`, `ctrl-w j`.
+    pub fn parse(s: &str) -> Result<KeySeq, String> {
+        let chords = s
+            .split_whitespace()
+            .map(KeyChord::parse)
+            .collect::<Result<Vec<_>, _>>()?;
+        if chords.is_empty() {
+            return Err("an empty key".into());
+        }
+        Ok(KeySeq(chords))
+    }
+
+    pub fn config_name(&self) -> String {
+        self.0
+            .iter()
+            .map(KeyChord::config_name)
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    fn starts_with(&self, prefix: &[KeyChord]) -> bool {
+        self.0.len() >= prefix.len() && self.0.iter().zip(prefix).all(|(a, b)| a.same(b))
+    }
+
+    fn is(&self, keys: &[KeyChord]) -> bool {
+        self.0.len() == keys.len() && self.starts_with(keys)
+    }
+}
+
+impl fmt::Display for KeySeq {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, k) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            write!(f, "{k}")?;
+        }
+        Ok(())
+    }
+}
+
+/// What a key press means given the keys pressed before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    Action(KeyAction),
+    /// The start of a longer sequence: wait for the next key.
+    Pending,
+    None,
+}
+
 /// An action's keys in one context, and what it does there.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Binding {
     pub action: KeyAction,
-    pub keys: Vec<KeyChord>,
+    pub keys: Vec<KeySeq>,
+    /// Set by the user's file rather than the defaults (for `bottle-freeze config`).
+    pub from_file: bool,
     pub help: &'static str,
     /// Shown in the status bar (the short label) as well as in the help.
     pub status: Option<&'static str>,
@@ -203,7 +384,8 @@ fn b(
 ) -> Binding {
     Binding {
         action,
-        keys: keys.to_vec(),
+        keys: keys.iter().map(|k| KeySeq(vec![*k])).collect(),
+        from_file: false,
         help,
         status,
     }
@@ -397,7 +579,7 @@ impl KeyMap {
         &mut self,
         ctx: Context,
         action: KeyAction,
-        keys: Vec<KeyChord>,
+        keys: Vec<KeySeq>,
     ) -> Result<(), String> {
         let Some((_, list)) = self.contexts.iter_mut().find(|(c, _)| *c == ctx) else {
             return Err(format!("no context {ctx:?}"));
@@ -414,22 +596,49 @@ impl KeyMap {
         }
     }
 
-    /// The action a key press means in `ctx`; the global bindings apply in the
-    /// non-modal contexts only (a dialog or the help takes every key).
-    pub fn lookup(&self, ctx: Context, ev: &KeyEvent) -> Option<KeyAction> {
-        if ev.kind == KeyEventKind::Release {
-            return None;
+    /// Records that the user's file set this binding.
+    pub fn mark_from_file(&mut self, ctx: Context, action: KeyAction) {
+        if let Some((_, list)) = self.contexts.iter_mut().find(|(c, _)| *c == ctx) {
+            for b in list.iter_mut().filter(|b| b.action == action) {
+                b.from_file = true;
+            }
         }
-        let find = |c: Context| {
-            self.bindings(c)
+    }
+
+    /// The action a single key press means in `ctx` (sequences aside).
+    pub fn lookup(&self, ctx: Context, ev: &KeyEvent) -> Option<KeyAction> {
+        match self.lookup_seq(ctx, &[], ev) {
+            Lookup::Action(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// What a key press means in `ctx` after the keys `pending` of an unfinished
+    /// sequence. The context's own bindings come first; the global ones apply in the
+    /// non-modal contexts only (a dialog or the help takes every key).
+    pub fn lookup_seq(&self, ctx: Context, pending: &[KeyChord], ev: &KeyEvent) -> Lookup {
+        if ev.kind == KeyEventKind::Release {
+            return Lookup::None;
+        }
+        let mut keys = pending.to_vec();
+        keys.push(KeyChord::from_event(ev));
+        let mut ctxs = vec![ctx];
+        if !matches!(ctx, Context::Dialog | Context::Help | Context::Global) {
+            ctxs.push(Context::Global);
+        }
+        for c in ctxs {
+            let bindings = self.bindings(c);
+            if let Some(b) = bindings.iter().find(|b| b.keys.iter().any(|k| k.is(&keys))) {
+                return Lookup::Action(b.action);
+            }
+            if bindings
                 .iter()
-                .find(|b| b.keys.iter().any(|k| k.matches(ev)))
-                .map(|b| b.action)
-        };
-        find(ctx).or_else(|| match ctx {
-            Context::Dialog | Context::Help => None,
-            _ => find(Context::Global),
-        })
+                .any(|b| b.keys.iter().any(|k| k.starts_with(&keys)))
+            {
+                return Lookup::Pending;
+            }
+        }
+        Lookup::None
     }
 
     /// The keys of an action as the help shows them: `k/↑`.
@@ -533,7 +742,7 @@ mod tests {
         m.set(
             Context::Dashboard,
             KeyAction::Freeze,
-            vec![KeyChord::ch('x')],
+            vec![KeySeq(vec![KeyChord::ch('x')])],
         )
         .unwrap();
         assert_eq!(

@@ -54,6 +54,10 @@ pub struct UiConfig {
     /// Where tracing logs go (never the screen); None: no logs.
     pub log_file: Option<PathBuf>,
     pub keys: KeyMap,
+    pub theme: theme::ThemeName,
+    pub bell: bool,
+    /// Mouse capture at start (a key turns it off and on).
+    pub mouse: bool,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -96,6 +100,32 @@ impl UiConfig {
             query_timeout: Duration::from_secs(global.query_timeout.max(1)),
             log_file,
             keys: KeyMap::defaults(),
+            theme: theme::ThemeName::Dark,
+            bell: true,
+            mouse: true,
+        }
+    }
+
+    /// The dashboard's configuration from the resolved settings (flags, environment,
+    /// file, defaults).
+    pub fn from_settings(s: &crate::config::Settings) -> UiConfig {
+        let freeze = s.freeze_config();
+        let refresh = Some(s.refresh)
+            .filter(|r| r.is_finite() && *r > 0.0)
+            .map(|r| Duration::from_secs_f64(r.clamp(0.5, 3600.0)))
+            .unwrap_or(DEFAULT_REFRESH);
+        let log_file = env("BOTTLE_FREEZE_LOG_FILE")
+            .map(PathBuf::from)
+            .or_else(|| Some(freeze.state_dir.join("dashboard.log")));
+        UiConfig {
+            freeze,
+            refresh,
+            query_timeout: Duration::from_secs(s.query_timeout.max(1)),
+            log_file,
+            keys: s.keys.clone(),
+            theme: s.theme,
+            bell: s.bell,
+            mouse: s.mouse,
         }
     }
 
@@ -105,6 +135,8 @@ impl UiConfig {
             state_dir: self.freeze.state_dir.clone(),
             tmp_dir: self.freeze.tmp_dir.clone(),
             refresh_ms: u64::try_from(self.refresh.as_millis()).unwrap_or(u64::MAX),
+            theme: self.theme,
+            bell: self.bell,
         }
     }
 }
@@ -139,6 +171,7 @@ pub fn draw(frame: &mut Frame, app: &App) {
     if app.help.is_some() {
         help::render(frame, area, app);
     }
+    theme::apply(frame.buffer_mut(), app.settings.theme);
 }
 
 /// Logs to a file, never to the screen. The guard flushes on drop.

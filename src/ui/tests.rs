@@ -403,3 +403,79 @@ mod event_loop {
         assert!(app.should_exit());
     }
 }
+
+/// One character per cell: `r` reversed, `b` bold, `d` dim, `u` underlined, `.` plain.
+fn weights(t: &ratatui::Terminal<ratatui::backend::TestBackend>) -> String {
+    use ratatui::style::Modifier;
+    let buf = t.backend().buffer();
+    let mut out = String::new();
+    for y in 0..buf.area.height {
+        for x in 0..buf.area.width {
+            let m = buf[(x, y)].modifier;
+            out.push(if m.contains(Modifier::REVERSED) {
+                'r'
+            } else if m.contains(Modifier::UNDERLINED) {
+                'u'
+            } else if m.contains(Modifier::BOLD) {
+                'b'
+            } else if m.contains(Modifier::DIM) {
+                'd'
+            } else {
+                '.'
+            });
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn assert_colourless(t: &ratatui::Terminal<ratatui::backend::TestBackend>) {
+    use ratatui::style::Color;
+    for c in t.backend().buffer().content.iter() {
+        assert_eq!((c.fg, c.bg), (Color::Reset, Color::Reset), "{c:?}");
+    }
+}
+
+#[test]
+fn no_color_monochrome_has_no_colours_and_keeps_every_mark() {
+    use super::theme::ThemeName;
+    let mut a = with_machines(100, 30);
+    a.settings.theme = ThemeName::Mono;
+    a.update(Action::HistoryLoaded(Ok(records())));
+    freeze_failed(&mut a, "web");
+    let t = render(&a);
+    assert_colourless(&t);
+    assert_snapshot!("mono_dashboard", screen(&a));
+    assert_snapshot!("mono_dashboard_weights", weights(&t));
+    // The dark theme of the same screen does use colour (the test can fail).
+    a.settings.theme = ThemeName::Dark;
+    let dark = render(&a);
+    assert!(dark
+        .backend()
+        .buffer()
+        .content
+        .iter()
+        .any(|c| c.fg != ratatui::style::Color::Reset));
+    a.settings.theme = ThemeName::Mono;
+    // Every other view too.
+    a.update(key('h'));
+    assert_colourless(&render(&a));
+    a.update(code(KeyCode::Enter));
+    assert_colourless(&render(&a));
+    a.update(key('?'));
+    assert_colourless(&render(&a));
+}
+
+#[test]
+fn light_theme_recolours_what_a_light_background_hides() {
+    use super::theme::ThemeName;
+    use ratatui::style::Color;
+    let mut a = with_machines(100, 30);
+    a.settings.theme = ThemeName::Light;
+    let t = render(&a);
+    let cells = &t.backend().buffer().content;
+    assert!(cells
+        .iter()
+        .all(|c| c.fg != Color::Yellow && c.fg != Color::Cyan));
+    assert!(cells.iter().any(|c| c.fg != Color::Reset));
+}

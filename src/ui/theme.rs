@@ -5,6 +5,35 @@ use unicode_width::UnicodeWidthChar;
 
 use crate::history::{Outcome, StageStatus};
 
+/// The colour schemes the operator can choose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ThemeName {
+    /// Colours for a dark terminal background.
+    #[default]
+    Dark,
+    /// Colours for a light terminal background.
+    Light,
+    /// No colours: bold, dim and reverse only.
+    Mono,
+}
+
+impl ThemeName {
+    pub fn name(self) -> &'static str {
+        match self {
+            ThemeName::Dark => "dark",
+            ThemeName::Light => "light",
+            ThemeName::Mono => "mono",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<ThemeName> {
+        [ThemeName::Dark, ThemeName::Light, ThemeName::Mono]
+            .into_iter()
+            .find(|t| t.name().eq_ignore_ascii_case(s.trim()))
+    }
+}
+
 pub const DIM: Style = Style::new().fg(Color::DarkGray);
 pub const TITLE: Style = Style::new().add_modifier(Modifier::BOLD);
 pub const HEADER: Style = Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD);
@@ -18,6 +47,57 @@ pub const MATCH: Style = Style::new().fg(Color::Black).bg(Color::Yellow);
 pub const CURRENT_MATCH: Style = Style::new().fg(Color::Black).bg(Color::LightRed);
 pub const BORDER: Style = Style::new().fg(Color::Gray);
 pub const BORDER_ACTIVE: Style = Style::new().fg(Color::Cyan);
+
+/// Recolours a drawn frame for the chosen theme. The panes draw with the dark palette;
+/// doing the mapping in one pass keeps every pane's code free of theme lookups.
+pub fn apply(buf: &mut ratatui::buffer::Buffer, theme: ThemeName) {
+    if theme == ThemeName::Dark {
+        return;
+    }
+    for cell in buf.content.iter_mut() {
+        match theme {
+            ThemeName::Dark => {}
+            ThemeName::Light => {
+                if cell.bg == Color::Gray {
+                    // Key labels: light text on a dark chip.
+                    cell.fg = Color::White;
+                    cell.bg = Color::DarkGray;
+                } else {
+                    cell.fg = light(cell.fg);
+                }
+            }
+            ThemeName::Mono => {
+                // No colour at all: what colour said is said with weight instead.
+                let mut m = cell.modifier;
+                match cell.fg {
+                    Color::DarkGray => m |= Modifier::DIM,
+                    Color::Red | Color::LightRed => m |= Modifier::BOLD,
+                    _ => {}
+                }
+                match cell.bg {
+                    Color::Reset => {}
+                    Color::LightRed => m |= Modifier::REVERSED | Modifier::UNDERLINED,
+                    _ => m |= Modifier::REVERSED,
+                }
+                cell.modifier = m;
+                cell.fg = Color::Reset;
+                cell.bg = Color::Reset;
+            }
+        }
+    }
+}
+
+/// Foregrounds that stay readable on a light background.
+fn light(c: Color) -> Color {
+    match c {
+        Color::DarkGray => Color::Gray,
+        Color::Gray => Color::DarkGray,
+        Color::Yellow => Color::Indexed(130),
+        Color::Cyan => Color::Blue,
+        Color::Green => Color::Indexed(28),
+        other => other,
+    }
+}
 
 /// The colour of a machine state.
 pub fn state_style(state: Option<&str>) -> Style {
