@@ -57,3 +57,34 @@ mod tests {
         assert_eq!(duration(Duration::from_secs(184)), "3m04s");
     }
 }
+
+/// An argument vector as a line an operator can paste into a POSIX shell: words with
+/// anything special in single quotes; control characters made visible.
+pub fn shell_words(argv: &[String]) -> String {
+    argv.iter()
+        .map(|a| {
+            let a = crate::sanitize::escape_str(a);
+            let plain = !a.is_empty()
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./:=@,+%".contains(c));
+            if plain {
+                a
+            } else {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod shell_words_tests {
+    #[test]
+    fn quotes_what_a_shell_would_split_or_expand() {
+        let v = |xs: &[&str]| xs.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            super::shell_words(&v(&["tar", "--file=-", "a b", "it's", "$x", ""])),
+            "tar --file=- 'a b' 'it'\\''s' '$x' ''"
+        );
+    }
+}

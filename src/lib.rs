@@ -10,6 +10,7 @@ pub mod format;
 pub mod freeze;
 pub mod history;
 pub mod lock;
+pub mod logging;
 pub mod machines;
 pub mod names;
 pub mod process;

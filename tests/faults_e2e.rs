@@ -682,11 +682,23 @@ fn hostile_names_are_refused_before_any_path() {
     let out = w.run(&["freeze", "bot-bottle-a\u{1b}b", "--json"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(!out.stderr.contains(&0x1b));
+    // The log folder is made at every start, whatever the name; nothing else is.
     let made: Vec<_> = std::fs::read_dir(w.state.path())
         .unwrap()
         .flatten()
+        .filter(|e| e.file_name() != "logs")
         .collect();
     assert!(made.is_empty(), "paths were made: {made:?}");
+    for e in std::fs::read_dir(w.state.path().join("logs"))
+        .unwrap()
+        .flatten()
+    {
+        let name = e.file_name().to_string_lossy().into_owned();
+        assert!(
+            name.starts_with("bottle-freeze.") && name.ends_with(".log"),
+            "{name}"
+        );
+    }
 }
 
 // Row 12: two machines at once both succeed; a second freeze of the same one is refused.

@@ -477,3 +477,42 @@ fn no_color_keeps_the_real_dashboard_colourless() {
     t.keys(&["Escape", "q"]);
     t.wait(15, "the shell again", |s| s.contains("EXITED:0"));
 }
+
+#[test]
+fn the_dashboard_logs_to_the_file_and_never_to_the_screen() {
+    let Some(t) = Tmux::start(120, 36) else {
+        return;
+    };
+    let sim = Sim::new();
+    sim.create("bot-bottle-alpha", "running", None);
+    let xdg = tempfile::tempdir().unwrap();
+    let state = open_dashboard(
+        &t,
+        &sim,
+        xdg.path(),
+        "RUST_LOG=trace BOTTLE_FREEZE_REFRESH=0.5",
+    );
+    // A few refreshes and key presses, all logged at trace.
+    for k in ["j", "k", "r", "h", "Escape"] {
+        t.keys(&[k]);
+    }
+    std::thread::sleep(Duration::from_millis(1200));
+    let s = t.screen();
+    for needle in ["TRACE", "DEBUG", " INFO ", "bottle_freeze::"] {
+        assert!(!s.contains(needle), "{needle} on screen:\n{s}");
+    }
+    t.keys(&["q"]);
+    let s = t.wait(15, "the shell again", |s| s.contains("EXITED:0"));
+    for needle in ["TRACE", "DEBUG", " INFO "] {
+        assert!(!s.contains(needle), "{needle} on screen after quit:\n{s}");
+    }
+    let mut log = String::new();
+    for e in std::fs::read_dir(state.path().join("logs"))
+        .unwrap()
+        .flatten()
+    {
+        log.push_str(&std::fs::read_to_string(e.path()).unwrap());
+    }
+    assert!(log.contains("dashboard starting"), "{log}");
+    assert!(log.contains("dashboard closed"), "{log}");
+}

@@ -161,7 +161,7 @@ fn show(h: &History, id: &str, json: bool) -> ExitCode {
     if !record.commands.is_empty() {
         println!("\ncommands:");
         for c in &record.commands {
-            println!("  {}", escape_str(&c.join(" ")));
+            println!("  {}", crate::format::shell_words(c));
         }
     }
     for (stage, log) in logs {

@@ -112,6 +112,21 @@ pub fn run(mut cli: Cli, matches: &clap::ArgMatches) -> ExitCode {
         std::env::set_var("DOCKER_HOST", host);
     }
     apply(&mut cli, &settings);
+    // The file log for every command that does work (never the screen).
+    let _log = if matches!(cli.command, Some(Command::Config { .. })) {
+        None
+    } else {
+        let single = std::env::var_os("BOTTLE_FREEZE_LOG_FILE")
+            .filter(|v| !v.is_empty())
+            .map(std::path::PathBuf::from);
+        let (guard, warning) =
+            crate::logging::init(&settings.state_dir, &settings.log_level, single.as_deref());
+        if let Some(w) = warning {
+            eprintln!("bottle-freeze: {w}");
+        }
+        tracing::info!(command = ?std::env::args().collect::<Vec<_>>(), "bottle-freeze starting");
+        guard
+    };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

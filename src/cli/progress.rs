@@ -99,6 +99,9 @@ impl StageBars {
             FreezeEvent::Note { stage, message, .. } => {
                 self.println(&format!("{stage}: {message}"))
             }
+            FreezeEvent::Command { stage, argv, .. } if self.verbose => {
+                self.println(&format!("{stage}: $ {}", crate::format::shell_words(argv)))
+            }
             FreezeEvent::Output {
                 stage,
                 lines,

@@ -153,6 +153,13 @@ pub enum FreezeEvent {
         lines: Vec<String>,
         dropped: u64,
     },
+    /// A command about to run, as its argument vector (secrets masked), so that an
+    /// operator can reproduce the stage by hand.
+    Command {
+        id: String,
+        stage: Stage,
+        argv: Vec<String>,
+    },
     /// Something the operator should know: the transport chosen, a fallback and why.
     Note {
         id: String,
@@ -200,6 +207,7 @@ impl FreezeEvent {
             | FreezeEvent::Progress { id, .. }
             | FreezeEvent::Output { id, .. }
             | FreezeEvent::Note { id, .. }
+            | FreezeEvent::Command { id, .. }
             | FreezeEvent::TransportChosen { id, .. }
             | FreezeEvent::StageFinished { id, .. }
             | FreezeEvent::Failed { id, .. }

@@ -155,8 +155,17 @@ impl Reporter {
         });
     }
 
+    /// Keeps a command in the record and announces it, secrets masked.
     pub fn command(&mut self, argv: Vec<String>) {
-        self.record.commands.push(argv);
+        let argv = mask_secrets(&argv);
+        tracing::info!(?argv, "running");
+        let stage = self
+            .stage_started
+            .map(|(s, _)| s)
+            .unwrap_or(crate::freeze::Stage::ExecTar);
+        self.record.commands.push(argv.clone());
+        self.emit
+            .send(|id| FreezeEvent::Command { id, stage, argv });
     }
 
     pub fn set_temp_dir(&mut self, dir: Option<&Path>) {
@@ -263,5 +272,77 @@ impl Reporter {
             bytes,
             entries,
         });
+    }
+}
+
+/// Names whose values are never shown or kept: `--password X`, `TOKEN=X`, `user:pw@host`.
+const SECRET_WORDS: [&str; 5] = ["password", "passwd", "token", "secret", "auth"];
+
+fn is_secret_name(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    SECRET_WORDS.iter().any(|w| lower.contains(w))
+}
+
+/// The argument vector with secret values replaced by `***`.
+pub fn mask_secrets(argv: &[String]) -> Vec<String> {
+    let mut out = Vec::with_capacity(argv.len());
+    let mut hide_next = false;
+    for a in argv {
+        if std::mem::take(&mut hide_next) {
+            out.push("***".to_string());
+            continue;
+        }
+        if let Some((name, _)) = a.split_once('=') {
+            if is_secret_name(name) {
+                out.push(format!("{name}=***"));
+                continue;
+            }
+        }
+        if a.starts_with('-') && is_secret_name(a) {
+            hide_next = true;
+            out.push(a.clone());
+            continue;
+        }
+        // user:password@ in a URL.
+        if let Some((scheme, rest)) = a.split_once("://") {
+            if let Some((userinfo, host)) = rest.split_once('@') {
+                if let Some((user, _)) = userinfo.split_once(':') {
+                    out.push(format!("{scheme}://{user}:***@{host}"));
+                    continue;
+                }
+            }
+        }
+        out.push(a.clone());
+    }
+    out
+}
+
+#[cfg(test)]
+mod mask_tests {
+    use super::mask_secrets;
+
+    #[test]
+    fn secrets_are_masked_and_the_rest_kept() {
+        let v = |xs: &[&str]| xs.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            mask_secrets(&v(&[
+                "smolvm",
+                "--password",
+                "hunter2",
+                "API_TOKEN=abc",
+                "https://me:pw@reg.example/x",
+                "--name",
+                "bot-bottle-x",
+            ])),
+            v(&[
+                "smolvm",
+                "--password",
+                "***",
+                "API_TOKEN=***",
+                "https://me:***@reg.example/x",
+                "--name",
+                "bot-bottle-x",
+            ])
+        );
     }
 }

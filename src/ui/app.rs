@@ -590,6 +590,8 @@ impl App {
                 }
             }
             FreezeEvent::Note { stage, message, .. } => f.note(stage, guard(&message)),
+            // Kept in the record, which the history view shows.
+            FreezeEvent::Command { .. } => {}
             FreezeEvent::TransportChosen { transport, .. } => f.transport = Some(transport),
             FreezeEvent::StageFinished {
                 stage,

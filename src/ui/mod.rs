@@ -27,7 +27,7 @@ mod picture;
 mod tests;
 
 use std::io::IsTerminal as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use color_eyre::eyre::{eyre, WrapErr as _};
@@ -51,7 +51,7 @@ pub struct UiConfig {
     pub refresh: Duration,
     /// Timeout of smolvm queries (discovery, `df`).
     pub query_timeout: Duration,
-    /// Where tracing logs go (never the screen); None: no logs.
+    /// Where tracing logs go (set up by the caller; never the screen).
     pub log_file: Option<PathBuf>,
     pub keys: KeyMap,
     pub theme: theme::ThemeName,
@@ -116,7 +116,7 @@ impl UiConfig {
             .unwrap_or(DEFAULT_REFRESH);
         let log_file = env("BOTTLE_FREEZE_LOG_FILE")
             .map(PathBuf::from)
-            .or_else(|| Some(freeze.state_dir.join("dashboard.log")));
+            .or_else(|| Some(crate::logging::log_dir(&freeze.state_dir)));
         UiConfig {
             freeze,
             refresh,
@@ -172,30 +172,6 @@ pub fn draw(frame: &mut Frame, app: &App) {
         help::render(frame, area, app);
     }
     theme::apply(frame.buffer_mut(), app.settings.theme);
-}
-
-/// Logs to a file, never to the screen. The guard flushes on drop.
-fn init_logging(path: Option<&Path>) -> Option<tracing_appender::non_blocking::WorkerGuard> {
-    let path = path?;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).ok()?;
-    }
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .ok()?;
-    let (writer, guard) = tracing_appender::non_blocking(file);
-    let level = env("BOTTLE_FREEZE_LOG")
-        .and_then(|l| l.parse::<tracing::Level>().ok())
-        .unwrap_or(tracing::Level::INFO);
-    tracing_subscriber::fmt()
-        .with_writer(writer)
-        .with_ansi(false)
-        .with_max_level(level)
-        .try_init()
-        .ok()?;
-    Some(guard)
 }
 
 /// The real terminal, in raw mode on the alternate screen with mouse capture, given
@@ -269,7 +245,6 @@ pub async fn run(cfg: UiConfig) -> color_eyre::Result<()> {
             "the dashboard needs a terminal; in scripts use a subcommand (list, freeze, export, history)"
         ));
     }
-    let _log = init_logging(cfg.log_file.as_deref());
     // Before the terminal's hooks, so that the screen is restored before a report.
     let _ = color_eyre::install();
     tracing::info!("dashboard starting");

@@ -579,7 +579,7 @@ impl RecordView {
             .collect();
         field(K::Field, "stages", stages.join(" · "));
         for c in &record.commands {
-            field(K::Field, "command", escape_str(&c.join(" ")));
+            field(K::Field, "command", crate::format::shell_words(c));
         }
         let order = stages_failed_first(&record);
         let mut logs = logs;

@@ -479,3 +479,30 @@ fn light_theme_recolours_what_a_light_background_hides() {
         .all(|c| c.fg != Color::Yellow && c.fg != Color::Cyan));
     assert!(cells.iter().any(|c| c.fg != Color::Reset));
 }
+
+#[test]
+fn the_record_view_lists_the_commands_ready_to_paste() {
+    use super::state::RecordView;
+    let mut rec = records().remove(0);
+    rec.commands = vec![vec![
+        "smolvm".into(),
+        "machine".into(),
+        "exec".into(),
+        "--name".into(),
+        "bot-bottle-web".into(),
+        "--".into(),
+        "sh".into(),
+        "-c".into(),
+        "echo 'hi' > /tmp/x".into(),
+    ]];
+    let rv = RecordView::new(rec, vec![]);
+    let line = rv
+        .lines
+        .iter()
+        .find(|l| l.text.starts_with("command"))
+        .unwrap();
+    assert_eq!(
+        line.text,
+        "command   smolvm machine exec --name bot-bottle-web -- sh -c 'echo '\\''hi'\\'' > /tmp/x'"
+    );
+}
