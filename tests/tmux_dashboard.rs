@@ -516,3 +516,41 @@ fn the_dashboard_logs_to_the_file_and_never_to_the_screen() {
     assert!(log.contains("dashboard starting"), "{log}");
     assert!(log.contains("dashboard closed"), "{log}");
 }
+
+#[test]
+fn m_gives_the_mouse_back_to_the_terminal_and_takes_it_again() {
+    let Some(t) = Tmux::start(120, 36) else {
+        return;
+    };
+    let sim = Sim::new();
+    sim.create("bot-bottle-alpha", "running", None);
+    let xdg = tempfile::tempdir().unwrap();
+    let _state = open_dashboard(&t, &sim, xdg.path(), "");
+    let wait_flag = |want: &str| {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let got = t.format("#{mouse_any_flag}#{mouse_standard_flag}");
+            if got.chars().any(|c| c == '1') == (want == "on") {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "mouse flags {got}, wanted {want}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    wait_flag("on");
+    t.keys(&["m"]);
+    wait_flag("off");
+    t.wait(5, "the message", |s| s.contains("mouse off"));
+    t.keys(&["m"]);
+    wait_flag("on");
+    t.keys(&["q"]);
+    t.wait(15, "the shell again", |s| s.contains("EXITED:0"));
+    assert_eq!(
+        t.format("#{mouse_any_flag}#{mouse_standard_flag}"),
+        "00",
+        "mouse left on after quit"
+    );
+}

@@ -111,13 +111,29 @@ pub struct LoadedRecord {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     Discover,
-    ProbeSpace { machine: String },
-    StartFreeze { machine: String, slug: Slug },
-    Cancel { machine: String },
+    ProbeSpace {
+        machine: String,
+    },
+    StartFreeze {
+        machine: String,
+        slug: Slug,
+    },
+    Cancel {
+        machine: String,
+    },
     CancelAll,
     LoadHistory,
-    LoadRecord { id: String },
-    SaveLog { id: String, text: String },
+    LoadRecord {
+        id: String,
+    },
+    SaveLog {
+        id: String,
+        text: String,
+    },
+    /// Ring the terminal bell (a freeze ended and the bell is on).
+    Bell,
+    /// Turn mouse capture on or off.
+    SetMouse(bool),
 }
 
 /// What one update asks of the loop.
@@ -153,6 +169,8 @@ pub struct App {
     pub quit: QuitState,
     /// The keys of a sequence begun but not finished (`g` of `g g`).
     pub pending_keys: Vec<KeyChord>,
+    /// Whether the dashboard captures the mouse (the loop sets it up at start).
+    pub mouse: bool,
 }
 
 fn is_ctrl_c(k: &KeyEvent) -> bool {
@@ -179,6 +197,7 @@ impl App {
             flash: None,
             quit: QuitState::No,
             pending_keys: Vec::new(),
+            mouse: true,
         }
     }
 
@@ -694,6 +713,9 @@ impl App {
         }
         if let Some((level, text)) = ended {
             self.flash(level, text);
+            if self.settings.bell {
+                fx.commands.push(Command::Bell);
+            }
             if !self.history.loading {
                 self.history.loading = true;
                 fx.commands.push(Command::LoadHistory);
@@ -779,6 +801,19 @@ impl App {
         };
         if action == KeyAction::Quit {
             self.request_quit();
+            return;
+        }
+        if action == KeyAction::Mouse {
+            self.mouse = !self.mouse;
+            fx.commands.push(Command::SetMouse(self.mouse));
+            self.flash(
+                Level::Info,
+                if self.mouse {
+                    "mouse on"
+                } else {
+                    "mouse off: the terminal's own text selection works"
+                },
+            );
             return;
         }
         if action == KeyAction::Help
@@ -1795,6 +1830,47 @@ mod tests {
             .keys
             .status_hints(Context::Dashboard)
             .contains(&("x".to_string(), "freeze")));
+    }
+
+    #[test]
+    fn a_freeze_ending_rings_the_bell_when_asked_and_says_so_in_the_status_line() {
+        let mut a = with_machines(80, 24);
+        a.settings.bell = true;
+        freeze_until(&mut a, "web", Stage::Pack);
+        let fx = a.update(Action::Freeze(FreezeEvent::Cancelled {
+            id: a
+                .ids
+                .iter()
+                .find(|(_, m)| m.as_str() == "bot-bottle-web")
+                .map(|(id, _)| id.clone())
+                .unwrap(),
+            stage: None,
+        }));
+        assert!(fx.commands.contains(&Command::Bell));
+        assert!(a.flash.is_some());
+        // Off: the message stays, the bell does not ring.
+        let mut b = with_machines(80, 24);
+        b.settings.bell = false;
+        freeze_failed(&mut b, "web");
+        assert!(b.flash.is_some());
+        let mut c = with_machines(80, 24);
+        c.settings.bell = false;
+        freeze_until(&mut c, "web", Stage::Pack);
+        let id = c.ids.keys().next().unwrap().clone();
+        let fx = c.update(Action::Freeze(FreezeEvent::Cancelled { id, stage: None }));
+        assert!(!fx.commands.contains(&Command::Bell));
+    }
+
+    #[test]
+    fn m_turns_the_mouse_off_and_on() {
+        let mut a = with_machines(80, 24);
+        assert!(a.mouse);
+        let fx = a.update(key('m'));
+        assert_eq!(fx.commands, [Command::SetMouse(false)]);
+        assert!(!a.mouse);
+        a.update(key('h'));
+        let fx = a.update(key('m'));
+        assert_eq!(fx.commands, [Command::SetMouse(true)]);
     }
 
     #[test]

@@ -181,6 +181,23 @@ impl Services {
                     let _ = tx.send(Action::RecordLoaded { id, result });
                 });
             }
+            Command::SetMouse(on) => {
+                use crossterm::event::{DisableMouseCapture, EnableMouseCapture};
+                let r = if on {
+                    crossterm::execute!(std::io::stdout(), EnableMouseCapture)
+                } else {
+                    crossterm::execute!(std::io::stdout(), DisableMouseCapture)
+                };
+                if let Err(e) = r {
+                    tracing::warn!("cannot switch the mouse: {e}");
+                }
+            }
+            Command::Bell => {
+                // BEL straight to the terminal: ratatui draws cells, not control codes.
+                use std::io::Write as _;
+                let mut out = std::io::stdout();
+                let _ = out.write_all(b"\x07").and_then(|()| out.flush());
+            }
             Command::SaveLog { id, text } => {
                 let (state, tx) = (self.cfg.state_dir.clone(), self.bg_tx.clone());
                 tokio::spawn(async move {

@@ -86,10 +86,12 @@ pub enum KeyAction {
     Save,
     Confirm,
     Deny,
+    /// Mouse capture on/off (off: the terminal's own text selection works).
+    Mouse,
 }
 
 impl KeyAction {
-    pub const ALL: [KeyAction; 25] = [
+    pub const ALL: [KeyAction; 26] = [
         A::Quit,
         A::Help,
         A::Up,
@@ -115,6 +117,7 @@ impl KeyAction {
         A::Save,
         A::Confirm,
         A::Deny,
+        A::Mouse,
     ];
 
     /// The action's name in the configuration file (`freeze = ["f", "enter"]`).
@@ -145,6 +148,7 @@ impl KeyAction {
             A::Save => "save",
             A::Confirm => "confirm",
             A::Deny => "deny",
+            A::Mouse => "mouse",
         }
     }
 
@@ -554,6 +558,12 @@ impl KeyMap {
                 Context::Global,
                 vec![
                     b(A::Help, &[ch('?')], "help: every key", Some("help")),
+                    b(
+                        A::Mouse,
+                        &[ch('m')],
+                        "mouse on/off (off: select text with the terminal as usual)",
+                        None,
+                    ),
                     b(
                         A::Quit,
                         &[ch('q'), KeyChord::ctrl('c')],

@@ -181,7 +181,7 @@ struct TerminalGuard {
 }
 
 impl TerminalGuard {
-    fn enter() -> color_eyre::Result<TerminalGuard> {
+    fn enter(mouse: bool) -> color_eyre::Result<TerminalGuard> {
         use crossterm::event::{DisableMouseCapture, EnableMouseCapture};
         let terminal = match ratatui::try_init() {
             Ok(t) => t,
@@ -198,8 +198,10 @@ impl TerminalGuard {
             previous(info);
         }));
         let guard = TerminalGuard { terminal };
-        crossterm::execute!(std::io::stdout(), EnableMouseCapture)
-            .wrap_err("cannot enable the mouse")?;
+        if mouse {
+            crossterm::execute!(std::io::stdout(), EnableMouseCapture)
+                .wrap_err("cannot enable the mouse")?;
+        }
         Ok(guard)
     }
 }
@@ -252,8 +254,9 @@ pub async fn run(cfg: UiConfig) -> color_eyre::Result<()> {
         Services::new(cfg.freeze.clone(), cfg.query_timeout);
     watch_signals(services.sender());
     let mut app = App::new(cfg.settings(), cfg.keys.clone());
+    app.mouse = cfg.mouse;
     let result = {
-        let mut guard = TerminalGuard::enter()?;
+        let mut guard = TerminalGuard::enter(cfg.mouse)?;
         let input = crossterm::event::EventStream::new();
         event::run_loop(&mut guard.terminal, &mut app, input, &mut services, &mut rx).await
         // The guard restores the terminal here, also on error.
