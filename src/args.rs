@@ -84,6 +84,9 @@ pub enum Command {
     Freeze(FreezeArgs),
     /// Past freezes and their logs.
     History(HistoryArgs),
+    /// Try it: a throw-away fleet of simulated machines (smolvm-sim) in the dashboard,
+    /// with the real Docker daemon and registry when they are there; removed on quit.
+    Demo,
     /// Print a shell completion script (e.g. `bottle-freeze completions bash > ~/.local/share/bash-completion/completions/bottle-freeze`).
     Completions {
         #[arg(value_enum)]

@@ -5,6 +5,7 @@
 pub mod args;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod docker;
 pub mod format;
 pub mod freeze;

@@ -554,3 +554,111 @@ fn m_gives_the_mouse_back_to_the_terminal_and_takes_it_again() {
         "mouse left on after quit"
     );
 }
+
+#[test]
+fn demo_shows_the_fleet_freezes_the_small_one_shows_the_failure_and_leaves_nothing() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    if rt.block_on(common::docker()).is_none() || common::registry_bin().is_none() {
+        return;
+    }
+    let Some(t) = Tmux::start(130, 40) else {
+        return;
+    };
+    // The demo makes its fleet under TMPDIR: a folder of the test's own, to check it is
+    // empty afterwards.
+    let tmpdir = tempfile::Builder::new()
+        .prefix("demo-tmp.")
+        .tempdir()
+        .unwrap();
+    let xdg = tempfile::tempdir().unwrap();
+    t.type_line(&format!(
+        "env TMPDIR='{}' XDG_CONFIG_HOME='{}' '{}' demo; echo EXITED:$?",
+        tmpdir.path().display(),
+        xdg.path().display(),
+        common::freeze_bin()
+    ));
+    let s = t.wait(30, "the simulated fleet", |s| {
+        [
+            "demo-small",
+            "demo-large",
+            "demo-slow",
+            "demo-failing",
+            "demo-stopped",
+        ]
+        .iter()
+        .all(|m| s.contains(m))
+    });
+    assert!(
+        s.contains("smolvm: simulated") && s.contains("Docker: real daemon"),
+        "the demo says what is simulated:\n{s}"
+    );
+    assert!(s.contains("stopped"), "{s}");
+
+    pick(&t, "demo-small");
+    t.keys(&["f"]);
+    t.wait(10, "the confirmation", |s| {
+        s.contains("Freeze bot-bottle-demo-small?")
+    });
+    t.keys(&["y"]);
+    t.wait(120, "the artifact", |s| {
+        s.contains("committed-smolmachine.smolmachine")
+    });
+    clear_filter(&t);
+
+    pick(&t, "demo-failing");
+    t.keys(&["f"]);
+    t.wait(10, "the confirmation", |s| {
+        s.contains("Freeze bot-bottle-demo-failing?")
+    });
+    t.keys(&["y"]);
+    let s = t.wait(60, "the failure with its stderr", |s| {
+        s.contains("exec-tar failed") && s.contains("tar:")
+    });
+    assert!(s.contains("status 2"), "{s}");
+    clear_filter(&t);
+
+    t.keys(&["q"]);
+    t.wait(30, "the shell again", |s| s.contains("EXITED:0"));
+    let left: Vec<_> = std::fs::read_dir(tmpdir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(left.is_empty(), "the demo left {left:?}");
+    assert!(
+        processes_mentioning(&tmpdir.path().to_string_lossy()).is_empty(),
+        "a demo process outlived it"
+    );
+    let images = Command::new("docker")
+        .args(["images", "-q", "bot-bottle-committed-demo-small"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&images.stdout).trim().is_empty(),
+        "the demo's image was left"
+    );
+}
+
+#[test]
+fn demo_without_docker_says_so_on_screen_and_cleans_up() {
+    let Some(t) = Tmux::start(130, 40) else {
+        return;
+    };
+    let tmpdir = tempfile::Builder::new()
+        .prefix("demo-tmp.")
+        .tempdir()
+        .unwrap();
+    let xdg = tempfile::tempdir().unwrap();
+    t.type_line(&format!(
+        "env TMPDIR='{}' XDG_CONFIG_HOME='{}' DOCKER_HOST=unix:///nonexistent/docker.sock '{}' demo; echo EXITED:$?",
+        tmpdir.path().display(),
+        xdg.path().display(),
+        common::freeze_bin()
+    ));
+    t.wait(30, "the missing daemon named", |s| {
+        s.contains("Docker: MISSING") && s.contains("demo-small")
+    });
+    t.keys(&["q"]);
+    t.wait(30, "the shell again", |s| s.contains("EXITED:0"));
+    assert_eq!(std::fs::read_dir(tmpdir.path()).unwrap().count(), 0);
+}

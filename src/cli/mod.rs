@@ -103,13 +103,33 @@ pub fn run(mut cli: Cli, matches: &clap::ArgMatches) -> ExitCode {
     }
     let path = config_path(&cli);
     let env = |name: &str| std::env::var(name).ok();
-    let settings = Settings::resolve(Some(matches), &env, path.as_deref());
+    let mut settings = Settings::resolve(Some(matches), &env, path.as_deref());
     for w in &settings.warnings {
         eprintln!("bottle-freeze: {w}");
     }
     if let Some(host) = &settings.docker_host {
         // bollard reads DOCKER_HOST; no other thread runs yet, so setting it is safe.
         std::env::set_var("DOCKER_HOST", host);
+    }
+    // The demo's fleet lives until this function returns; it points smolvm, the state
+    // and the temp folders at itself, whatever the configuration says.
+    let mut fleet = None;
+    if let Some(Command::Demo) = cli.command {
+        match crate::demo::create() {
+            Ok(f) => {
+                // No other thread runs yet: smolvm-sim children read their home from here.
+                std::env::set_var("SMOLVM_SIM_HOME", f.home());
+                settings.smolvm = f.sim.clone();
+                settings.state_dir = f.state_dir();
+                settings.tmp_dir = f.tmp_dir();
+                settings.prefix = crate::names::DEFAULT_PREFIX.to_string();
+                fleet = Some(f);
+            }
+            Err(e) => {
+                eprintln!("bottle-freeze: demo: {e}");
+                return ExitCode::from(2);
+            }
+        }
     }
     apply(&mut cli, &settings);
     // The file log for every command that does work (never the screen).
@@ -151,6 +171,26 @@ pub fn run(mut cli: Cli, matches: &clap::ArgMatches) -> ExitCode {
             Some(Command::Config { .. }) => {
                 print!("{}", settings.render_effective());
                 ExitCode::SUCCESS
+            }
+            Some(Command::Demo) => {
+                let docker = crate::docker::connect()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string());
+                let registry = crate::registry::find_binary(settings.registry_bin.as_deref())
+                    .map_err(|e| e.to_string());
+                let mut ui = crate::ui::UiConfig::from_settings(&settings);
+                ui.notice = Some(crate::demo::parts_line(docker, registry));
+                let result = crate::ui::run(ui).await;
+                crate::demo::remove_images().await;
+                drop(fleet);
+                match result {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        eprintln!("bottle-freeze: {e:#}");
+                        ExitCode::from(2)
+                    }
+                }
             }
             // Answered before the configuration is read.
             Some(Command::Completions { .. } | Command::Man) => ExitCode::SUCCESS,

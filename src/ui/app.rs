@@ -171,6 +171,8 @@ pub struct App {
     pub pending_keys: Vec<KeyChord>,
     /// Whether the dashboard captures the mouse (the loop sets it up at start).
     pub mouse: bool,
+    /// A standing line under the machine list (the demo says what is simulated).
+    pub notice: Option<String>,
 }
 
 fn is_ctrl_c(k: &KeyEvent) -> bool {
@@ -198,6 +200,7 @@ impl App {
             quit: QuitState::No,
             pending_keys: Vec::new(),
             mouse: true,
+            notice: None,
         }
     }
 

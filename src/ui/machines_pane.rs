@@ -348,9 +348,12 @@ fn message(app: &App) -> Option<Vec<Line<'static>>> {
 
 pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let visible = app.visible();
-    let block = Block::bordered()
+    let mut block = Block::bordered()
         .border_style(theme::BORDER_ACTIVE)
         .title(title(app, visible.len()));
+    if let Some(n) = &app.notice {
+        block = block.title_bottom(Line::styled(format!(" {} ", theme::guard(n)), theme::WARN));
+    }
     let inner = layout::inner(area);
     frame.render_widget(block, area);
     if inner.height == 0 || inner.width == 0 {

@@ -58,6 +58,8 @@ pub struct UiConfig {
     pub bell: bool,
     /// Mouse capture at start (a key turns it off and on).
     pub mouse: bool,
+    /// A standing line under the machine list.
+    pub notice: Option<String>,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -103,6 +105,7 @@ impl UiConfig {
             theme: theme::ThemeName::Dark,
             bell: true,
             mouse: true,
+            notice: None,
         }
     }
 
@@ -126,6 +129,7 @@ impl UiConfig {
             theme: s.theme,
             bell: s.bell,
             mouse: s.mouse,
+            notice: None,
         }
     }
 
@@ -255,6 +259,7 @@ pub async fn run(cfg: UiConfig) -> color_eyre::Result<()> {
     watch_signals(services.sender());
     let mut app = App::new(cfg.settings(), cfg.keys.clone());
     app.mouse = cfg.mouse;
+    app.notice = cfg.notice.clone();
     let result = {
         let mut guard = TerminalGuard::enter(cfg.mouse)?;
         let input = crossterm::event::EventStream::new();
