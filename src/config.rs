@@ -741,6 +741,15 @@ impl Settings {
                 }
             }
         }
+        for (ctx, action, seq, by) in keys.shadowed() {
+            warnings.push(format!(
+                "config: `keys.{}.{}`: \"{}\" can never be typed: its start is bound to {} (rebind that, or pick another sequence)",
+                ctx.name(),
+                action.name(),
+                seq.config_name(),
+                by.name()
+            ));
+        }
         let file_read = file.filter(|p| p.exists()).map(Path::to_path_buf);
         Settings {
             smolvm,
@@ -978,6 +987,20 @@ mod tests {
             assert!(all.contains(k), "{k} missing from {all}");
         }
         assert_eq!(s.keys.keys_text(Context::Dashboard, KeyAction::Freeze), "x");
+    }
+
+    #[test]
+    fn a_sequence_hidden_by_a_shorter_binding_is_named() {
+        let (_d, path) = file("[keys.dashboard]\nfreeze = \"g f\"\nhistory = \"z h\"\n");
+        let s = Settings::resolve(None, &|_| None, Some(&path));
+        assert_eq!(s.warnings.len(), 1, "{:?}", s.warnings);
+        assert!(
+            s.warnings[0].contains(
+                "`keys.dashboard.freeze`: \"g f\" can never be typed: its start is bound to top"
+            ),
+            "{:?}",
+            s.warnings
+        );
     }
 
     #[test]

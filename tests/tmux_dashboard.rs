@@ -393,11 +393,15 @@ fn keys_remapped_in_the_config_file_work_and_are_shown() {
     std::fs::create_dir_all(xdg.path().join("bottle-freeze")).unwrap();
     std::fs::write(
         xdg.path().join("bottle-freeze/config.toml"),
-        "[keys.dashboard]\nfreeze = \"x\"\nhistory = \"z h\"\n",
+        "colour = 1\n[keys.dashboard]\nfreeze = \"x\"\nhistory = \"z h\"\n",
     )
     .unwrap();
     let _state = open_dashboard(&t, &sim, xdg.path(), "");
     let s = t.screen();
+    assert!(
+        s.contains("unknown key `colour` (ignored)"),
+        "the config problem stays on screen:\n{s}"
+    );
     assert!(
         s.contains("x freeze"),
         "the status bar shows the bound key:\n{s}"

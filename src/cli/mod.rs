@@ -51,6 +51,24 @@ fn man() -> ExitCode {
     }
 }
 
+/// The dashboard's configuration; problems with the config file stay on screen (what
+/// was printed before the dashboard opened is hidden behind it).
+fn dashboard_config(settings: &Settings) -> crate::ui::UiConfig {
+    let mut ui = crate::ui::UiConfig::from_settings(settings);
+    if let Some(first) = settings.warnings.first() {
+        let more = settings.warnings.len() - 1;
+        let more = if more > 0 {
+            format!(" (+{more} more)")
+        } else {
+            String::new()
+        };
+        ui.notice = Some(format!(
+            "{first}{more} · `bottle-freeze config` shows the effective configuration"
+        ));
+    }
+    ui
+}
+
 /// The configuration file in use: `--config`, else the XDG default.
 fn config_path(cli: &Cli) -> Option<std::path::PathBuf> {
     cli.global
@@ -194,7 +212,7 @@ pub fn run(mut cli: Cli, matches: &clap::ArgMatches) -> ExitCode {
             }
             // Answered before the configuration is read.
             Some(Command::Completions { .. } | Command::Man) => ExitCode::SUCCESS,
-            None => match crate::ui::run(crate::ui::UiConfig::from_settings(&settings)).await {
+            None => match crate::ui::run(dashboard_config(&settings)).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("bottle-freeze: {e:#}");

@@ -606,6 +606,30 @@ impl KeyMap {
         }
     }
 
+    /// Sequences that can never be typed because a shorter binding in the same context
+    /// is a prefix of them (it acts first): `(context, action, sequence, the shorter
+    /// binding's action)`.
+    pub fn shadowed(&self) -> Vec<(Context, KeyAction, KeySeq, KeyAction)> {
+        let mut out = Vec::new();
+        for (ctx, list) in &self.contexts {
+            for b in list {
+                for seq in b.keys.iter().filter(|k| k.0.len() > 1) {
+                    let by = list.iter().find_map(|other| {
+                        other
+                            .keys
+                            .iter()
+                            .any(|o| o.0.len() < seq.0.len() && seq.starts_with(&o.0))
+                            .then_some(other.action)
+                    });
+                    if let Some(by) = by {
+                        out.push((*ctx, b.action, seq.clone(), by));
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// Records that the user's file set this binding.
     pub fn mark_from_file(&mut self, ctx: Context, action: KeyAction) {
         if let Some((_, list)) = self.contexts.iter_mut().find(|(c, _)| *c == ctx) {
