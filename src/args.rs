@@ -161,6 +161,12 @@ impl Default for ExecTarOpts {
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PushViaArg {
+    Stream,
+    Daemon,
+}
+
 #[derive(Debug, Args)]
 pub struct ExportArgs {
     /// Machine slug or full name (bot-bottle-<slug>).
@@ -197,6 +203,15 @@ pub struct FreezeArgs {
     /// Port to try first for the spawned registry (another is chosen when it is taken).
     #[arg(long, env = "BOTTLE_FREEZE_REGISTRY_PORT")]
     pub registry_port: Option<u16>,
+    /// How the image reaches the registry: `stream` (docker save straight into the registry,
+    /// uncompressed) or `daemon` (the daemon's own push, which gzips every layer).
+    #[arg(
+        long,
+        value_enum,
+        env = "BOTTLE_FREEZE_PUSH_VIA",
+        default_value = "stream"
+    )]
+    pub push_via: PushViaArg,
     /// Retry a failed freeze (by history id) from the stage that failed, with what it kept.
     #[arg(long, value_name = "ID", conflicts_with = "machine")]
     pub resume: Option<String>,

@@ -175,7 +175,7 @@ pub fn run(mut cli: Cli, matches: &clap::ArgMatches) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    rt.block_on(async move {
+    let code = rt.block_on(async move {
         match cli.command {
             Some(Command::List(args)) => list::run(&cli.global, &args).await,
             Some(Command::Freeze(args)) => run::freeze(&cli.global, &args).await,
@@ -220,5 +220,9 @@ pub fn run(mut cli: Cli, matches: &clap::ArgMatches) -> ExitCode {
                 }
             },
         }
-    })
+    });
+    // A blocking task still finishing (an upload noticing its cancellation) must not hold
+    // the exit: everything that needed cleaning was awaited before this point.
+    rt.shutdown_timeout(std::time::Duration::from_millis(500));
+    code
 }

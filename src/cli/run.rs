@@ -10,8 +10,8 @@ use tokio_util::sync::CancellationToken;
 use crate::args::{ExecTarOpts, ExportArgs, FreezeArgs, GlobalOpts, TransportArg};
 use crate::cli::progress::StageBars;
 use crate::freeze::{
-    run_export, run_freeze, run_resume, EventTx, FreezeConfig, RegistryChoice, RunOutcome, Stage,
-    TransportChoice,
+    run_export, run_freeze, run_resume, EventTx, FreezeConfig, FreezeEvent, RegistryChoice,
+    RunOutcome, Stage, TransportChoice,
 };
 use crate::names::slug_from_arg;
 use crate::smolvm::Smolvm;
@@ -64,6 +64,10 @@ pub fn config(
             .map(|f| f.pull_host.clone())
             .unwrap_or_else(|| "127.0.0.1".into()),
         registry_port: freeze.and_then(|f| f.registry_port),
+        push_via: match freeze.map(|f| f.push_via) {
+            Some(crate::args::PushViaArg::Daemon) => crate::freeze::push::PushVia::Daemon,
+            _ => crate::freeze::push::PushVia::Stream,
+        },
     }
 }
 
@@ -100,9 +104,9 @@ where
     let (tx, mut rx) = mpsc::unbounded_channel();
     let cancel = CancellationToken::new();
     cancel_on_signals(cancel.clone());
-    let task = tokio::spawn(start(tx, cancel));
+    let mut task = tokio::spawn(start(tx, cancel));
     let mut bars = (!json).then(|| StageBars::new(stages, verbose));
-    while let Some(ev) = rx.recv().await {
+    let mut show = |ev: FreezeEvent| {
         if json {
             if let Ok(line) = serde_json::to_string(&ev) {
                 println!("{line}");
@@ -110,11 +114,25 @@ where
         } else if let Some(b) = bars.as_mut() {
             b.handle(&ev);
         }
+    };
+    // The run is over when its task returns, even if a straggling thread (an upload that
+    // is noticing its cancellation) still holds a sender; what is queued is still shown.
+    let joined = loop {
+        tokio::select! {
+            ev = rx.recv() => match ev {
+                Some(ev) => show(ev),
+                None => break (&mut task).await,
+            },
+            joined = &mut task => break joined,
+        }
+    };
+    while let Ok(ev) = rx.try_recv() {
+        show(ev);
     }
     if let Some(b) = &bars {
         b.clear();
     }
-    task.await.unwrap_or_else(|e| {
+    joined.unwrap_or_else(|e| {
         RunOutcome::Failed(crate::freeze::Failure {
             stage: Stage::ExecTar,
             message: format!("the freeze task ended abnormally: {e}"),

@@ -11,6 +11,7 @@ pub mod push;
 pub mod report;
 mod runner;
 pub mod stream_copy;
+pub mod stream_push;
 pub mod tar_scan;
 
 pub use events::*;

@@ -26,6 +26,109 @@ pub fn tag_for(image_id: &str) -> String {
         .collect()
 }
 
+/// How the image reaches the registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PushVia {
+    /// `docker save` streamed into the registry's API, uncompressed (the default).
+    Stream,
+    /// The daemon's own push (gzips every layer).
+    Daemon,
+}
+
+/// Streams the image from the daemon (`docker save`) into the registry at `endpoint`.
+pub async fn run_streamed(
+    rep: &mut Reporter,
+    docker: &Docker,
+    image: &str,
+    image_id: &str,
+    endpoint: &str,
+    registry_log: impl Fn() -> String,
+) -> Result<Pushed, StageError> {
+    use futures_util::TryStreamExt;
+    let tag = tag_for(image_id);
+    rep.command(vec![
+        "docker".into(),
+        "save".into(),
+        image.into(),
+        "|".into(),
+        format!("<stream to http://{endpoint}/v2/{REPOSITORY}, tag {tag}>"),
+    ]);
+    let body = docker
+        .export_image(image)
+        .map_err(|e| std::io::Error::other(crate::freeze::docker_error_message(&e)));
+    let reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(body));
+    let emit = rep.emit.clone();
+    let started = Instant::now();
+    let (endpoint_s, tag_s) = (endpoint.to_string(), tag.clone());
+    // Set when this future is dropped (the freeze was cancelled): the blocking upload
+    // cannot be aborted from outside, so it checks this between chunks.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let _stop_on_drop = StopOnDrop(stop.clone());
+    let upload = tokio::task::spawn_blocking(move || {
+        let mut throttle = Throttle::new();
+        let mut progress = |bytes: u64| {
+            if throttle.ready() {
+                emit.progress(
+                    Stage::Push,
+                    Progress {
+                        bytes,
+                        elapsed_ms: started.elapsed().as_millis() as u64,
+                        ..Progress::default()
+                    },
+                );
+            }
+        };
+        crate::freeze::stream_push::push_saved_image(
+            reader,
+            &endpoint_s,
+            REPOSITORY,
+            &tag_s,
+            &mut progress,
+            &stop,
+        )
+    });
+    let result = match tokio_util::task::AbortOnDropHandle::new(upload).await {
+        Ok(r) => r,
+        Err(e) => Err(format!("the push task ended abnormally: {e}")),
+    };
+    match result {
+        Ok(bytes) => {
+            rep.emit.progress(
+                Stage::Push,
+                Progress {
+                    bytes,
+                    total: Some(bytes),
+                    elapsed_ms: started.elapsed().as_millis() as u64,
+                    ..Progress::default()
+                },
+            );
+            Ok(Pushed {
+                reference: format!("{REPOSITORY}:{tag}"),
+                tag,
+                bytes,
+            })
+        }
+        Err(msg) => Err(StageError::Failed(Failure {
+            stage: Stage::Push,
+            message: format!(
+                "pushing {image} to {endpoint}/{REPOSITORY}:{tag} failed: {}",
+                crate::sanitize::escape_str(&msg)
+            ),
+            exit_status: None,
+            stderr_tail: format!("registry log: {}", registry_log()),
+        })),
+    }
+}
+
+struct StopOnDrop(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 pub struct Pushed {
     /// `bot-bottle-committed:<tag>`.
     pub reference: String,

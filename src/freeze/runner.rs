@@ -50,6 +50,8 @@ pub struct FreezeConfig {
     pub pull_host: String,
     /// The port to try first for a spawned registry; another is chosen when it is taken.
     pub registry_port: Option<u16>,
+    /// How the image reaches the registry.
+    pub push_via: push::PushVia,
 }
 
 impl FreezeConfig {
@@ -695,15 +697,30 @@ async fn freeze_stages(
         let log = left.registry.as_ref().map(|r| r.log_tail());
         move || log.clone().unwrap_or_else(|| "<not ours>".into())
     };
-    let pushed = push::run(
-        rep,
-        &docker,
-        &image,
-        &image_id,
-        &push_endpoint,
-        registry_log,
-    )
-    .await?;
+    let pushed = match cfg.push_via {
+        push::PushVia::Stream => {
+            push::run_streamed(
+                rep,
+                &docker,
+                &image,
+                &image_id,
+                &push_endpoint,
+                registry_log,
+            )
+            .await?
+        }
+        push::PushVia::Daemon => {
+            push::run(
+                rep,
+                &docker,
+                &image,
+                &image_id,
+                &push_endpoint,
+                registry_log,
+            )
+            .await?
+        }
+    };
     rep.stage_finished(Stage::Push, pushed.bytes, Vec::new());
 
     rep.stage_started(Stage::Pack);

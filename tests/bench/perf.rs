@@ -151,6 +151,7 @@ fn config(sim: &Sim, state: &Path, tmp: &Path) -> FreezeConfig {
         push_host: "127.0.0.1".into(),
         pull_host: "127.0.0.1".into(),
         registry_port: None,
+        push_via: bottle_freeze::freeze::push::PushVia::Stream,
     }
 }
 
@@ -483,6 +484,8 @@ fn bench_build(rt: &tokio::runtime::Runtime) {
     );
     let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
     let mut rep = bottle_freeze::freeze::report::Reporter::new(record, history, tx);
+    // The record's folder holds the stage logs, as in a real run.
+    rep.started();
     let started = Instant::now();
     let built = rt.block_on(bottle_freeze::freeze::build::run(
         &mut rep,
