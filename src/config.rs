@@ -880,6 +880,7 @@ impl Settings {
             push_host: self.push_host.clone(),
             pull_host: self.pull_host.clone(),
             registry_port: self.registry_port,
+            push_via: crate::freeze::push::PushVia::Stream,
         }
     }
 }

@@ -624,6 +624,8 @@ fn bench_ui_render() {
             state_dir: PathBuf::from("/tmp/bench-state"),
             tmp_dir: PathBuf::from("/tmp"),
             refresh_ms: 3000,
+            theme: Default::default(),
+            bell: false,
         },
         bottle_freeze::ui::keys::KeyMap::defaults(),
     );
