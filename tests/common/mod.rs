@@ -299,7 +299,14 @@ impl Watched {
                         .iter()
                         .map(|(_, v)| v["event"].to_string())
                         .collect();
-                    panic!("no matching event within {secs} s; saw {kinds:?}");
+                    let failure = self
+                        .seen
+                        .iter()
+                        .find(|(_, v)| v["event"] == "failed")
+                        .map(|(_, v)| v["failure"].to_string());
+                    panic!(
+                        "no matching event within {secs} s; saw {kinds:?}; failure: {failure:?}"
+                    );
                 }
             }
         }
