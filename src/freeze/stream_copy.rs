@@ -1,7 +1,7 @@
-//! The hot loop of exec-tar: the archive from a pipe into a file, every tar header read on
-//! the way for live progress, and the file data moved by `splice(2)` — pipe pages into the
-//! page cache without a round trip through user space — so copying costs less CPU than
-//! `cat` while we still see each entry. Only headers (and GNU long-name / pax data) are read.
+//! The hot loop of exec-tar: the archive from a pipe into a file through one reused 256 KiB
+//! buffer, every tar header read on the way for live progress (no allocation per chunk).
+//! With `zero_copy`, file data is instead moved by `splice(2)` and only headers (and GNU
+//! long-name / pax data) are read; see [`CopyOptions::default`] for why that is off.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -31,10 +31,13 @@ pub struct CopyOptions {
 }
 
 impl Default for CopyOptions {
+    /// Read/write, not splice: measured on our machines (`cargo bench --bench perf --
+    /// exec-tar`), splicing pipe pages into the file took about 30% more time and 38% more
+    /// CPU than a 256 KiB read/write loop, so splice stays an option, off by default.
     fn default() -> Self {
         CopyOptions {
             scan: true,
-            zero_copy: true,
+            zero_copy: false,
         }
     }
 }

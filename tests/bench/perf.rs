@@ -326,6 +326,26 @@ fn bench_exec_tar(rt: &tokio::runtime::Runtime) {
         "s",
         None,
     );
+    let (zc_wall, zc_cpu) = best(&|| {
+        copy_run(CopyOptions {
+            scan: true,
+            zero_copy: true,
+        })
+    });
+    report(
+        "splice vs read/write, wall (both reading headers)",
+        zc_wall,
+        on_wall,
+        "s",
+        None,
+    );
+    report(
+        "splice vs read/write, CPU (both reading headers)",
+        zc_cpu,
+        on_cpu,
+        "s",
+        None,
+    );
     let _ = std::fs::remove_file(&out);
 }
 
@@ -486,25 +506,29 @@ fn bench_build(rt: &tokio::runtime::Runtime) {
     let mut rep = bottle_freeze::freeze::report::Reporter::new(record, history, tx);
     // The record's folder holds the stage logs, as in a real run.
     rep.started();
-    let started = Instant::now();
-    let built = rt.block_on(bottle_freeze::freeze::build::run(
-        &mut rep,
-        &docker_client,
-        &archive,
-        "build",
-        "node",
-        "/home/node",
-    ));
-    let ours = started.elapsed().as_secs_f64();
-    assert!(built.is_ok());
-    prune(image);
-
     let ctx = work.path().join("ctx");
     context_dir(&archive, &ctx);
-    let started = Instant::now();
-    assert!(docker(&["build", "-q", "-t", image, ctx.to_str().unwrap()]));
-    let base = started.elapsed().as_secs_f64();
-    prune(image);
+    let archive = ctx.join("rootfs.tar");
+    // Alternating, best of two each: the daemon's caches favour whichever runs second.
+    let (mut ours, mut base) = (f64::MAX, f64::MAX);
+    for _ in 0..2 {
+        let started = Instant::now();
+        let built = rt.block_on(bottle_freeze::freeze::build::run(
+            &mut rep,
+            &docker_client,
+            &archive,
+            "build",
+            "node",
+            "/home/node",
+        ));
+        ours = ours.min(started.elapsed().as_secs_f64());
+        assert!(built.is_ok());
+        prune(image);
+        let started = Instant::now();
+        assert!(docker(&["build", "-q", "-t", image, ctx.to_str().unwrap()]));
+        base = base.min(started.elapsed().as_secs_f64());
+        prune(image);
+    }
     report(
         "build stage vs docker build CLI",
         ours,
