@@ -194,6 +194,28 @@ impl Record {
     }
 }
 
+impl Record {
+    /// `failed at build`, `succeeded`…, as both front ends show it.
+    pub fn outcome_text(&self) -> String {
+        match &self.failure {
+            Some(f) => format!("{} at {}", self.outcome.name(), f.stage),
+            None => self.outcome.name().to_string(),
+        }
+    }
+
+    /// The stages in the order a reader wants them: the failed one first.
+    pub fn stages_failed_first(&self) -> Vec<Stage> {
+        let mut v: Vec<Stage> = Stage::ALL.to_vec();
+        v.sort_by_key(|s| self.stage(*s).status != StageStatus::Failed);
+        v
+    }
+}
+
+/// A timestamp (Unix ms) as RFC 3339, UTC, to the second.
+pub fn when(ms: u64) -> String {
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + std::time::Duration::from_millis(ms)).to_string()
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum HistoryError {
     #[error("cannot write history under {path}: {source}")]

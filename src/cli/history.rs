@@ -1,12 +1,12 @@
 //! `bottle-freeze history` and `history show <id>`.
 
 use std::process::ExitCode;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use crate::args::{GlobalOpts, HistoryArgs, HistoryCommand};
 use crate::format;
 use crate::freeze::Stage;
-use crate::history::{History, Record, StageStatus};
+use crate::history::{when, History};
 use crate::sanitize::{escape_str, escape_text};
 
 fn history(global: &GlobalOpts) -> History {
@@ -16,10 +16,6 @@ fn history(global: &GlobalOpts) -> History {
             .clone()
             .unwrap_or_else(crate::history::default_state_dir),
     )
-}
-
-pub fn when(ms: u64) -> String {
-    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
 }
 
 pub fn run(global: &GlobalOpts, args: &HistoryArgs) -> ExitCode {
@@ -54,7 +50,7 @@ fn list(h: &History, json: bool) -> ExitCode {
             "{:<40} {:<24} {:<24} {:<20} {:>9} {:>10}",
             r.id,
             escape_str(&r.machine),
-            outcome_text(r),
+            r.outcome_text(),
             when(r.started_at_ms),
             r.duration_ms()
                 .map(|d| format::duration(Duration::from_millis(d)))
@@ -63,13 +59,6 @@ fn list(h: &History, json: bool) -> ExitCode {
         );
     }
     ExitCode::SUCCESS
-}
-
-pub fn outcome_text(r: &Record) -> String {
-    match &r.failure {
-        Some(f) => format!("{} at {}", r.outcome.name(), f.stage),
-        None => r.outcome.name().to_string(),
-    }
 }
 
 fn print_json<T: serde::Serialize>(v: &T) -> ExitCode {
@@ -85,13 +74,6 @@ fn print_json<T: serde::Serialize>(v: &T) -> ExitCode {
     }
 }
 
-/// The stages in the order a reader wants them: the failed one first.
-pub fn stages_failed_first(r: &Record) -> Vec<Stage> {
-    let mut v: Vec<Stage> = Stage::ALL.to_vec();
-    v.sort_by_key(|s| r.stage(*s).status != StageStatus::Failed);
-    v
-}
-
 fn show(h: &History, id: &str, json: bool) -> ExitCode {
     let record = match h.load(id) {
         Ok(r) => r,
@@ -100,7 +82,8 @@ fn show(h: &History, id: &str, json: bool) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let logs: Vec<(Stage, Option<String>)> = stages_failed_first(&record)
+    let logs: Vec<(Stage, Option<String>)> = record
+        .stages_failed_first()
         .into_iter()
         .map(|s| (s, h.read_log(id, s).ok().flatten().map(|b| escape_text(&b))))
         .collect();
@@ -120,7 +103,7 @@ fn show(h: &History, id: &str, json: bool) -> ExitCode {
     }
     println!("freeze {}", record.id);
     println!("machine   {}", escape_str(&record.machine));
-    println!("outcome   {}", outcome_text(&record));
+    println!("outcome   {}", record.outcome_text());
     println!("started   {}", when(record.started_at_ms));
     if let Some(d) = record.duration_ms() {
         println!("duration  {}", format::duration(Duration::from_millis(d)));

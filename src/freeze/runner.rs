@@ -219,6 +219,27 @@ fn refuse(tx: &EventTx, id: &str, machine: &str, slug: &Slug, message: String) -
     RunOutcome::Failed(failure)
 }
 
+/// Takes the machine's lock and starts the run's record; a machine already being frozen
+/// is refused without a record.
+fn begin(
+    cfg: &FreezeConfig,
+    slug: &Slug,
+    kind: Kind,
+    tx: EventTx,
+) -> Result<(String, MachineLock, Reporter), RunOutcome> {
+    let machine = format!("{}{}", cfg.prefix, slug);
+    let id = new_id(slug.as_str());
+    let lock = MachineLock::acquire(&cfg.state_dir, slug, &machine)
+        .map_err(|e| refuse(&tx, &id, &machine, slug, e.to_string()))?;
+    let mut rep = Reporter::new(
+        Record::new(&id, kind, &machine, slug.as_str()),
+        History::new(&cfg.state_dir),
+        tx,
+    );
+    rep.started();
+    Ok((machine, lock, rep))
+}
+
 /// Freezes `slug`'s machine: exec-tar, build, push, pack. Events go to `tx`; the record
 /// goes to the history. Cancelling `cancel` stops it and cleans up.
 pub async fn run_freeze(
@@ -227,18 +248,10 @@ pub async fn run_freeze(
     tx: EventTx,
     cancel: CancellationToken,
 ) -> RunOutcome {
-    let machine = format!("{}{}", cfg.prefix, slug);
-    let id = new_id(slug.as_str());
-    let _lock = match MachineLock::acquire(&cfg.state_dir, &slug, &machine) {
-        Ok(l) => l,
-        Err(e) => return refuse(&tx, &id, &machine, &slug, e.to_string()),
+    let (machine, _lock, mut rep) = match begin(&cfg, &slug, Kind::Freeze, tx) {
+        Ok(b) => b,
+        Err(refused) => return refused,
     };
-    let mut rep = Reporter::new(
-        Record::new(&id, Kind::Freeze, &machine, slug.as_str()),
-        History::new(&cfg.state_dir),
-        tx,
-    );
-    rep.started();
     let mut left = Leftovers::default();
     let result = tokio::select! {
         r = freeze_stages(&cfg, &slug, &machine, &mut rep, &mut left, None) => r,
@@ -423,18 +436,11 @@ pub async fn run_export(
     tx: EventTx,
     cancel: CancellationToken,
 ) -> RunOutcome {
-    let machine = format!("{}{}", cfg.prefix, slug);
-    let id = new_id(slug.as_str());
-    let _lock = match MachineLock::acquire(&cfg.state_dir, &slug, &machine) {
-        Ok(l) => l,
-        Err(e) => return refuse(&tx, &id, &machine, &slug, e.to_string()),
+    let (machine, _lock, mut rep) = match begin(&cfg, &slug, Kind::Export, tx) {
+        Ok(b) => b,
+        Err(refused) => return refused,
     };
-    let mut rep = Reporter::new(
-        Record::new(&id, Kind::Export, &machine, slug.as_str()),
-        History::new(&cfg.state_dir),
-        tx,
-    );
-    rep.started();
+    let id = rep.record.id.clone();
     let mut left = Leftovers::default();
     // The archive is written beside the output and renamed into place, so a failure never
     // leaves half an archive under the name of a whole one. A device or FIFO given as the

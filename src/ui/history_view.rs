@@ -11,9 +11,10 @@ use ratatui::Frame;
 
 use super::app::App;
 use super::layout;
-use super::state::{outcome_text, when, DocKind, DocLine, RecordView};
+use super::state::{DocKind, DocLine, RecordView};
 use super::theme;
 use crate::format;
+use crate::history::when;
 use crate::sanitize::escape_str;
 
 pub fn render_list(frame: &mut Frame, area: Rect, app: &App) {
@@ -82,7 +83,7 @@ pub fn render_list(frame: &mut Frame, area: Rect, app: &App) {
         }
         cells.push(Cell::from(escape_str(&r.machine)));
         cells.push(Cell::from(Span::styled(
-            format!("{mark} {}", outcome_text(r)),
+            format!("{mark} {}", r.outcome_text()),
             style,
         )));
         cells.push(Cell::from(

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use super::theme::guard;
 use crate::freeze::{Artifact, Failure, OutputStream, Progress, Stage, Transport};
-use crate::history::{Outcome, Record, StageStatus};
+use crate::history::{when, Outcome, Record, StageStatus};
 use crate::machines::BottleMachine;
 use crate::names::Slug;
 use crate::sanitize::escape_str;
@@ -462,27 +462,6 @@ pub struct RecordView {
     pub search: Search,
 }
 
-/// A timestamp as RFC 3339, UTC, to the second.
-pub fn when(ms: u64) -> String {
-    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms))
-        .to_string()
-}
-
-/// `failed at build`, `succeeded`…
-pub fn outcome_text(r: &Record) -> String {
-    match &r.failure {
-        Some(f) => format!("{} at {}", r.outcome.name(), f.stage),
-        None => r.outcome.name().to_string(),
-    }
-}
-
-/// The stages as a reader wants them: the failed one first.
-pub fn stages_failed_first(r: &Record) -> Vec<Stage> {
-    let mut v: Vec<Stage> = Stage::ALL.to_vec();
-    v.sort_by_key(|s| r.stage(*s).status != StageStatus::Failed);
-    v
-}
-
 pub fn status_name(s: StageStatus) -> &'static str {
     match s {
         StageStatus::Waiting => "waiting",
@@ -529,7 +508,7 @@ impl RecordView {
                 K::Field
             },
             "outcome",
-            outcome_text(&record),
+            record.outcome_text(),
         );
         field(K::Field, "started", when(record.started_at_ms));
         if let Some(d) = record.duration_ms() {
@@ -581,7 +560,7 @@ impl RecordView {
         for c in &record.commands {
             field(K::Field, "command", crate::format::shell_words(c));
         }
-        let order = stages_failed_first(&record);
+        let order = record.stages_failed_first();
         let mut logs = logs;
         for stage in order {
             let status = record.stage(stage).status;

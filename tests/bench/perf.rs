@@ -229,18 +229,28 @@ fn bench_exec_tar(rt: &tokio::runtime::Runtime) {
         src.wait().unwrap();
         (started.elapsed(), cpu_self() - cpu0)
     };
-    let best = |f: &dyn Fn() -> (Duration, Duration)| {
-        let (mut w, mut c) = f();
-        for _ in 0..2 {
-            let (w2, c2) = f();
-            w = w.min(w2);
-            c = c.min(c2);
-        }
-        (w.as_secs_f64(), c.as_secs_f64())
+    // Each run starts with no dirty pages left by the one before: a run that has to wait
+    // for the previous 2 GiB to be written back would be charged for it.
+    let settled = |f: &dyn Fn() -> (Duration, Duration)| {
+        // SAFETY: sync(2) takes no arguments and cannot fail.
+        unsafe { libc::sync() };
+        // And an empty page cache (as root): otherwise whichever run comes next pays for
+        // reclaiming the last run's 2 GiB, which the profile shows as most of its time.
+        let _ = std::fs::write("/proc/sys/vm/drop_caches", "1");
+        f()
     };
-    let (cat_wall, cat_cpu) = best(&cat_run);
-    let (our_wall, our_cpu) = best(&ours_run);
-    let (orig_wall, orig_cpu) = best(&original_run);
+    // Round robin, best of three each: this machine's disk drifts, and a drift must not
+    // land on one side of a ratio only.
+    let runs: [&dyn Fn() -> (Duration, Duration); 3] = [&cat_run, &ours_run, &original_run];
+    let mut bests = [(f64::MAX, f64::MAX); 3];
+    for _ in 0..3 {
+        for (i, run) in runs.iter().enumerate() {
+            let (w, c) = settled(*run);
+            bests[i].0 = bests[i].0.min(w.as_secs_f64());
+            bests[i].1 = bests[i].1.min(c.as_secs_f64());
+        }
+    }
+    let [(cat_wall, cat_cpu), (our_wall, our_cpu), (orig_wall, orig_cpu)] = bests;
     report(
         "exec-tar wall, export vs exec|cat",
         our_wall,
@@ -300,18 +310,34 @@ fn bench_exec_tar(rt: &tokio::runtime::Runtime) {
         assert_eq!(copied.bytes, std::fs::metadata(&out).unwrap().len());
         (started.elapsed(), cpu_self() - cpu0)
     };
-    let (on_wall, on_cpu) = best(&|| {
+    let on = || {
         copy_run(CopyOptions {
             scan: true,
             zero_copy: false,
         })
-    });
-    let (off_wall, off_cpu) = best(&|| {
+    };
+    let off = || {
         copy_run(CopyOptions {
             scan: false,
             zero_copy: false,
         })
-    });
+    };
+    let zc = || {
+        copy_run(CopyOptions {
+            scan: true,
+            zero_copy: true,
+        })
+    };
+    let runs: [&dyn Fn() -> (Duration, Duration); 3] = [&on, &off, &zc];
+    let mut bests = [(f64::MAX, f64::MAX); 3];
+    for _ in 0..3 {
+        for (i, run) in runs.iter().enumerate() {
+            let (w, c) = settled(*run);
+            bests[i].0 = bests[i].0.min(w.as_secs_f64());
+            bests[i].1 = bests[i].1.min(c.as_secs_f64());
+        }
+    }
+    let [(on_wall, on_cpu), (off_wall, off_cpu), (zc_wall, zc_cpu)] = bests;
     report(
         "header parsing cost, wall (scan on vs off)",
         on_wall,
@@ -326,12 +352,6 @@ fn bench_exec_tar(rt: &tokio::runtime::Runtime) {
         "s",
         None,
     );
-    let (zc_wall, zc_cpu) = best(&|| {
-        copy_run(CopyOptions {
-            scan: true,
-            zero_copy: true,
-        })
-    });
     report(
         "splice vs read/write, wall (both reading headers)",
         zc_wall,
