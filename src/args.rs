@@ -72,6 +72,10 @@ pub struct GlobalOpts {
         default_value_t = 3.0
     )]
     pub refresh: f64,
+    /// Ring the terminal bell when a headless freeze ends (from the config file's
+    /// `[ui] bell`; not a flag).
+    #[arg(skip)]
+    pub bell: bool,
 }
 
 #[derive(Debug, Subcommand)]

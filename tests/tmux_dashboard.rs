@@ -666,3 +666,53 @@ fn demo_without_docker_says_so_on_screen_and_cleans_up() {
     t.wait(30, "the shell again", |s| s.contains("EXITED:0"));
     assert_eq!(std::fs::read_dir(tmpdir.path()).unwrap().count(), 0);
 }
+
+/// A headless freeze in a terminal rings the bell when it ends (the operator may have
+/// looked away); tmux raises the bell flag of the window it ran in.
+#[test]
+fn headless_freeze_rings_the_bell_in_a_terminal() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    if rt.block_on(common::docker()).is_none() || common::registry_bin().is_none() {
+        return;
+    }
+    let Some(t) = Tmux::start(100, 30) else {
+        return;
+    };
+    let sim = Sim::new();
+    let root = common::small_root();
+    sim.create("bot-bottle-bell", "running", Some(root.path()));
+    let state = tempfile::tempdir().unwrap();
+    let line = format!(
+        "env SMOLVM_SIM_HOME='{}' BOTTLE_FREEZE_SMOLVM='{}' BOTTLE_FREEZE_STATE_DIR='{}' '{}' freeze bell; echo EXITED:$?",
+        sim.home().display(),
+        common::sim_bin(),
+        state.path().display(),
+        common::freeze_bin()
+    );
+    t.run(&["new-window", "-t", "e2e:1", "sh"]);
+    t.run(&["send-keys", "-t", "e2e:1", "-l", &line]);
+    t.run(&["send-keys", "-t", "e2e:1", "Enter"]);
+    t.run(&["select-window", "-t", "e2e:0"]);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let s = t.run(&["capture-pane", "-p", "-t", "e2e:1"]);
+        // The typed command line holds "EXITED:$?"; the shell's answer starts a line.
+        if let Some(l) = s.lines().find(|l| l.starts_with("EXITED:")) {
+            assert_eq!(l.trim(), "EXITED:0", "{s}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the freeze did not end:\n{s}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let flag = t.run(&[
+        "display-message",
+        "-p",
+        "-t",
+        "e2e:1",
+        "#{window_bell_flag}",
+    ]);
+    assert_eq!(flag.trim(), "1", "no bell from the finished freeze");
+    let _ = Command::new("docker")
+        .args(["rmi", "-f", "bot-bottle-committed-bell:latest"])
+        .output();
+}

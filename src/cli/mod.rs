@@ -87,6 +87,7 @@ fn apply(cli: &mut Cli, s: &Settings) {
     g.tmp_dir = Some(s.tmp_dir.clone());
     g.query_timeout = s.query_timeout;
     g.refresh = s.refresh;
+    g.bell = s.bell;
     let exec = |e: &mut crate::args::ExecTarOpts| {
         e.transport = s.transport;
         e.guest_scratch_dir = s.guest_scratch_dir.clone();

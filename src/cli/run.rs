@@ -142,6 +142,17 @@ where
     })
 }
 
+/// The terminal bell when a freeze ends, for an operator who looked away; only on a
+/// terminal, never into JSON or a pipe.
+fn ring(global: &GlobalOpts, json: bool) {
+    use std::io::{IsTerminal as _, Write as _};
+    if global.bell && !json && std::io::stderr().is_terminal() {
+        let mut err = std::io::stderr();
+        let _ = err.write_all(b"\x07");
+        let _ = err.flush();
+    }
+}
+
 fn report(outcome: &RunOutcome, json: bool) -> ExitCode {
     match outcome {
         RunOutcome::Frozen(a) => {
@@ -212,6 +223,7 @@ pub async fn freeze(global: &GlobalOpts, args: &FreezeArgs) -> ExitCode {
         run_freeze(cfg, slug, tx, cancel)
     })
     .await;
+    ring(global, args.json);
     report(&outcome, args.json)
 }
 
