@@ -8,68 +8,10 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::{json_events, processes_mentioning, Sim, Watched};
+use common::{json_events, processes_mentioning, Watched, World};
 use nix::sys::signal::Signal;
 use serde_json::Value;
 use tempfile::TempDir;
-
-struct World {
-    sim: Sim,
-    state: TempDir,
-    tmp: TempDir,
-}
-
-impl World {
-    fn new() -> World {
-        World {
-            sim: Sim::new(),
-            state: tempfile::Builder::new().prefix("state.").tempdir().unwrap(),
-            tmp: tempfile::Builder::new().prefix("tmp.").tempdir().unwrap(),
-        }
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = self.sim.freeze_cmd(self.state.path());
-        c.args(args).arg("--tmp-dir").arg(self.tmp.path());
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.cmd(args).output().unwrap()
-    }
-
-    fn assert_clean(&self, root: &Path) {
-        let left: Vec<_> = std::fs::read_dir(self.tmp.path())
-            .unwrap()
-            .flatten()
-            .map(|e| e.path())
-            .collect();
-        assert!(left.is_empty(), "temp folders left: {left:?}");
-        let procs = processes_mentioning(&self.tmp.path().to_string_lossy());
-        assert!(procs.is_empty(), "processes left: {procs:?}");
-        let procs = processes_mentioning(&self.sim.home().to_string_lossy());
-        assert!(procs.is_empty(), "smolvm-sim processes left: {procs:?}");
-        let scratch: Vec<_> = std::fs::read_dir(root.join("tmp"))
-            .map(|d| d.flatten().map(|e| e.path()).collect())
-            .unwrap_or_default();
-        assert!(scratch.is_empty(), "guest scratch left: {scratch:?}");
-    }
-
-    fn record(&self, id: &str) -> Value {
-        let out = self
-            .sim
-            .freeze_cmd(self.state.path())
-            .args(["history", "show", id, "--json"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
-}
 
 fn ready() -> bool {
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -892,20 +834,6 @@ fn tar_exit_one_is_success_with_warnings() {
     );
     w.assert_clean(root.path());
     remove_image("bot-bottle-committed-f15:latest");
-}
-
-impl World {
-    fn record_raw(&self, id: &str) -> Value {
-        let bytes = std::fs::read(
-            self.state
-                .path()
-                .join("history")
-                .join(id)
-                .join("record.json"),
-        )
-        .unwrap();
-        serde_json::from_slice(&bytes).unwrap()
-    }
 }
 
 // An export's output is replaced only when the archive is whole, and a device given as the

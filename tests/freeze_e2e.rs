@@ -3,68 +3,17 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Output;
 
-use common::{json_events, processes_mentioning, Sim};
+use common::{json_events, World};
 use serde_json::Value;
-use tempfile::TempDir;
 
-/// One isolated world: a sim home, a state folder and a temp folder of its own.
-struct World {
-    sim: Sim,
-    state: TempDir,
-    tmp: TempDir,
-}
-
-impl World {
-    fn new() -> World {
-        World {
-            sim: Sim::new(),
-            state: tempfile::Builder::new().prefix("state.").tempdir().unwrap(),
-            tmp: tempfile::Builder::new().prefix("tmp.").tempdir().unwrap(),
-        }
-    }
-
-    fn freeze(&self, slug: &str, extra: &[&str]) -> Output {
-        let mut c = self.sim.freeze_cmd(self.state.path());
-        c.args(["freeze", slug, "--json", "--tmp-dir"])
-            .arg(self.tmp.path())
-            .args(extra);
-        c.output().unwrap()
-    }
-
-    /// Nothing of ours is left: no temp folder, no process using one (the registry's
-    /// config lives there), no scratch archive in the guest's /tmp.
-    fn assert_clean(&self, root: &Path) {
-        let left: Vec<_> = std::fs::read_dir(self.tmp.path())
-            .unwrap()
-            .flatten()
-            .map(|e| e.path())
-            .collect();
-        assert!(left.is_empty(), "temp folders left: {left:?}");
-        let procs = processes_mentioning(&self.tmp.path().to_string_lossy());
-        assert!(procs.is_empty(), "processes left: {procs:?}");
-        let scratch: Vec<_> = std::fs::read_dir(root.join("tmp"))
-            .map(|d| d.flatten().map(|e| e.path()).collect())
-            .unwrap_or_default();
-        assert!(scratch.is_empty(), "guest scratch left: {scratch:?}");
-    }
-
-    fn history_show(&self, id: &str) -> Value {
-        let out = self
-            .sim
-            .freeze_cmd(self.state.path())
-            .args(["history", "show", id, "--json"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
+/// `bottle-freeze freeze SLUG --json EXTRA…` in `w`.
+fn freeze(w: &World, slug: &str, extra: &[&str]) -> Output {
+    let mut args = vec!["freeze", slug, "--json"];
+    args.extend_from_slice(extra);
+    w.run(&args)
 }
 
 fn event<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {
@@ -113,7 +62,7 @@ fn freezes_a_varied_tree_through_the_pipe() {
         .create("bot-bottle-e2e-varied", "running", Some(root.path()));
     w.sim.ok(&["sim", "config", "--exec-cap", "off"]);
 
-    let out = w.freeze("e2e-varied", &[]);
+    let out = freeze(&w, "e2e-varied", &[]);
     assert!(
         out.status.success(),
         "freeze failed: {}",
@@ -223,7 +172,7 @@ fn freezes_a_varied_tree_through_the_pipe() {
     );
 
     // The history record is complete.
-    let shown = w.history_show(&the_id(&events));
+    let shown = w.record(&the_id(&events));
     let rec = &shown["record"];
     assert_eq!(rec["outcome"], "succeeded");
     assert_eq!(rec["transport"], "pipe");
@@ -253,7 +202,7 @@ fn capped_smolvm_falls_back_to_the_guest_file() {
         .create("bot-bottle-e2e-capped", "running", Some(root.path()));
     w.sim.ok(&["sim", "config", "--exec-cap", "on"]);
 
-    let out = w.freeze("e2e-capped", &[]);
+    let out = freeze(&w, "e2e-capped", &[]);
     assert!(
         out.status.success(),
         "freeze failed: {}",
@@ -275,13 +224,13 @@ fn capped_smolvm_falls_back_to_the_guest_file() {
             .any(|n| n.contains("exec output cap") && n.contains("guest-file")),
         "{notes:?}"
     );
-    let rec = w.history_show(&the_id(&events));
+    let rec = w.record(&the_id(&events));
     assert_eq!(rec["record"]["transport"], "guest-file");
     assert!(rec["record"]["bytes"].as_u64().unwrap() > 20 << 20);
     w.assert_clean(root.path());
 
     // Forcing the pipe on a capped smolvm fails cleanly and says what to do.
-    let out = w.freeze("e2e-capped", &["--transport", "pipe"]);
+    let out = freeze(&w, "e2e-capped", &["--transport", "pipe"]);
     assert_eq!(out.status.code(), Some(1));
     let events = json_events(&out.stdout);
     let failure = &event(&events, "failed")[0]["failure"];
@@ -300,7 +249,7 @@ fn old_smolvm_without_stream_still_freezes() {
         .create("bot-bottle-e2e-old", "running", Some(root.path()));
     w.sim
         .ok(&["sim", "config", "--exec-cap", "off", "--stream-flag", "off"]);
-    let out = w.freeze("e2e-old", &[]);
+    let out = freeze(&w, "e2e-old", &[]);
     assert!(
         out.status.success(),
         "freeze failed: {}",
@@ -310,7 +259,7 @@ fn old_smolvm_without_stream_still_freezes() {
     assert!(event(&events, "note")
         .iter()
         .any(|n| n["message"].as_str().unwrap().contains("no --stream")));
-    let rec = w.history_show(&the_id(&events));
+    let rec = w.record(&the_id(&events));
     let exec_cmd = rec["record"]["commands"][0].as_array().unwrap();
     assert!(!exec_cmd.iter().any(|a| a == "--stream"), "{exec_cmd:?}");
     w.assert_clean(root.path());
@@ -332,7 +281,7 @@ fn a_50_mib_stderr_flood_does_not_deadlock() {
         "--stderr-flood",
         "50M",
     ]);
-    let out = w.freeze("e2e-flood", &[]);
+    let out = freeze(&w, "e2e-flood", &[]);
     assert!(
         out.status.success(),
         "freeze failed: {}",
@@ -383,7 +332,7 @@ fn failures_name_their_stage_and_leave_nothing_behind() {
     // exec-tar: a silent non-zero exit.
     w.sim
         .ok(&["sim", "set", "bot-bottle-e2e-fail", "--exit-silent", "3"]);
-    let f = failure_of(&w.freeze("e2e-fail", &[]));
+    let f = failure_of(&freeze(&w, "e2e-fail", &[]));
     assert_eq!(f["stage"], "exec-tar");
     assert_eq!(f["exit_status"], 3);
     assert_eq!(f["stderr_tail"], "<no stderr>");
@@ -392,7 +341,7 @@ fn failures_name_their_stage_and_leave_nothing_behind() {
 
     // build: the daemon refuses a WORKDIR that is a file in the root. The archive is kept
     // for a resume until it is discarded.
-    let out = w.freeze("e2e-fail", &["--workdir", "/etc/passwd"]);
+    let out = freeze(&w, "e2e-fail", &["--workdir", "/etc/passwd"]);
     let f = failure_of(&out);
     assert_eq!(f["stage"], "build");
     assert!(
@@ -418,7 +367,7 @@ fn failures_name_their_stage_and_leave_nothing_behind() {
     w.assert_clean(root.path());
 
     // push: a registry that cannot start.
-    let f = failure_of(&w.freeze("e2e-fail", &["--registry-bin", "/bin/false"]));
+    let f = failure_of(&freeze(&w, "e2e-fail", &["--registry-bin", "/bin/false"]));
     assert_eq!(f["stage"], "push");
     assert!(
         f["message"]
@@ -436,7 +385,7 @@ fn failures_name_their_stage_and_leave_nothing_behind() {
         "--pack-fail",
         "pack exploded: no space left",
     ]);
-    let f = failure_of(&w.freeze("e2e-fail", &[]));
+    let f = failure_of(&freeze(&w, "e2e-fail", &[]));
     assert_eq!(f["stage"], "pack");
     assert!(f["exit_status"].as_i64().unwrap() != 0);
     assert!(
@@ -453,7 +402,7 @@ fn failures_name_their_stage_and_leave_nothing_behind() {
     // A stopped machine is refused before anything runs (exec would start it).
     w.sim
         .ok(&["sim", "set", "bot-bottle-e2e-fail", "--state", "stopped"]);
-    let f = failure_of(&w.freeze("e2e-fail", &[]));
+    let f = failure_of(&freeze(&w, "e2e-fail", &[]));
     assert!(
         f["message"]
             .as_str()

@@ -155,6 +155,25 @@ fn config(sim: &Sim, state: &Path, tmp: &Path) -> FreezeConfig {
     }
 }
 
+type Run<'a> = &'a dyn Fn() -> (Duration, Duration);
+
+/// Three rounds over `runs`, each run started by `settle`; the best wall and CPU seconds of
+/// each. Round robin, so a drift of this machine's disk never lands on one side only.
+fn round_robin<const N: usize>(
+    settle: &dyn Fn(Run) -> (Duration, Duration),
+    runs: [Run; N],
+) -> [(f64, f64); N] {
+    let mut bests = [(f64::MAX, f64::MAX); N];
+    for _ in 0..3 {
+        for (i, run) in runs.iter().enumerate() {
+            let (w, c) = settle(*run);
+            bests[i].0 = bests[i].0.min(w.as_secs_f64());
+            bests[i].1 = bests[i].1.min(c.as_secs_f64());
+        }
+    }
+    bests
+}
+
 /// exec-tar: our export against `exec | cat > file` and the original 64 KiB copy loop.
 fn bench_exec_tar(rt: &tokio::runtime::Runtime) {
     let size = size_env("BENCH_EXEC_SIZE", 2 << 30);
@@ -239,17 +258,7 @@ fn bench_exec_tar(rt: &tokio::runtime::Runtime) {
         let _ = std::fs::write("/proc/sys/vm/drop_caches", "1");
         f()
     };
-    // Round robin, best of three each: this machine's disk drifts, and a drift must not
-    // land on one side of a ratio only.
-    let runs: [&dyn Fn() -> (Duration, Duration); 3] = [&cat_run, &ours_run, &original_run];
-    let mut bests = [(f64::MAX, f64::MAX); 3];
-    for _ in 0..3 {
-        for (i, run) in runs.iter().enumerate() {
-            let (w, c) = settled(*run);
-            bests[i].0 = bests[i].0.min(w.as_secs_f64());
-            bests[i].1 = bests[i].1.min(c.as_secs_f64());
-        }
-    }
+    let bests = round_robin(&settled, [&cat_run, &ours_run, &original_run]);
     let [(cat_wall, cat_cpu), (our_wall, our_cpu), (orig_wall, orig_cpu)] = bests;
     report(
         "exec-tar wall, export vs exec|cat",
@@ -328,15 +337,7 @@ fn bench_exec_tar(rt: &tokio::runtime::Runtime) {
             zero_copy: true,
         })
     };
-    let runs: [&dyn Fn() -> (Duration, Duration); 3] = [&on, &off, &zc];
-    let mut bests = [(f64::MAX, f64::MAX); 3];
-    for _ in 0..3 {
-        for (i, run) in runs.iter().enumerate() {
-            let (w, c) = settled(*run);
-            bests[i].0 = bests[i].0.min(w.as_secs_f64());
-            bests[i].1 = bests[i].1.min(c.as_secs_f64());
-        }
-    }
+    let bests = round_robin(&settled, [&on, &off, &zc]);
     let [(on_wall, on_cpu), (off_wall, off_cpu), (zc_wall, zc_cpu)] = bests;
     report(
         "header parsing cost, wall (scan on vs off)",

@@ -357,3 +357,78 @@ pub fn peak_rss_kib(pid: u32) -> Option<u64> {
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|n| n.parse().ok())
 }
+
+/// One isolated world for end-to-end runs of the real binary: a sim home, a state folder
+/// and a temp folder of its own.
+pub struct World {
+    pub sim: Sim,
+    pub state: TempDir,
+    pub tmp: TempDir,
+}
+
+impl World {
+    pub fn new() -> World {
+        World {
+            sim: Sim::new(),
+            state: tempfile::Builder::new().prefix("state.").tempdir().unwrap(),
+            tmp: tempfile::Builder::new().prefix("tmp.").tempdir().unwrap(),
+        }
+    }
+
+    /// `bottle-freeze ARGS… --tmp-dir <tmp>` against this world's sim and state.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = self.sim.freeze_cmd(self.state.path());
+        c.args(args).arg("--tmp-dir").arg(self.tmp.path());
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    /// Nothing of ours is left: no temp folder, no process using one (the registry's
+    /// config lives there) or this sim home, no scratch archive in the guest's /tmp.
+    pub fn assert_clean(&self, root: &Path) {
+        let left: Vec<_> = std::fs::read_dir(self.tmp.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        assert!(left.is_empty(), "temp folders left: {left:?}");
+        let procs = processes_mentioning(&self.tmp.path().to_string_lossy());
+        assert!(procs.is_empty(), "processes left: {procs:?}");
+        let procs = processes_mentioning(&self.sim.home().to_string_lossy());
+        assert!(procs.is_empty(), "smolvm-sim processes left: {procs:?}");
+        let scratch: Vec<_> = std::fs::read_dir(root.join("tmp"))
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        assert!(scratch.is_empty(), "guest scratch left: {scratch:?}");
+    }
+
+    /// `history show <id> --json`: the record and its logs.
+    pub fn record(&self, id: &str) -> serde_json::Value {
+        let out = self
+            .sim
+            .freeze_cmd(self.state.path())
+            .args(["history", "show", id, "--json"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// The record as it is on disk, without the recovery a command would run first.
+    pub fn record_raw(&self, id: &str) -> serde_json::Value {
+        let path = self
+            .state
+            .path()
+            .join("history")
+            .join(id)
+            .join("record.json");
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    }
+}
