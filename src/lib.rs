@@ -19,4 +19,7 @@ pub mod recover;
 pub mod registry;
 pub mod sanitize;
 pub mod smolvm;
+pub mod smolvm_argv;
+pub mod smolvm_error;
+pub mod smolvm_note;
 pub mod ui;

@@ -19,6 +19,8 @@ pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(15);
 pub struct Smolvm {
     program: PathBuf,
     query_timeout: Duration,
+    /// The program is the PyPI wheel's binary, whose note on stderr is dropped.
+    wheel_note: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -54,8 +56,10 @@ pub struct QueryOutput {
 
 impl Smolvm {
     pub fn new(program: impl Into<PathBuf>) -> Smolvm {
+        let program = program.into();
         Smolvm {
-            program: program.into(),
+            wheel_note: crate::smolvm_note::is_wheel_binary(&program),
+            program,
             query_timeout: DEFAULT_QUERY_TIMEOUT,
         }
     }
@@ -69,7 +73,14 @@ impl Smolvm {
         &self.program
     }
 
+    /// A filter for this program's stderr that drops the wheel binary's note, if it is
+    /// that binary.
+    pub fn note_filter(&self) -> Option<crate::smolvm_note::NoteFilter> {
+        self.wheel_note.then(crate::smolvm_note::NoteFilter::new)
+    }
+
     /// A command for `smolvm ARGS…` with no stdin; the caller sets up stdout/stderr.
+    /// `NO_COLOR=1`: smolvm colours its log lines even on a pipe otherwise.
     pub fn command<I, S>(&self, args: I) -> Command
     where
         I: IntoIterator<Item = S>,
@@ -77,6 +88,7 @@ impl Smolvm {
     {
         let mut cmd = Command::new(&self.program);
         cmd.args(args.into_iter().map(Into::into))
+            .env("NO_COLOR", "1")
             .stdin(Stdio::null());
         cmd
     }
@@ -133,7 +145,10 @@ impl Smolvm {
             Ok((Ok(status), stdout, stderr)) => Ok(QueryOutput {
                 code: status_code(&status),
                 stdout,
-                stderr,
+                stderr: match self.wheel_note {
+                    true => crate::smolvm_note::NoteFilter::strip(&stderr),
+                    false => stderr,
+                },
             }),
             Ok((Err(e), _, _)) => Err(self.spawn_error(e)),
             Err(_) => Err(SmolvmError::Timeout {
@@ -158,7 +173,8 @@ impl Smolvm {
 
     /// `smolvm machine ls --json`.
     pub async fn list(&self) -> Result<Vec<Machine>, SmolvmError> {
-        let args = ["machine", "ls", "--json"];
+        let argv = crate::smolvm_argv::list();
+        let args: Vec<&str> = argv.iter().map(String::as_str).collect();
         let out = self.query_ok(&args).await?;
         parse_ls_json(&out.stdout).map_err(|e| SmolvmError::Malformed {
             command: self.display(&args),
@@ -169,7 +185,9 @@ impl Smolvm {
 
     /// Whether `machine exec` knows `--stream` (older smolvm does not).
     pub async fn exec_supports_stream(&self) -> Result<bool, SmolvmError> {
-        let out = self.query(&["machine", "exec", "--help"]).await?;
+        let argv = crate::smolvm_argv::help(&["machine", "exec"]);
+        let args: Vec<&str> = argv.iter().map(String::as_str).collect();
+        let out = self.query(&args).await?;
         let text = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
         Ok(text.contains("--stream"))
     }

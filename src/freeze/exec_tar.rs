@@ -21,6 +21,7 @@ use crate::freeze::tar_scan::scan_file;
 use crate::freeze::{StageError, TransportChoice};
 use crate::process::{status_code, GroupChild};
 use crate::smolvm::Smolvm;
+use crate::smolvm_argv;
 
 /// Paths tar leaves out: kernel and runtime filesystems, not part of the root's content.
 pub const TAR_EXCLUDES: [&str; 4] = [
@@ -81,7 +82,7 @@ fn fail(message: impl Into<String>, exit_status: Option<i32>, stderr_tail: Strin
     })
 }
 
-fn new_capture(rep: &Reporter) -> Result<SharedCapture, StageError> {
+fn new_capture(rep: &Reporter, smolvm: &Smolvm) -> Result<SharedCapture, StageError> {
     let path = rep.log_path(Stage::ExecTar);
     if let Some(dir) = path.parent() {
         let _ = std::fs::create_dir_all(dir);
@@ -93,7 +94,7 @@ fn new_capture(rep: &Reporter) -> Result<SharedCapture, StageError> {
             "<no stderr>".into(),
         )
     })?;
-    Ok(Arc::new(Mutex::new(cap)))
+    Ok(Arc::new(Mutex::new(cap.with_filter(smolvm.note_filter()))))
 }
 
 fn tail(capture: &SharedCapture) -> String {
@@ -130,6 +131,25 @@ fn warnings_for(code: i32, capture: &SharedCapture) -> Vec<String> {
         w.push("tar exited with status 1 (some files differ)".into());
     }
     w
+}
+
+/// Exit status 1 is also smolvm's own failure (`Error: vm not found: …`, a machine that
+/// stopped): then it is no tar warning but the stage's failure, in smolvm's words.
+fn smolvm_failed(code: i32, capture: &SharedCapture, machine: &str) -> Option<StageError> {
+    if code != 1 {
+        return None;
+    }
+    let tail = tail(capture);
+    let f = crate::smolvm_error::find(code, &tail)?;
+    Some(fail(
+        format!(
+            "smolvm could not run tar in {}: {}",
+            crate::sanitize::escape_str(machine),
+            f.message
+        ),
+        Some(code),
+        tail,
+    ))
 }
 
 enum PipeEnd {
@@ -201,18 +221,11 @@ impl ExecTar<'_> {
     }
 
     fn exec_argv(&self, stream_flag: bool, cmd: Vec<String>) -> Vec<String> {
-        let mut argv = vec![
-            "machine".to_string(),
-            "exec".to_string(),
-            "--name".to_string(),
-            self.machine.to_string(),
-        ];
-        if stream_flag {
-            argv.push("--stream".into());
-        }
-        argv.push("--".into());
-        argv.extend(cmd);
-        argv
+        let opts = smolvm_argv::ExecOptions {
+            stream: stream_flag,
+            timeout: None,
+        };
+        smolvm_argv::exec(self.machine, opts, cmd)
     }
 
     fn record(&self, rep: &mut Reporter, argv: &[String]) {
@@ -230,7 +243,7 @@ impl ExecTar<'_> {
         rep.transport(Transport::Pipe);
         let argv = self.exec_argv(stream_flag, tar_argv("-", None));
         self.record(rep, &argv);
-        let capture = new_capture(rep)?;
+        let capture = new_capture(rep, self.smolvm)?;
         let file = create_private(out).map_err(|e| {
             fail(
                 format!("cannot create {}: {e}", out.display()),
@@ -334,6 +347,10 @@ impl ExecTar<'_> {
         out: &Path,
         transport: Transport,
     ) -> Result<Exported, StageError> {
+        if let Some(e) = smolvm_failed(code, capture, self.machine) {
+            remove_partial(out);
+            return Err(e);
+        }
         if code != 0 && code != 1 {
             remove_partial(out);
             return Err(fail(
@@ -397,7 +414,7 @@ impl ExecTar<'_> {
             }
         }
 
-        let capture = new_capture(rep)?;
+        let capture = new_capture(rep, self.smolvm)?;
         *self.guest_scratch = Some(scratch.clone());
         // Recorded before tar starts, so a crash leaves enough to clean the guest later.
         rep.record.guest_scratch = Some(scratch.clone());
@@ -418,6 +435,10 @@ impl ExecTar<'_> {
         )
         .await
         .map_err(|e| fail(self.smolvm.spawn_error(e).to_string(), None, tail(&capture)))?;
+        if let Some(e) = smolvm_failed(code, &capture, self.machine) {
+            finish_capture(&capture);
+            return Err(e);
+        }
         if code != 0 && code != 1 {
             finish_capture(&capture);
             return Err(fail(
@@ -432,12 +453,7 @@ impl ExecTar<'_> {
         let warnings = warnings_for(code, &capture);
 
         // Download; smolvm caps transfers at 4 GiB unless told otherwise.
-        let cp_argv = vec![
-            "machine".to_string(),
-            "cp".to_string(),
-            format!("{}:{scratch}", self.machine),
-            out.display().to_string(),
-        ];
+        let cp_argv = smolvm_argv::copy_out(self.machine, &scratch, out);
         self.record(rep, &cp_argv);
         let mut cmd = self.smolvm.command(&cp_argv);
         if std::env::var_os("SMOLVM_FILE_TRANSFER_MAX_BYTES").is_none() {
@@ -504,7 +520,7 @@ impl ExecTar<'_> {
     }
 
     async fn guest_df(&self, rep: &mut Reporter, path: &str) -> Result<GuestDf, String> {
-        let argv = self.exec_argv(false, vec!["df".into(), "-Pk".into(), path.into()]);
+        let argv = self.exec_argv(false, smolvm_argv::guest_df(path));
         self.record(rep, &argv);
         guest_df(self.smolvm, self.machine, path).await
     }
@@ -516,9 +532,8 @@ pub async fn remove_guest_scratch(
     machine: &str,
     scratch: &str,
 ) -> Result<(), String> {
-    let args = [
-        "machine", "exec", "--name", machine, "--", "rm", "-f", scratch,
-    ];
+    let argv = smolvm_argv::exec(machine, Default::default(), smolvm_argv::guest_rm(scratch));
+    let args: Vec<&str> = argv.iter().map(String::as_str).collect();
     match tokio::time::timeout(Duration::from_secs(15), smolvm.query_ok(&args)).await {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) => Err(e.to_string()),
@@ -529,9 +544,8 @@ pub async fn remove_guest_scratch(
 /// `df -Pk PATH` inside the guest: used and free bytes of the filesystem holding PATH.
 /// `df -Pk /`'s used bytes are the estimate of the archive's size.
 pub async fn guest_df(smolvm: &Smolvm, machine: &str, path: &str) -> Result<GuestDf, String> {
-    let args = [
-        "machine", "exec", "--name", machine, "--", "df", "-Pk", path,
-    ];
+    let argv = smolvm_argv::exec(machine, Default::default(), smolvm_argv::guest_df(path));
+    let args: Vec<&str> = argv.iter().map(String::as_str).collect();
     let out = smolvm.query_ok(&args).await.map_err(|e| e.to_string())?;
     parse_df(&out.stdout).ok_or_else(|| "unreadable df output".to_string())
 }

@@ -59,26 +59,21 @@ async fn pack_into(
     _slug: &str,
 ) -> Result<(PathBuf, PathBuf), StageError> {
     let staged = staging.join(LAUNCHER);
-    let argv = vec![
-        "pack".to_string(),
-        "create".to_string(),
-        "--image".to_string(),
-        image_ref.to_string(),
-        "-o".to_string(),
-        staged.display().to_string(),
-    ];
+    let argv = crate::smolvm_argv::pack_create(image_ref, &staged);
     let mut full = vec![smolvm.program().display().to_string()];
     full.extend(argv.iter().cloned());
     rep.command(full);
     let log = rep.log_path(Stage::Pack);
     let capture = Arc::new(Mutex::new(
-        OutputCapture::create(&log, CaptureLimits::default()).map_err(|e| {
-            fail(
-                format!("cannot create the log {}: {e}", log.display()),
-                None,
-                "<no stderr>".into(),
-            )
-        })?,
+        OutputCapture::create(&log, CaptureLimits::default())
+            .map_err(|e| {
+                fail(
+                    format!("cannot create the log {}: {e}", log.display()),
+                    None,
+                    "<no stderr>".into(),
+                )
+            })?
+            .with_filter(smolvm.note_filter()),
     ));
     let code = run_captured(
         smolvm.command(&argv),

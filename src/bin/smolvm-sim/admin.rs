@@ -85,6 +85,8 @@ fn create(home: &Home, args: SimCreateArgs) -> Result<i32, Failure> {
         network: false,
         ephemeral: false,
         labels,
+        last_exit: None,
+        state_reason: None,
         root,
         root_owned,
         sim: Behaviours::default(),
@@ -105,6 +107,21 @@ fn set(home: &Home, args: SimSetArgs) -> Result<i32, Failure> {
             rec.state = state;
             rec.pid = None;
         }
+    }
+    if let Some(code) = args.last_exit_code {
+        let ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        rec.last_exit = Some(crate::store::LastExit {
+            cause: "exited".into(),
+            exit_code: code,
+            exited_at_unix_ms: ms,
+            pid: std::process::id(),
+        });
+    }
+    if let Some(reason) = args.state_reason {
+        rec.state_reason = Some(reason).filter(|r| !r.is_empty());
     }
     let b = &mut rec.sim;
     if let Some(code) = args.exit_silent {

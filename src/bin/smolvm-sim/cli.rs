@@ -20,11 +20,32 @@ runs the host's GNU tar over that directory, and `pack create` really pulls from
 Faults (output cap, dying agent, hostile stderr, truncated archives, …) are injected with the
 sim-only `smolvm-sim sim …` commands. State lives in $SMOLVM_SIM_HOME (required).";
 
+/// `--version`: names itself a double, and the smolvm it answers like (the texts of the
+/// flags bottle-freeze uses are checked against that binary in tests/real_smolvm.rs).
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (a test double for smolvm 1.32.2)"
+);
+
+/// The `--error-format` help, word for word as smolvm 1.32.2 prints it.
+const ERROR_FORMAT_HELP: &str = "How a failure is reported on stderr: `text`, or `json` for \
+    `{\"error\":{\"code\":\"NOT_FOUND\",\"message\":\"…\"}}` with a stable code";
+
 #[derive(Parser, Debug)]
-#[command(name = "smolvm-sim", version, about = ABOUT, long_about = LONG_ABOUT)]
+#[command(name = "smolvm-sim", version = VERSION, about = ABOUT, long_about = LONG_ABOUT)]
 pub struct Cli {
+    #[arg(long, global = true, value_enum, default_value_t = ErrorFormat::Text,
+          value_name = "ERROR_FORMAT", help = ERROR_FORMAT_HELP)]
+    pub error_format: ErrorFormat,
+
     #[command(subcommand)]
     pub command: Commands,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ErrorFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand, Debug)]
@@ -55,7 +76,7 @@ pub enum MachineCmd {
     Cp(CpArgs),
 
     /// Start a machine
-    Start(NameArg),
+    Start(StartArgs),
 
     /// Stop a running machine
     Stop(NameArg),
@@ -69,7 +90,7 @@ pub struct ExecArgs {
     pub command: Vec<String>,
 
     /// Target machine (default: "default")
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", env = "SMOLVM_MACHINE_NAME")]
     pub name: Option<String>,
 
     /// Set working directory in the VM (accepted, ignored: commands run at /)
@@ -108,6 +129,13 @@ pub struct CpArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct StartArgs {
+    /// Machine to start (default: "default")
+    #[arg(short = 'n', long, value_name = "NAME", env = "SMOLVM_MACHINE_NAME")]
+    pub name: Option<String>,
+}
+
+#[derive(Args, Debug)]
 pub struct NameArg {
     /// Machine name (default: "default")
     #[arg(short = 'n', long, value_name = "NAME")]
@@ -122,7 +150,7 @@ pub enum PackCmd {
 
 #[derive(Args, Debug)]
 pub struct PackCreateArgs {
-    /// Image to pack (e.g. 127.0.0.1:5000/app:tag or …@sha256:…)
+    /// Container image to pack: a registry reference (alpine:latest, python:3.11-slim), a `docker save` archive (./myapp.tar, or `-` to read one from stdin), or an unpacked rootfs directory (./rootfs/)
     #[arg(long, short = 'I', value_name = "IMAGE")]
     pub image: String,
 
@@ -211,6 +239,13 @@ pub struct SimSetArgs {
     /// `df` reports N KiB available
     #[arg(long, value_name = "N")]
     pub df_avail_kb: Option<u64>,
+    /// Record that the VM process last exited with CODE (`last_exit` in `machine ls`),
+    /// as a failed start leaves it
+    #[arg(long, value_name = "CODE", allow_negative_numbers = true)]
+    pub last_exit_code: Option<i32>,
+    /// Set the machine's `state_reason` ('' clears)
+    #[arg(long, value_name = "TEXT")]
+    pub state_reason: Option<String>,
 }
 
 #[derive(Args, Debug)]

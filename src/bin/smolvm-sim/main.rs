@@ -64,10 +64,14 @@ fn main() {
             .unwrap_or(true),
     };
     let (cli, stream) = cli::parse(stream_flag);
+    let json = cli.error_format == cli::ErrorFormat::Json;
     let code = match run(cli, stream) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("{e}");
+            match (json, e.json()) {
+                (true, Some(line)) => eprintln!("{line}"),
+                _ => eprintln!("{e}"),
+            }
             1
         }
     };
@@ -103,7 +107,14 @@ fn start_stop(home: &Home, name: Option<String>, start: bool) -> Result<i32, Fai
             return Ok(0);
         }
         println!("Starting machine '{name}'...");
-        exec::ensure_running(home, &mut rec)?;
+        if matches!(
+            rec.state,
+            store::MachineState::Unreachable | store::MachineState::Frozen
+        ) {
+            exec::ensure_running(home, &mut rec)?;
+        }
+        rec.start();
+        home.save(&rec)?;
         println!("Machine '{name}' running (PID: {})", rec.pid.unwrap_or(0));
     } else {
         if !running {

@@ -75,6 +75,12 @@ pub struct MachineRecord {
     pub ephemeral: bool,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// How the VM process last ended (smolvm 1.32 keeps it, e.g. after a failed start).
+    #[serde(default)]
+    pub last_exit: Option<LastExit>,
+    /// Why the machine is in its state, when smolvm says.
+    #[serde(default)]
+    pub state_reason: Option<String>,
     /// The machine's filesystem as the guest sees it, rooted at `/`.
     pub root: PathBuf,
     /// True when the sim made `root` itself (and may delete it on `sim rm`).
@@ -82,6 +88,15 @@ pub struct MachineRecord {
     pub root_owned: bool,
     #[serde(default)]
     pub sim: Behaviours,
+}
+
+/// smolvm 1.32's `last_exit` object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LastExit {
+    pub cause: String,
+    pub exit_code: i32,
+    pub exited_at_unix_ms: u64,
+    pub pid: u32,
 }
 
 impl MachineRecord {
