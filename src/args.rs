@@ -104,11 +104,22 @@ pub enum Command {
         #[arg(long)]
         default: bool,
     },
+    /// Check this host: smolvm and its version and capabilities, Docker, a registry
+    /// binary, the state dir's free space, /dev/kvm. Exit status 1 when something is
+    /// missing.
+    Doctor(DoctorArgs),
     /// Drop what a failed freeze kept for --resume (its archive or image).
     Discard {
         /// The freeze id (as `history` lists it).
         id: String,
     },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DoctorArgs {
+    /// Print the checks as JSON (`{"checks":[{"name","ok","detail","fix"}],"versions":{…}}`).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -166,6 +166,22 @@ fn error_texts_and_codes() {
         "agent operation failed: connect: machine 'bot-bottle-stopped' is not running."
     ));
 
+    // An archive that is not there is refused before any VM is needed.
+    let missing = real.work().join("missing.tar");
+    let p = real.run(&argv::pack_create(
+        &missing.display().to_string(),
+        &real.work().join("out/p"),
+    ));
+    assert_eq!(p.code, 1);
+    assert_eq!(
+        p.stderr.trim_end(),
+        format!(
+            "Error: config operation failed: --image: cannot read archive {}: No such file or directory (os error 2)",
+            missing.display()
+        )
+    );
+    assert_eq!(p.failure().map(|f| f.kind), Some(FailureKind::Other));
+
     // A usage error stays clap's text even under --error-format json.
     let mut usage = argv::ERROR_FORMAT_JSON.map(String::from).to_vec();
     usage.extend(argv::list());
@@ -396,4 +412,35 @@ fn our_client_lists_real_machines() {
         .unwrap();
     assert_eq!(ms.len(), 1);
     assert_eq!(ms[0].machine.name, "bot-bottle-client");
+}
+
+/// `bottle-freeze doctor` on the real binary: its version and every capability we detect.
+#[test]
+fn doctor_reads_the_real_smolvm() {
+    let Some(real) = real() else { return };
+    let out = std::process::Command::new(common::freeze_bin())
+        .args(["doctor", "--json", "--smolvm"])
+        .arg(real.bin())
+        .env("BOTTLE_FREEZE_STATE_DIR", real.work())
+        .env("DOCKER_HOST", "unix:///nonexistent")
+        .env_remove("BOTTLE_FREEZE_CONFIG")
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let detail = |name: &str| {
+        let c = report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("no {name}"));
+        assert_eq!(c["ok"], true, "{c}");
+        c["detail"].as_str().unwrap().to_string()
+    };
+    assert_eq!(report["versions"]["smolvm"], "smolvm 1.32.2");
+    assert!(detail("smolvm").ends_with(": smolvm 1.32.2"));
+    assert!(detail("exec-stream").starts_with("machine exec --stream"));
+    assert!(detail("exec-cap").contains("capped at 11 MiB"));
+    assert!(detail("archive-pack").contains("takes a docker save archive"));
+    assert!(detail("error-format-json").contains("stable code"));
 }

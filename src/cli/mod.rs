@@ -1,5 +1,6 @@
 //! The headless front end: list, export, freeze, history.
 
+mod doctor;
 mod history;
 mod list;
 mod progress;
@@ -187,6 +188,9 @@ pub fn run(mut cli: Cli, matches: &clap::ArgMatches) -> ExitCode {
                 history::run(&cli.global, &args)
             }
             Some(Command::Discard { id }) => run::discard(&cli.global, &id).await,
+            Some(Command::Doctor(args)) => {
+                doctor::run(&cli.global, &args, settings.registry_bin.as_deref()).await
+            }
             Some(Command::Config { .. }) => {
                 print!("{}", settings.render_effective());
                 ExitCode::SUCCESS
