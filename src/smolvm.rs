@@ -1,9 +1,11 @@
 //! The smolvm CLI as an argument-vector client (never a shell).
 
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::process::Command;
@@ -47,6 +49,26 @@ pub enum SmolvmError {
     Timeout { command: String, secs: u64 },
 }
 
+/// Whether each smolvm program has `--error-format json`, learnt once per process from
+/// its `--help` (smolvm ≥ 1.30 has it; older ones would reject the flag).
+static ERROR_FORMAT_JSON: Mutex<Option<HashMap<PathBuf, bool>>> = Mutex::new(None);
+
+fn error_format_known(program: &Path) -> Option<bool> {
+    ERROR_FORMAT_JSON
+        .lock()
+        .ok()?
+        .as_ref()?
+        .get(program)
+        .copied()
+}
+
+fn remember_error_format(program: &Path, json: bool) {
+    if let Ok(mut m) = ERROR_FORMAT_JSON.lock() {
+        m.get_or_insert_with(HashMap::new)
+            .insert(program.to_path_buf(), json);
+    }
+}
+
 /// Output of a finished query.
 pub struct QueryOutput {
     pub code: i32,
@@ -79,14 +101,50 @@ impl Smolvm {
         self.wheel_note.then(crate::smolvm_note::NoteFilter::new)
     }
 
+    /// Whether failures are asked for as JSON (`--error-format json`): once a query has
+    /// learnt that this smolvm has the flag.
+    pub fn json_errors(&self) -> bool {
+        error_format_known(&self.program).unwrap_or(false)
+    }
+
+    /// Learns, once per program and process, whether this smolvm has `--error-format`;
+    /// a smolvm that cannot be run is asked again next time.
+    pub async fn detect_error_format(&self) -> bool {
+        if let Some(known) = error_format_known(&self.program) {
+            return known;
+        }
+        let argv = crate::smolvm_argv::help(&[]);
+        let args: Vec<&str> = argv.iter().map(String::as_str).collect();
+        let Ok(out) = self.run_query(&args, false).await else {
+            return false;
+        };
+        let json = out.code == 0
+            && String::from_utf8_lossy(&out.stdout)
+                .contains(crate::smolvm_argv::ERROR_FORMAT_JSON[0]);
+        remember_error_format(&self.program, json);
+        json
+    }
+
     /// A command for `smolvm ARGS…` with no stdin; the caller sets up stdout/stderr.
-    /// `NO_COLOR=1`: smolvm colours its log lines even on a pipe otherwise.
+    /// `NO_COLOR=1`: smolvm colours its log lines even on a pipe otherwise. Failures come
+    /// as JSON when [`json_errors`](Self::json_errors).
     pub fn command<I, S>(&self, args: I) -> Command
     where
         I: IntoIterator<Item = S>,
         S: Into<OsString>,
     {
+        self.command_with(args, self.json_errors())
+    }
+
+    fn command_with<I, S>(&self, args: I, json_errors: bool) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
         let mut cmd = Command::new(&self.program);
+        if json_errors {
+            cmd.args(crate::smolvm_argv::ERROR_FORMAT_JSON);
+        }
         cmd.args(args.into_iter().map(Into::into))
             .env("NO_COLOR", "1")
             .stdin(Stdio::null());
@@ -117,8 +175,18 @@ impl Smolvm {
     }
 
     /// Runs a short command to completion, capturing its output, within the query timeout.
+    /// The first query of a program learns whether it has `--error-format json`.
     pub async fn query(&self, args: &[&str]) -> Result<QueryOutput, SmolvmError> {
-        let mut cmd = self.command(args);
+        let json = self.detect_error_format().await;
+        self.run_query(args, json).await
+    }
+
+    async fn run_query(
+        &self,
+        args: &[&str],
+        json_errors: bool,
+    ) -> Result<QueryOutput, SmolvmError> {
+        let mut cmd = self.command_with(args, json_errors);
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = GroupChild::spawn(&mut cmd).map_err(|e| self.spawn_error(e))?;
         let (mut out, mut err) = (child.inner().stdout.take(), child.inner().stderr.take());
@@ -165,7 +233,7 @@ impl Smolvm {
             return Err(SmolvmError::Failed {
                 command: self.display(args),
                 code: out.code,
-                stderr: stderr_or_placeholder(&out.stderr),
+                stderr: stderr_or_placeholder(&crate::smolvm_error::readable(&out.stderr)),
             });
         }
         Ok(out)

@@ -99,6 +99,27 @@ pub fn find(exit_code: i32, stderr: &str) -> Option<SmolvmFailure> {
     })
 }
 
+/// `stderr` with each JSON failure line written as smolvm's text form plus its code
+/// (`Error: vm not found: x [NOT_FOUND]`), for people reading it.
+pub fn readable(stderr: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(stderr);
+    if !text.contains("{\"error\"") {
+        return stderr.to_vec();
+    }
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let body = line.trim_end_matches('\n');
+        match serde_json::from_str::<JsonError>(body.trim()) {
+            Ok(e) => {
+                out.push_str(&format!("Error: {} [{}]", e.error.message, e.error.code));
+                out.push_str(&line[body.len()..]);
+            }
+            Err(_) => out.push_str(line),
+        }
+    }
+    out.into_bytes()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,6 +153,16 @@ mod tests {
         )
         .unwrap();
         assert_eq!(usage.kind, FailureKind::Usage);
+    }
+
+    #[test]
+    fn json_lines_read_as_text() {
+        let raw = b"WARN x\n{\"error\":{\"code\":\"NOT_FOUND\",\"message\":\"vm not found: m\"}}\n";
+        assert_eq!(
+            String::from_utf8(readable(raw)).unwrap(),
+            "WARN x\nError: vm not found: m [NOT_FOUND]\n"
+        );
+        assert_eq!(readable(b"plain\n"), b"plain\n");
     }
 
     #[test]

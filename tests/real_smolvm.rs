@@ -444,3 +444,30 @@ fn doctor_reads_the_real_smolvm() {
     assert!(detail("archive-pack").contains("takes a docker save archive"));
     assert!(detail("error-format-json").contains("stable code"));
 }
+
+/// Our client learns `--error-format json` from the real help once and then reads
+/// smolvm's failures by their code.
+#[test]
+fn our_client_asks_for_json_errors() {
+    let Some(real) = real() else { return };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let smolvm = bottle_freeze::smolvm::Smolvm::new(real.wrapper());
+    let a = argv::exec(UNKNOWN, ExecOptions::default(), argv::guest_df("/"));
+    let args: Vec<&str> = a.iter().map(String::as_str).collect();
+    let Err(err) = rt.block_on(smolvm.query_ok(&args)) else {
+        panic!("exec on an unknown machine succeeded");
+    };
+    let err = err.to_string();
+    assert!(smolvm.json_errors());
+    // (The wrapper is a script, not the wheel's binary, so the note stays in this one.)
+    assert!(
+        err.ends_with(&format!("Error: vm not found: {UNKNOWN} [NOT_FOUND]")),
+        "{err}"
+    );
+    // The raw answer is JSON, classified by its code.
+    let out = rt.block_on(smolvm.query(&args)).unwrap();
+    let f =
+        bottle_freeze::smolvm_error::find(out.code, &String::from_utf8_lossy(&out.stderr)).unwrap();
+    assert_eq!(f.code.as_deref(), Some("NOT_FOUND"));
+    assert_eq!(f.kind, FailureKind::NotFound);
+}

@@ -633,6 +633,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn smolvm_failing_with_exit_1_is_no_tar_warning() {
+        let capture = |text: &str| {
+            let mut c = OutputCapture::in_memory(CaptureLimits::default());
+            c.push(text.as_bytes()).unwrap();
+            Arc::new(Mutex::new(c))
+        };
+        for stderr in [
+            "Error: vm not found: bot-bottle-x\n",
+            "{\"error\":{\"code\":\"NOT_FOUND\",\"message\":\"vm not found: bot-bottle-x\"}}\n",
+        ] {
+            let Some(StageError::Failed(f)) = smolvm_failed(1, &capture(stderr), "bot-bottle-x")
+            else {
+                panic!("{stderr} not classified");
+            };
+            assert_eq!(
+                f.message,
+                "smolvm could not run tar in bot-bottle-x: vm not found: bot-bottle-x"
+            );
+            assert_eq!(f.exit_status, Some(1));
+        }
+        let tar = capture("tar: ./a: file changed as we read it\n");
+        assert!(smolvm_failed(1, &tar, "m").is_none());
+        assert!(smolvm_failed(2, &capture("Error: x\n"), "m").is_none());
+    }
+
+    #[test]
     fn tar_command_matches_the_convention() {
         assert_eq!(
             tar_argv("-", None).join(" "),
