@@ -63,7 +63,7 @@ pub struct GlobalOpts {
     pub log_level: Option<String>,
     /// Dashboard colours: dark, light or mono (NO_COLOR: mono).
     #[arg(long, global = true, value_enum)]
-    pub theme: Option<crate::ui::theme::ThemeName>,
+    pub theme: Option<crate::vocab::theme::ThemeName>,
     /// Dashboard: seconds between machine list refreshes.
     #[arg(
         long,

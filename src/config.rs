@@ -15,8 +15,8 @@ use clap::ArgMatches;
 use serde::Deserialize;
 
 use crate::args::TransportArg;
-use crate::ui::keys::{Context, KeyAction, KeyMap, KeySeq};
-use crate::ui::theme::ThemeName;
+use crate::vocab::keys::{Context, KeyAction, KeyMap, KeySeq};
+use crate::vocab::theme::ThemeName;
 
 /// Where a value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -20,3 +20,4 @@ pub mod registry;
 pub mod sanitize;
 pub mod smolvm;
 pub mod ui;
+pub mod vocab;

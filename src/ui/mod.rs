@@ -11,7 +11,7 @@ pub mod event;
 mod freeze_pane;
 mod help;
 mod history_view;
-pub mod keys;
+pub use crate::vocab::keys;
 pub mod layout;
 mod machines_pane;
 pub mod state;
