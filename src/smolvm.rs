@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use tokio::process::Command;
 
-use crate::machines::{parse_ls_json, Machine};
 use crate::process::{status_code, GroupChild};
 use crate::sanitize::escape_bytes;
 
@@ -154,17 +153,6 @@ impl Smolvm {
             });
         }
         Ok(out)
-    }
-
-    /// `smolvm machine ls --json`.
-    pub async fn list(&self) -> Result<Vec<Machine>, SmolvmError> {
-        let args = ["machine", "ls", "--json"];
-        let out = self.query_ok(&args).await?;
-        parse_ls_json(&out.stdout).map_err(|e| SmolvmError::Malformed {
-            command: self.display(&args),
-            error: e.to_string(),
-            head: escape_bytes(&out.stdout[..out.stdout.len().min(200)]),
-        })
     }
 
     /// Whether `machine exec` knows `--stream` (older smolvm does not).

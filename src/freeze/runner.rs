@@ -177,9 +177,7 @@ pub const TEMP_PREFIX: &str = "bot-bottle-vm-commit.";
 
 /// Checks the machine is there and running: smolvm's exec would start a stopped one.
 async fn check_machine(cfg: &FreezeConfig, machine: &str) -> Result<(), StageError> {
-    let machines = cfg
-        .smolvm
-        .list()
+    let machines = crate::machines::list(&cfg.smolvm)
         .await
         .map_err(|e| preflight_failure(Stage::ExecTar, e.to_string()))?;
     match machines.iter().find(|m| m.name == machine) {
