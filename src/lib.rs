@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod docker;
+pub mod domain;
 pub mod format;
 pub mod freeze;
 pub mod history;

@@ -1,5 +1,6 @@
 //! The runner: stages in order, one event stream, a cancel token, cleanup on every path out.
 
+pub use crate::domain::RunOutcome;
 use std::path::{Path, PathBuf};
 
 use tokio_util::sync::CancellationToken;
@@ -105,19 +106,6 @@ fn preflight_failure(stage: Stage, message: String) -> StageError {
         exit_status: None,
         stderr_tail: "<no stderr>".into(),
     })
-}
-
-/// The outcome of a run, as the front ends need it.
-#[derive(Debug, Clone, PartialEq)]
-pub enum RunOutcome {
-    Frozen(Artifact),
-    Exported {
-        path: PathBuf,
-        bytes: u64,
-        entries: u64,
-    },
-    Failed(Failure),
-    Cancelled,
 }
 
 /// What a run holds that must be undone on every path out (or kept for a resume).
