@@ -8,6 +8,7 @@ pub mod config;
 pub mod demo;
 pub mod docker;
 pub mod domain;
+pub mod entry;
 pub mod format;
 pub mod freeze;
 pub mod history;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::args::TransportArg;
+use crate::args::{PushViaArg, TransportArg};
 use crate::vocab::theme::ThemeName;
 
 /// The file's shape. Unknown keys are found separately (see [`unknown_keys`]), so that
@@ -35,6 +35,7 @@ pub(super) struct FreezeSection {
     pub(super) guest_scratch_dir: Option<String>,
     pub(super) user: Option<String>,
     pub(super) workdir: Option<String>,
+    pub(super) push_via: Option<PushViaArg>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -76,7 +77,13 @@ const TOP_KEYS: &[&str] = &[
     "ui",
     "keys",
 ];
-const FREEZE_KEYS: &[&str] = &["transport", "guest_scratch_dir", "user", "workdir"];
+const FREEZE_KEYS: &[&str] = &[
+    "transport",
+    "guest_scratch_dir",
+    "user",
+    "workdir",
+    "push_via",
+];
 const REGISTRY_KEYS: &[&str] = &["address", "bin", "port", "push_host", "pull_host"];
 const UI_KEYS: &[&str] = &["theme", "mouse", "bell"];
 

@@ -21,7 +21,7 @@ mod tests;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use crate::args::TransportArg;
+use crate::args::{PushViaArg, TransportArg};
 use crate::vocab::keys::{Context, KeyMap};
 use crate::vocab::theme::ThemeName;
 
@@ -72,6 +72,7 @@ pub struct Settings {
     pub guest_scratch_dir: String,
     pub user: String,
     pub workdir: String,
+    pub push_via: PushViaArg,
     pub registry: Option<String>,
     pub registry_bin: Option<PathBuf>,
     pub registry_port: Option<u16>,
@@ -195,7 +196,10 @@ impl Settings {
             push_host: self.push_host.clone(),
             pull_host: self.pull_host.clone(),
             registry_port: self.registry_port,
-            push_via: crate::freeze::push::PushVia::Stream,
+            push_via: match self.push_via {
+                PushViaArg::Stream => crate::freeze::push::PushVia::Stream,
+                PushViaArg::Daemon => crate::freeze::push::PushVia::Daemon,
+            },
         }
     }
 }

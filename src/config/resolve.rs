@@ -7,7 +7,7 @@ use clap::parser::ValueSource;
 use clap::ArgMatches;
 
 use super::{file, keys, Entry, Settings, Source};
-use crate::args::TransportArg;
+use crate::args::{PushViaArg, TransportArg};
 use crate::vocab::theme::ThemeName;
 
 /// Something a value can be shown as in TOML.
@@ -45,14 +45,22 @@ impl ToToml for bool {
         toml::Value::Boolean(*self)
     }
 }
+/// A clap value enum as its command-line spelling.
+fn value_name<T: clap::ValueEnum>(v: &T) -> toml::Value {
+    let name = v
+        .to_possible_value()
+        .map(|v| v.get_name().to_string())
+        .unwrap_or_default();
+    toml::Value::String(name)
+}
 impl ToToml for TransportArg {
     fn to_toml(&self) -> toml::Value {
-        use clap::ValueEnum as _;
-        let name = self
-            .to_possible_value()
-            .map(|v| v.get_name().to_string())
-            .unwrap_or_default();
-        toml::Value::String(name)
+        value_name(self)
+    }
+}
+impl ToToml for PushViaArg {
+    fn to_toml(&self) -> toml::Value {
+        value_name(self)
     }
 }
 impl ToToml for ThemeName {
@@ -360,6 +368,23 @@ impl Settings {
                 Some("/home/node".into()),
             )
             .unwrap_or_else(|| "/home/node".into());
+        let push_via = r
+            .pick(
+                spec(
+                    "freeze",
+                    "push_via",
+                    Some(("push_via", "--push-via")),
+                    Some("BOTTLE_FREEZE_PUSH_VIA"),
+                    "how the image reaches the registry: stream (docker save into the registry) or daemon (the daemon's push)",
+                ),
+                |v| {
+                    use clap::ValueEnum as _;
+                    PushViaArg::from_str(v, true)
+                },
+                f.freeze.push_via,
+                Some(PushViaArg::Stream),
+            )
+            .unwrap_or(PushViaArg::Stream);
         let registry = r.pick(
             spec(
                 "registry",
@@ -495,6 +520,7 @@ impl Settings {
             guest_scratch_dir,
             user,
             workdir,
+            push_via,
             registry,
             registry_bin,
             registry_port,
