@@ -141,3 +141,111 @@ fn exit_code(result: color_eyre::Result<()>) -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::freeze::push::PushVia;
+    use crate::freeze::{FreezeConfig, RegistryChoice};
+
+    /// The settings for `args`, with `file` as the configuration file and one variable
+    /// in the environment.
+    fn settings(args: &[&str], file: &Path) -> Settings {
+        use clap::CommandFactory as _;
+        let m = Cli::command().try_get_matches_from(args).unwrap();
+        let env = |v: &str| (v == "BOTTLE_FREEZE_REGISTRY").then(|| "127.0.0.1:5999".to_string());
+        Settings::resolve(Some(&m), &env, Some(file))
+    }
+
+    /// The freeze configuration the front end of `args` runs with, built the way the
+    /// entry builds it.
+    fn used(args: &[&str], file: &Path, fleet: &crate::demo::Fleet) -> FreezeConfig {
+        use clap::{CommandFactory as _, FromArgMatches as _};
+        let m = Cli::command().try_get_matches_from(args).unwrap();
+        let cli = Cli::from_arg_matches(&m).unwrap();
+        let mut s = settings(args, file);
+        match FrontEnd::of(cli.command.as_ref()) {
+            // `cli::run` starts from exactly this.
+            FrontEnd::Headless => s.freeze_config(),
+            FrontEnd::Dashboard => dashboard_config(&s).freeze,
+            FrontEnd::Demo => {
+                crate::demo::point_at(fleet, &mut s);
+                crate::ui::UiConfig::from_settings(&s).freeze
+            }
+        }
+    }
+
+    #[test]
+    fn file_env_and_flag_reach_every_front_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("config.toml");
+        std::fs::write(
+            &file,
+            "[freeze]\nuser = \"file-user\"\npush_via = \"daemon\"\n",
+        )
+        .unwrap();
+        let fleet = crate::demo::Fleet {
+            dir: tempfile::tempdir().unwrap(),
+            sim: "/fleet/smolvm-sim".into(),
+        };
+        let runs: [(&[&str], FrontEnd); 4] = [
+            (
+                &["bottle-freeze", "--query-timeout", "42"],
+                FrontEnd::Dashboard,
+            ),
+            (
+                &["bottle-freeze", "demo", "--query-timeout", "42"],
+                FrontEnd::Demo,
+            ),
+            (
+                &["bottle-freeze", "freeze", "web", "--query-timeout", "42"],
+                FrontEnd::Headless,
+            ),
+            (
+                &[
+                    "bottle-freeze",
+                    "export",
+                    "web",
+                    "-o",
+                    "x.tar",
+                    "--query-timeout",
+                    "42",
+                ],
+                FrontEnd::Headless,
+            ),
+        ];
+        for (args, front) in runs {
+            let cfg = used(args, &file, &fleet);
+            let what = format!("{front:?} {args:?}");
+            // The file.
+            assert_eq!(cfg.user, "file-user", "{what}");
+            assert_eq!(cfg.push_via, PushVia::Daemon, "{what}");
+            // The environment.
+            assert!(
+                matches!(&cfg.registry, RegistryChoice::Existing { addr } if addr == "127.0.0.1:5999"),
+                "{what}: {:?}",
+                cfg.registry
+            );
+            // The flag.
+            assert_eq!(
+                cfg.smolvm.query_timeout(),
+                Duration::from_secs(42),
+                "{what}"
+            );
+            if front == FrontEnd::Demo {
+                assert_eq!(cfg.smolvm.program(), Path::new("/fleet/smolvm-sim"));
+                assert_eq!(cfg.state_dir, fleet.state_dir());
+            }
+        }
+        // A flag beats the file for the option that once reached only one front end.
+        let cfg = used(
+            &["bottle-freeze", "freeze", "web", "--push-via", "stream"],
+            &file,
+            &fleet,
+        );
+        assert_eq!(cfg.push_via, PushVia::Stream);
+    }
+}

@@ -64,6 +64,10 @@ impl Smolvm {
         self
     }
 
+    pub fn query_timeout(&self) -> Duration {
+        self.query_timeout
+    }
+
     pub fn program(&self) -> &Path {
         &self.program
     }
