@@ -1,18 +1,25 @@
 //! The terminal dashboard: `bottle-freeze` with no subcommand.
 //!
 //! It consumes the same core events as the headless CLI. One reducer
-//! ([`app::App::update`]) holds every state change; the render functions of the panes
+//! ([`app::App::update`]) holds every state change; its arms delegate to one module per
+//! concern, each owning its state and tests: `list` (machines, filter, sort),
+//! `freeze_view` (this session's freezes and their tail), `history` (history list,
+//! record view, search) and `dialogs`. The render functions of the panes
 //! take `&App` and only draw; the loop ([`event::run_loop`]) waits on the terminal, the
 //! freeze events, background results and a tick, and never blocks the runtime.
 
 pub mod app;
 mod dialog;
+mod dialogs;
 pub mod event;
 mod freeze_pane;
+mod freeze_view;
 mod help;
+mod history;
 mod history_view;
 pub use crate::vocab::keys;
 pub mod layout;
+mod list;
 mod machines_pane;
 pub mod state;
 mod status_bar;
