@@ -1,5 +1,5 @@
 //! The headless front end: list, export, freeze, history, discard, config, completions,
-//! man. It is handed the resolved [`Settings`] by the entry (`crate::entry`) and knows
+//! man. It is handed the resolved [`Settings`] by the entry (`src/entry.rs`) and knows
 //! nothing of the dashboard.
 
 mod history;
