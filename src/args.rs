@@ -72,10 +72,6 @@ pub struct GlobalOpts {
         default_value_t = 3.0
     )]
     pub refresh: f64,
-    /// Ring the terminal bell when a headless freeze ends (from the config file's
-    /// `[ui] bell`; not a flag).
-    #[arg(skip)]
-    pub bell: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -154,15 +150,6 @@ pub struct ExecTarOpts {
     /// Folder inside the guest for the guest-file transport's scratch archive.
     #[arg(long, default_value = "/tmp")]
     pub guest_scratch_dir: String,
-}
-
-impl Default for ExecTarOpts {
-    fn default() -> Self {
-        ExecTarOpts {
-            transport: TransportArg::Auto,
-            guest_scratch_dir: "/tmp".into(),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
