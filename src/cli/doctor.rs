@@ -3,23 +3,17 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use crate::args::{DoctorArgs, GlobalOpts};
+use crate::args::DoctorArgs;
 use crate::doctor::{examine, Inputs};
-use crate::smolvm::Smolvm;
+use crate::freeze::FreezeConfig;
 
 /// The device smolvm opens to start a VM.
 const KVM: &str = "/dev/kvm";
 
-pub async fn run(global: &GlobalOpts, args: &DoctorArgs, registry_bin: Option<&Path>) -> ExitCode {
-    let smolvm = Smolvm::new(&global.smolvm)
-        .with_query_timeout(std::time::Duration::from_secs(global.query_timeout));
-    let state_dir = global
-        .state_dir
-        .clone()
-        .unwrap_or_else(|| std::path::PathBuf::from("."));
+pub async fn run(cfg: &FreezeConfig, args: &DoctorArgs, registry_bin: Option<&Path>) -> ExitCode {
     let report = examine(&Inputs {
-        smolvm: &smolvm,
-        state_dir: &state_dir,
+        smolvm: &cfg.smolvm,
+        state_dir: &cfg.state_dir,
         registry_bin,
         kvm: Path::new(KVM),
     })
