@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::sanitize::escape_str;
+use crate::smolvm::argv;
 use crate::smolvm::Smolvm;
-use crate::smolvm_argv as argv;
 
 /// One examined part of the host.
 #[derive(Debug, Clone, Serialize, PartialEq)]

@@ -22,8 +22,5 @@ pub mod recover;
 pub mod registry;
 pub mod sanitize;
 pub mod smolvm;
-pub mod smolvm_argv;
-pub mod smolvm_error;
-pub mod smolvm_note;
 pub mod ui;
 pub mod vocab;

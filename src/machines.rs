@@ -90,7 +90,7 @@ pub fn bottle_machines(machines: Vec<Machine>, prefix: &str, all: bool) -> Vec<B
 /// `smolvm machine ls --json`, parsed. `smolvm` runs the command; reading what it
 /// printed is this module's business (the dependency goes one way: machines → smolvm).
 pub async fn list(smolvm: &Smolvm) -> Result<Vec<Machine>, SmolvmError> {
-    let argv = crate::smolvm_argv::list();
+    let argv = crate::smolvm::argv::list();
     let args: Vec<&str> = argv.iter().map(String::as_str).collect();
     let out = smolvm.query_ok(&args).await?;
     parse_ls_json(&out.stdout).map_err(|e| SmolvmError::Malformed {

@@ -10,6 +10,10 @@ use std::time::Duration;
 
 use tokio::process::Command;
 
+pub mod argv;
+pub mod error;
+pub mod note;
+
 use crate::process::{status_code, GroupChild};
 use crate::sanitize::escape_bytes;
 
@@ -79,7 +83,7 @@ impl Smolvm {
     pub fn new(program: impl Into<PathBuf>) -> Smolvm {
         let program = program.into();
         Smolvm {
-            wheel_note: crate::smolvm_note::is_wheel_binary(&program),
+            wheel_note: crate::smolvm::note::is_wheel_binary(&program),
             program,
             query_timeout: DEFAULT_QUERY_TIMEOUT,
         }
@@ -100,8 +104,8 @@ impl Smolvm {
 
     /// A filter for this program's stderr that drops the wheel binary's note, if it is
     /// that binary.
-    pub fn note_filter(&self) -> Option<crate::smolvm_note::NoteFilter> {
-        self.wheel_note.then(crate::smolvm_note::NoteFilter::new)
+    pub fn note_filter(&self) -> Option<crate::smolvm::note::NoteFilter> {
+        self.wheel_note.then(crate::smolvm::note::NoteFilter::new)
     }
 
     /// Whether failures are asked for as JSON (`--error-format json`): once a query has
@@ -116,14 +120,14 @@ impl Smolvm {
         if let Some(known) = error_format_known(&self.program) {
             return known;
         }
-        let argv = crate::smolvm_argv::help(&[]);
+        let argv = crate::smolvm::argv::help(&[]);
         let args: Vec<&str> = argv.iter().map(String::as_str).collect();
         let Ok(out) = self.run_query(&args, false).await else {
             return false;
         };
         let json = out.code == 0
             && String::from_utf8_lossy(&out.stdout)
-                .contains(crate::smolvm_argv::ERROR_FORMAT_JSON[0]);
+                .contains(crate::smolvm::argv::ERROR_FORMAT_JSON[0]);
         remember_error_format(&self.program, json);
         json
     }
@@ -146,7 +150,7 @@ impl Smolvm {
     {
         let mut cmd = Command::new(&self.program);
         if json_errors {
-            cmd.args(crate::smolvm_argv::ERROR_FORMAT_JSON);
+            cmd.args(crate::smolvm::argv::ERROR_FORMAT_JSON);
         }
         cmd.args(args.into_iter().map(Into::into))
             .env("NO_COLOR", "1")
@@ -217,7 +221,7 @@ impl Smolvm {
                 code: status_code(&status),
                 stdout,
                 stderr: match self.wheel_note {
-                    true => crate::smolvm_note::NoteFilter::strip(&stderr),
+                    true => crate::smolvm::note::NoteFilter::strip(&stderr),
                     false => stderr,
                 },
             }),
@@ -236,7 +240,7 @@ impl Smolvm {
             return Err(SmolvmError::Failed {
                 command: self.display(args),
                 code: out.code,
-                stderr: stderr_or_placeholder(&crate::smolvm_error::readable(&out.stderr)),
+                stderr: stderr_or_placeholder(&crate::smolvm::error::readable(&out.stderr)),
             });
         }
         Ok(out)
@@ -244,7 +248,7 @@ impl Smolvm {
 
     /// Whether `machine exec` knows `--stream` (older smolvm does not).
     pub async fn exec_supports_stream(&self) -> Result<bool, SmolvmError> {
-        let argv = crate::smolvm_argv::help(&["machine", "exec"]);
+        let argv = crate::smolvm::argv::help(&["machine", "exec"]);
         let args: Vec<&str> = argv.iter().map(String::as_str).collect();
         let out = self.query(&args).await?;
         let text = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);

@@ -10,8 +10,8 @@ mod common;
 mod real_support;
 
 use bottle_freeze::machines::parse_ls_json;
-use bottle_freeze::smolvm_argv::{self as argv, ExecOptions};
-use bottle_freeze::smolvm_error::FailureKind;
+use bottle_freeze::smolvm::argv::{self as argv, ExecOptions};
+use bottle_freeze::smolvm::error::FailureKind;
 use real_support::{docker_save_archive, real, Answer};
 
 const UNKNOWN: &str = "bot-bottle-nosuch";
@@ -371,11 +371,11 @@ fn wheel_note_is_dropped_for_the_wheel_binary_only() {
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         assert_eq!(
             stderr.trim_end(),
-            bottle_freeze::smolvm_note::note_for("smol-vmm"),
+            bottle_freeze::smolvm::note::note_for("smol-vmm"),
             "the note names the resolved binary"
         );
-        assert!(bottle_freeze::smolvm_note::is_wheel_binary(program));
-        let filtered = bottle_freeze::smolvm_note::NoteFilter::strip(&out.stderr);
+        assert!(bottle_freeze::smolvm::note::is_wheel_binary(program));
+        let filtered = bottle_freeze::smolvm::note::NoteFilter::strip(&out.stderr);
         assert!(
             filtered.is_empty(),
             "{}",
@@ -386,9 +386,9 @@ fn wheel_note_is_dropped_for_the_wheel_binary_only() {
     let copy = real.work().join("othername");
     std::fs::copy(real.bin(), &copy).unwrap();
     let out = real.command_for(&copy).arg("--version").output().unwrap();
-    assert!(!bottle_freeze::smolvm_note::is_wheel_binary(&copy));
+    assert!(!bottle_freeze::smolvm::note::is_wheel_binary(&copy));
     assert_eq!(
-        bottle_freeze::smolvm_note::NoteFilter::strip(&out.stderr),
+        bottle_freeze::smolvm::note::NoteFilter::strip(&out.stderr),
         out.stderr
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("'othername'"));
@@ -466,8 +466,8 @@ fn our_client_asks_for_json_errors() {
     );
     // The raw answer is JSON, classified by its code.
     let out = rt.block_on(smolvm.query(&args)).unwrap();
-    let f =
-        bottle_freeze::smolvm_error::find(out.code, &String::from_utf8_lossy(&out.stderr)).unwrap();
+    let f = bottle_freeze::smolvm::error::find(out.code, &String::from_utf8_lossy(&out.stderr))
+        .unwrap();
     assert_eq!(f.code.as_deref(), Some("NOT_FOUND"));
     assert_eq!(f.kind, FailureKind::NotFound);
 }

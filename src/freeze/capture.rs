@@ -145,7 +145,7 @@ pub struct OutputCapture {
     changed_more: u64,
     summary: Option<CaptureSummary>,
     /// Drops lines that are the tool's, not the command's (smolvm's wheel note).
-    filter: Option<crate::smolvm_note::NoteFilter>,
+    filter: Option<crate::smolvm::note::NoteFilter>,
 }
 
 impl OutputCapture {
@@ -188,8 +188,8 @@ impl OutputCapture {
         }
     }
 
-    /// Passes every push through `filter` first (see [`crate::smolvm_note`]).
-    pub fn with_filter(mut self, filter: Option<crate::smolvm_note::NoteFilter>) -> Self {
+    /// Passes every push through `filter` first (see [`crate::smolvm::note`]).
+    pub fn with_filter(mut self, filter: Option<crate::smolvm::note::NoteFilter>) -> Self {
         self.filter = filter;
         self
     }

@@ -20,8 +20,8 @@ use crate::freeze::stream_copy::{copy_archive, Copied, CopyOptions};
 use crate::freeze::tar_scan::scan_file;
 use crate::freeze::{StageError, TransportChoice};
 use crate::process::{status_code, GroupChild};
+use crate::smolvm::argv as smolvm_argv;
 use crate::smolvm::Smolvm;
-use crate::smolvm_argv;
 
 /// Paths tar leaves out: kernel and runtime filesystems, not part of the root's content.
 pub const TAR_EXCLUDES: [&str; 4] = [
@@ -140,7 +140,7 @@ fn smolvm_failed(code: i32, capture: &SharedCapture, machine: &str) -> Option<St
         return None;
     }
     let tail = tail(capture);
-    let f = crate::smolvm_error::find(code, &tail)?;
+    let f = crate::smolvm::error::find(code, &tail)?;
     Some(fail(
         format!(
             "smolvm could not run tar in {}: {}",

@@ -59,7 +59,7 @@ async fn pack_into(
     _slug: &str,
 ) -> Result<(PathBuf, PathBuf), StageError> {
     let staged = staging.join(LAUNCHER);
-    let argv = crate::smolvm_argv::pack_create(image_ref, &staged);
+    let argv = crate::smolvm::argv::pack_create(image_ref, &staged);
     let mut full = vec![smolvm.program().display().to_string()];
     full.extend(argv.iter().cloned());
     rep.command(full);

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use bottle_freeze::smolvm_error::{self, SmolvmFailure};
-use bottle_freeze::smolvm_note::NoteFilter;
+use bottle_freeze::smolvm::error::{self, SmolvmFailure};
+use bottle_freeze::smolvm::note::NoteFilter;
 use sha2::{Digest, Sha256};
 use tempfile::TempDir;
 
@@ -69,7 +69,7 @@ impl Answer {
 
     /// smolvm's own failure, as our classifier reads it.
     pub fn failure(&self) -> Option<SmolvmFailure> {
-        smolvm_error::find(self.code, &self.stderr)
+        error::find(self.code, &self.stderr)
     }
 
     /// The last line of stderr that is smolvm's error, else the last line.
