@@ -12,7 +12,7 @@ mod real_support;
 use bottle_freeze::machines::parse_ls_json;
 use bottle_freeze::smolvm::argv::{self as argv, ExecOptions};
 use bottle_freeze::smolvm::error::FailureKind;
-use real_support::{docker_save_archive, real, Answer};
+use real_support::{docker_save_archive, every_form, real, Answer};
 
 const UNKNOWN: &str = "bot-bottle-nosuch";
 
@@ -61,7 +61,7 @@ fn every_argv_we_build_gets_past_the_real_parser() {
 
     let mut cases: Vec<(Vec<String>, Expect)> = Vec::new();
     for (name, on_machine) in [(created, Expect::NotRunning), (UNKNOWN, Expect::NotFound)] {
-        for a in argv::every_form(name, &local) {
+        for a in every_form(name, &local) {
             let expect = match a[1].as_str() {
                 "ls" => Expect::Success,
                 "start" if name == created => Expect::AnyButUsage,

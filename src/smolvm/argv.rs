@@ -110,27 +110,6 @@ pub fn pack_create(image: &str, output: &Path) -> Vec<String> {
     ]
 }
 
-/// Every smolvm command line bottle-freeze can build for `machine`, with stand-in values
-/// where a call site supplies its own (paths, references). The real-CLI tier runs each.
-pub fn every_form(machine: &str, local: &Path) -> Vec<Vec<String>> {
-    let tar_pipe = crate::freeze::exec_tar::tar_argv("-", None);
-    let scratch = "/tmp/bottle-freeze-x.tar";
-    let tar_file = crate::freeze::exec_tar::tar_argv(scratch, Some(&format!(".{scratch}")));
-    let mut v = vec![list()];
-    for stream in [false, true] {
-        for timeout in [None, Some(Duration::from_secs(90))] {
-            let opts = ExecOptions { stream, timeout };
-            v.push(exec(machine, opts, tar_pipe.clone()));
-            v.push(exec(machine, opts, tar_file.clone()));
-        }
-    }
-    v.push(exec(machine, ExecOptions::default(), guest_df("/")));
-    v.push(exec(machine, ExecOptions::default(), guest_rm(scratch)));
-    v.push(copy_out(machine, scratch, local));
-    v.push(start(machine));
-    v
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use bottle_freeze::smolvm::argv;
 use bottle_freeze::smolvm::error::{self, SmolvmFailure};
 use bottle_freeze::smolvm::note::NoteFilter;
 use sha2::{Digest, Sha256};
@@ -295,4 +296,34 @@ pub fn help_entry(help: &str, flag: &str) -> Option<String> {
         words.extend(l.split_whitespace());
     }
     Some(words.join(" "))
+}
+
+/// Every smolvm command line bottle-freeze builds for `machine`, from its builders, with
+/// stand-in values where a call site supplies its own (paths). `pack create`, the help
+/// probes and `--version` name no machine and are added by the test.
+pub fn every_form(machine: &str, local: &Path) -> Vec<Vec<String>> {
+    let tar_pipe = bottle_freeze::freeze::exec_tar::tar_argv("-", None);
+    let scratch = "/tmp/bottle-freeze-x.tar";
+    let tar_file = bottle_freeze::freeze::exec_tar::tar_argv(scratch, Some(&format!(".{scratch}")));
+    let mut v = vec![argv::list()];
+    for stream in [false, true] {
+        for timeout in [None, Some(Duration::from_secs(90))] {
+            let opts = argv::ExecOptions { stream, timeout };
+            v.push(argv::exec(machine, opts, tar_pipe.clone()));
+            v.push(argv::exec(machine, opts, tar_file.clone()));
+        }
+    }
+    v.push(argv::exec(
+        machine,
+        argv::ExecOptions::default(),
+        argv::guest_df("/"),
+    ));
+    v.push(argv::exec(
+        machine,
+        argv::ExecOptions::default(),
+        argv::guest_rm(scratch),
+    ));
+    v.push(argv::copy_out(machine, scratch, local));
+    v.push(argv::start(machine));
+    v
 }
