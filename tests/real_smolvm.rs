@@ -295,6 +295,19 @@ fn sim_ls_keys_match_the_real_ones() {
     }
     let ls = real.run(&argv::list());
     let real_ms: serde_json::Value = serde_json::from_str(&ls.stdout).unwrap();
+    if started.code != 0 {
+        // Our parser reads the failed start and says why the machine cannot be frozen.
+        let ms = parse_ls_json(ls.stdout.as_bytes()).unwrap();
+        let b = bottle_freeze::machines::bottle_machines(ms, "bot-bottle-", true)
+            .into_iter()
+            .find(|m| m.machine.name == "bot-bottle-b")
+            .unwrap();
+        assert_eq!(b.machine.state.as_deref(), Some("created"));
+        assert_eq!(
+            b.refusal().unwrap(),
+            "machine is created (last start failed: VMM exited with code 1), only running machines are frozen"
+        );
+    }
 
     let sim = common::Sim::new();
     sim.ok(&[

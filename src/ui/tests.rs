@@ -65,6 +65,19 @@ fn unsafe_name_selected() {
     assert_snapshot!(screen(&a));
 }
 
+/// A machine whose start failed says why it cannot be frozen, in smolvm's words.
+#[test]
+fn created_after_a_failed_start_selected() {
+    let mut a = with_machines(100, 30);
+    select(&mut a, "bot-bottle-scratch");
+    let s = screen(&a);
+    assert!(
+        s.contains("cannot be frozen: machine is created (last start failed: VMM exited with"),
+        "{s}"
+    );
+    assert_snapshot!(s);
+}
+
 #[test]
 fn freeze_in_exec_tar_80x24() {
     let mut a = with_machines(80, 24);
