@@ -689,6 +689,7 @@ fn bench_ui_render() {
                 pid: Some(1000 + i),
                 created_at: Some((now / 1000) as i64 - 3600 * i),
                 image: Some("node:22".into()),
+                ..Machine::default()
             },
             slug: Slug::parse(&format!("m{i:03}")),
         })
