@@ -88,6 +88,10 @@ fn without_docker_says_what_to_do() {
         .unwrap()
         .contains("smolvm-sim 0.1.0 (a test double for smolvm 1.32.2)"));
     assert_eq!(by_name(&report, "exec-stream")["ok"], true);
+    // The double runs no VM: the hypervisor is not asked for.
+    let kvm = by_name(&report, "kvm");
+    assert_eq!(kvm["ok"], true);
+    assert_eq!(kvm["detail"], "not needed: smolvm-sim runs no VM");
     let state_line = by_name(&report, "state-dir")["detail"]
         .as_str()
         .unwrap()

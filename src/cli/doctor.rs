@@ -7,15 +7,12 @@ use crate::args::DoctorArgs;
 use crate::doctor::{examine, Inputs};
 use crate::freeze::FreezeConfig;
 
-/// The device smolvm opens to start a VM.
-const KVM: &str = "/dev/kvm";
-
 pub async fn run(cfg: &FreezeConfig, args: &DoctorArgs, registry_bin: Option<&Path>) -> ExitCode {
     let report = examine(&Inputs {
         smolvm: &cfg.smolvm,
         state_dir: &cfg.state_dir,
         registry_bin,
-        kvm: Path::new(KVM),
+        kvm: Path::new(crate::doctor::KVM),
     })
     .await;
     if args.json {

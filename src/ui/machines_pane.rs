@@ -351,8 +351,21 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let mut block = Block::bordered()
         .border_style(theme::BORDER_ACTIVE)
         .title(title(app, visible.len()));
+    if let Some(v) = &app.host_versions {
+        block =
+            block.title(Line::styled(format!(" {} ", theme::guard(v)), theme::DIM).right_aligned());
+    }
     if let Some(n) = &app.notice {
         block = block.title_bottom(Line::styled(format!(" {} ", theme::guard(n)), theme::WARN));
+    }
+    if let Some(m) = &app.host_missing {
+        let line = Line::styled(format!(" {} ", theme::guard(m)), theme::WARN);
+        // Beside a notice, on the right; alone, where a notice would be.
+        block = block.title_bottom(if app.notice.is_some() {
+            line.right_aligned()
+        } else {
+            line
+        });
     }
     let inner = layout::inner(area);
     frame.render_widget(block, area);

@@ -65,6 +65,27 @@ fn unsafe_name_selected() {
     assert_snapshot!(screen(&a));
 }
 
+/// The parts' versions in the list's title, and what the host lacks under it.
+#[test]
+fn host_versions_and_what_is_missing() {
+    let mut a = with_machines(120, 30);
+    a.update(Action::Host {
+        versions: "smolvm 1.32.2 · Docker 20.10.24 · registry 2.8.2".into(),
+        missing: Some("missing on this host: kvm · `bottle-freeze doctor` says what to do".into()),
+    });
+    let s = screen(&a);
+    let lines: Vec<&str> = s.lines().collect();
+    assert!(
+        lines[0].contains(" smolvm 1.32.2 · Docker 20.10.24 · registry 2.8.2 "),
+        "{s}"
+    );
+    assert!(
+        s.contains("missing on this host: kvm · `bottle-freeze doctor` says what to do"),
+        "{s}"
+    );
+    assert_snapshot!(s);
+}
+
 /// A machine whose start failed says why it cannot be frozen, in smolvm's words.
 #[test]
 fn created_after_a_failed_start_selected() {
