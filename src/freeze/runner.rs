@@ -176,8 +176,11 @@ async fn check_machine(cfg: &FreezeConfig, machine: &str) -> Result<(), StageErr
         Some(m) if !m.is_running() => Err(preflight_failure(
             Stage::ExecTar,
             format!(
-                "{machine} is {}; only running machines are frozen (exec would start it)",
-                m.state.as_deref().unwrap_or("in an unknown state")
+                "{machine} is {}{}; only running machines are frozen",
+                m.state.as_deref().unwrap_or("in an unknown state"),
+                m.why_not_running()
+                    .map(|w| format!(" ({w})"))
+                    .unwrap_or_default()
             ),
         )),
         Some(_) => Ok(()),
