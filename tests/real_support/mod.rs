@@ -38,6 +38,7 @@ pub fn real() -> Option<Real> {
         common::missing(&format!("the real smolvm CLI at {}", bin.display()));
         return None;
     }
+    warm_up(&bin);
     Some(Real {
         bin,
         state: tempfile::Builder::new()
@@ -49,6 +50,42 @@ pub fn real() -> Option<Real> {
             .tempdir()
             .unwrap(),
     })
+}
+
+/// The first `machine start` of a fresh wheel unpacks its disk templates (sparse 10 and
+/// 20 GiB ext4 files) beside the binary; several tests doing that at once took minutes.
+/// So it is done once, under a lock, before any test starts a machine (`.ci/run` does it
+/// too, right after unpacking).
+fn warm_up(bin: &Path) {
+    let dir = bin.parent().unwrap();
+    let ready = || {
+        ["storage-template.ext4", "overlay-template.ext4"]
+            .iter()
+            .all(|f| dir.join(f).is_file())
+    };
+    if ready() {
+        return;
+    }
+    let lock = std::fs::File::create(dir.join(".bottle-freeze-warm-up.lock")).unwrap();
+    let _held = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| e)
+        .unwrap();
+    if ready() {
+        return;
+    }
+    let real = Real {
+        bin: bin.to_path_buf(),
+        state: tempfile::tempdir().unwrap(),
+        work: tempfile::tempdir().unwrap(),
+    };
+    real.ok(&["machine", "create", "--name", "warm-up"]);
+    // It fails where no VM boots; the templates are unpacked either way.
+    real.run(&[
+        "machine".into(),
+        "start".into(),
+        "--name".into(),
+        "warm-up".into(),
+    ]);
 }
 
 /// What one call printed and how it ended; stderr without the wheel's note.
@@ -149,7 +186,7 @@ impl Real {
     }
 
     /// Runs `smolvm ARGV…`; a call may take a while when a VM start is attempted, but
-    /// never more than two minutes.
+    /// never more than five minutes.
     pub fn run(&self, argv: &[String]) -> Answer {
         let out_path = self.work.path().join(".stdout");
         let err_path = self.work.path().join(".stderr");
@@ -163,10 +200,10 @@ impl Real {
             if let Some(s) = child.try_wait().unwrap() {
                 break s;
             }
-            if started.elapsed() > Duration::from_secs(120) {
+            if started.elapsed() > Duration::from_secs(300) {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("smolvm {} did not end within 120 s", argv.join(" "));
+                panic!("smolvm {} did not end within 300 s", argv.join(" "));
             }
             std::thread::sleep(Duration::from_millis(20));
         };
