@@ -178,6 +178,35 @@ fn missing_smolvm_is_one_line_and_exit_2() {
     );
 }
 
+/// smolvm ≥ 1.30 is asked for `--error-format json` and its failure is shown with its code;
+/// an older one (no such flag) is never passed it and is read as text.
+#[test]
+fn json_errors_when_smolvm_has_them_text_otherwise() {
+    let sim = fleet();
+    sim.ok(&["sim", "config", "--ls-fail", "agent unreachable"]);
+    let out = list(&sim, &[]);
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.trim_end()
+            .ends_with("exited with status 1: Error: agent unreachable [SMOLVM_ERROR]"),
+        "{err}"
+    );
+    sim.ok(&["sim", "config", "--error-format-flag", "off"]);
+    let out = list(&sim, &[]);
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.trim_end()
+            .ends_with("exited with status 1: Error: agent unreachable"),
+        "{err}"
+    );
+    // And an old smolvm that works lists as before.
+    sim.ok(&["sim", "config", "--ls-fail", ""]);
+    assert_eq!(
+        names(&list(&sim, &["--json"])),
+        ["bot-bottle-alpha", "bot-bottle-beta"]
+    );
+}
+
 #[test]
 fn smolvm_failure_and_malformed_json_are_reported() {
     let sim = fleet();

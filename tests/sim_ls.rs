@@ -306,7 +306,25 @@ fn ls_faults_hang_and_fail() {
     sim.ok(&["sim", "config", "--ls-fail", "database is locked"]);
     let out = sim.run(&["machine", "ls", "--json"]);
     assert_eq!(out.status.code(), Some(1));
-    assert_eq!(String::from_utf8_lossy(&out.stderr), "database is locked\n");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "Error: database is locked\n"
+    );
+    // As smolvm ≥ 1.30 does with --error-format json; before it, clap refuses the flag.
+    let out = sim.run(&["--error-format", "json", "machine", "ls", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "{\"error\":{\"code\":\"SMOLVM_ERROR\",\"message\":\"database is locked\"}}\n"
+    );
+    let out = sim.run(&["machine", "ls", "--json", "--error-format", "json"]);
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("{\"error\""));
+    sim.ok(&["sim", "config", "--error-format-flag", "off"]);
+    let out = sim.run(&["--error-format", "json", "machine", "ls", "--json"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .starts_with("error: unexpected argument '--error-format' found"));
+    sim.ok(&["sim", "config", "--error-format-flag", "on"]);
     assert!(out.stdout.is_empty());
     sim.ok(&["sim", "config", "--ls-fail", "", "--ls-hang-secs", "1"]);
     let t = std::time::Instant::now();

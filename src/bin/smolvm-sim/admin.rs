@@ -168,6 +168,7 @@ fn config(home: &Home, args: SimConfigArgs) -> Result<i32, Failure> {
     let mut cfg = home.stored_config()?;
     let untouched = args.exec_cap.is_none()
         && args.stream_flag.is_none()
+        && args.error_format_flag.is_none()
         && args.ls_hang_secs.is_none()
         && args.ls_fail.is_none()
         && args.pack_fail.is_none()
@@ -184,6 +185,9 @@ fn config(home: &Home, args: SimConfigArgs) -> Result<i32, Failure> {
     }
     if let Some(v) = args.stream_flag {
         cfg.stream_flag = v;
+    }
+    if let Some(v) = args.error_format_flag {
+        cfg.error_format_flag = v;
     }
     if let Some(v) = args.ls_hang_secs {
         cfg.ls_hang_secs = v;

@@ -34,18 +34,8 @@ const ERROR_FORMAT_HELP: &str = "How a failure is reported on stderr: `text`, or
 #[derive(Parser, Debug)]
 #[command(name = "smolvm-sim", version = VERSION, about = ABOUT, long_about = LONG_ABOUT)]
 pub struct Cli {
-    #[arg(long, global = true, value_enum, default_value_t = ErrorFormat::Text,
-          value_name = "ERROR_FORMAT", help = ERROR_FORMAT_HELP)]
-    pub error_format: ErrorFormat,
-
     #[command(subcommand)]
     pub command: Commands,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ErrorFormat {
-    Text,
-    Json,
 }
 
 #[derive(Subcommand, Debug)]
@@ -256,6 +246,10 @@ pub struct SimConfigArgs {
     /// Whether `machine exec` knows --stream; env SMOLVM_SIM_STREAM_FLAG overrides
     #[arg(long, value_name = "on|off", value_parser = parse_switch)]
     pub stream_flag: Option<bool>,
+    /// Whether the CLI knows --error-format (smolvm ≥ 1.30); env
+    /// SMOLVM_SIM_ERROR_FORMAT_FLAG overrides
+    #[arg(long, value_name = "on|off", value_parser = parse_switch)]
+    pub error_format_flag: Option<bool>,
     /// `machine ls` sleeps N seconds before answering (0 clears)
     #[arg(long, value_name = "N")]
     pub ls_hang_secs: Option<u64>,
@@ -274,11 +268,38 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("invalid duration '{s}': {e}"))
 }
 
-/// The clap command, with `machine exec --stream` only when this smolvm "knows" it, so an
-/// old smolvm's rejection (`unexpected argument '--stream' found`, exit 2) is clap's own.
-pub fn command(stream_flag: bool) -> clap::Command {
-    let cmd = Cli::command();
-    if !stream_flag {
+/// Which flags of later smolvm versions this sim knows; off models an older smolvm, whose
+/// rejection of the flag (`unexpected argument`, exit 2) is then clap's own.
+#[derive(Debug, Clone, Copy)]
+pub struct Flags {
+    /// `machine exec --stream`.
+    pub stream: bool,
+    /// The global `--error-format text|json`.
+    pub error_format: bool,
+}
+
+/// What was asked beyond the derived [`Cli`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Extras {
+    pub stream: bool,
+    pub json_errors: bool,
+}
+
+/// The clap command with the flags this smolvm "knows".
+pub fn command(flags: Flags) -> clap::Command {
+    let mut cmd = Cli::command();
+    if flags.error_format {
+        cmd = cmd.arg(
+            Arg::new("error_format")
+                .long("error-format")
+                .global(true)
+                .value_name("ERROR_FORMAT")
+                .value_parser(["text", "json"])
+                .default_value("text")
+                .help(ERROR_FORMAT_HELP),
+        );
+    }
+    if !flags.stream {
         return cmd;
     }
     cmd.mut_subcommand("machine", |m| {
@@ -294,11 +315,14 @@ pub fn command(stream_flag: bool) -> clap::Command {
 }
 
 /// Parse argv; clap prints help/usage errors and exits itself, as smolvm's does.
-pub fn parse(stream_flag: bool) -> (Cli, bool) {
-    let matches = command(stream_flag).get_matches();
-    let stream = stream_requested(&matches);
+pub fn parse(flags: Flags) -> (Cli, Extras) {
+    let matches = command(flags).get_matches();
+    let extras = Extras {
+        stream: stream_requested(&matches),
+        json_errors: json_requested(&matches),
+    };
     match Cli::from_arg_matches(&matches) {
-        Ok(cli) => (cli, stream),
+        Ok(cli) => (cli, extras),
         Err(e) => e.exit(),
     }
 }
@@ -309,4 +333,17 @@ fn stream_requested(matches: &ArgMatches) -> bool {
         .and_then(|m| m.subcommand_matches("exec"))
         .and_then(|e| e.try_get_one::<bool>("stream").ok().flatten().copied())
         .unwrap_or(false)
+}
+
+/// `--error-format json`, given before or after the subcommand (it is global).
+fn json_requested(matches: &ArgMatches) -> bool {
+    let mut m = Some(matches);
+    let mut json = false;
+    while let Some(cur) = m {
+        if let Ok(Some(v)) = cur.try_get_one::<String>("error_format") {
+            json = v == "json";
+        }
+        m = cur.subcommand().map(|(_, sub)| sub);
+    }
+    json
 }

@@ -18,8 +18,7 @@ pub fn run(home: &Home, args: &LsArgs) -> Result<i32, Failure> {
         std::thread::sleep(std::time::Duration::from_secs(cfg.ls_hang_secs));
     }
     if let Some(msg) = cfg.ls_fail {
-        eprintln!("{msg}");
-        return Ok(1);
+        return Err(Failure::smolvm(msg));
     }
     let machines = home.list()?;
     let mut out = String::new();

@@ -56,15 +56,15 @@ fn main() {
     install_signal_handlers();
     // The stream flag shapes the command line itself, so settings load before parsing;
     // without a home (e.g. for --help) smolvm's current defaults apply.
-    let stream_flag = match Home::from_env().and_then(|h| h.config()) {
-        Ok(cfg) => cfg.stream_flag,
-        Err(_) => store::Config::default()
-            .with_env_overrides()
-            .map(|c| c.stream_flag)
-            .unwrap_or(true),
-    };
-    let (cli, stream) = cli::parse(stream_flag);
-    let json = cli.error_format == cli::ErrorFormat::Json;
+    let cfg = Home::from_env()
+        .and_then(|h| h.config())
+        .or_else(|_| store::Config::default().with_env_overrides())
+        .unwrap_or_default();
+    let (cli, extras) = cli::parse(cli::Flags {
+        stream: cfg.stream_flag,
+        error_format: cfg.error_format_flag,
+    });
+    let (stream, json) = (extras.stream, extras.json_errors);
     let code = match run(cli, stream) {
         Ok(code) => code,
         Err(e) => {

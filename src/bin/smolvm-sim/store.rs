@@ -115,6 +115,8 @@ pub struct Config {
     pub exec_cap: bool,
     /// Whether `machine exec` knows `--stream` (off models an old smolvm).
     pub stream_flag: bool,
+    /// Whether the CLI knows `--error-format` (off models smolvm before 1.30).
+    pub error_format_flag: bool,
     pub ls_hang_secs: u64,
     pub ls_fail: Option<String>,
     pub pack_fail: Option<String>,
@@ -127,6 +129,7 @@ impl Default for Config {
         Config {
             exec_cap: true,
             stream_flag: true,
+            error_format_flag: true,
             ls_hang_secs: 0,
             ls_fail: None,
             pack_fail: None,
@@ -143,6 +146,9 @@ impl Config {
         }
         if let Some(v) = env_switch("SMOLVM_SIM_STREAM_FLAG")? {
             self.stream_flag = v;
+        }
+        if let Some(v) = env_switch("SMOLVM_SIM_ERROR_FORMAT_FLAG")? {
+            self.error_format_flag = v;
         }
         Ok(self)
     }
