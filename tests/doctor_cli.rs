@@ -163,3 +163,31 @@ fn a_missing_smolvm_is_named_with_the_fix() {
         .any(|c| c["name"] == "kvm"));
     assert_eq!(out.status.code(), Some(1));
 }
+
+/// An older smolvm (no `--stream`, no `--error-format`) is described as such.
+#[test]
+fn an_older_smolvm_is_described() {
+    let sim = Sim::new();
+    let state = tempfile::tempdir().unwrap();
+    let out = sim
+        .freeze_cmd(state.path())
+        .args(["doctor", "--json"])
+        .env("DOCKER_HOST", "unix:///nonexistent")
+        .env("SMOLVM_SIM_STREAM_FLAG", "off")
+        .env("SMOLVM_SIM_ERROR_FORMAT_FLAG", "off")
+        .output()
+        .unwrap();
+    let report = checks(&out);
+    let stream = by_name(&report, "exec-stream");
+    assert_eq!(stream["ok"], false);
+    assert!(stream["fix"]
+        .as_str()
+        .unwrap()
+        .starts_with("upgrade smolvm"));
+    let json = by_name(&report, "error-format-json");
+    assert_eq!(json["ok"], true);
+    assert!(json["detail"]
+        .as_str()
+        .unwrap()
+        .starts_with("no --error-format json"));
+}
