@@ -158,6 +158,17 @@ impl Smolvm {
         cmd
     }
 
+    /// The whole command line [`command`](Self::command) runs for `args`, program and
+    /// global flags included, for the record of what a freeze ran.
+    pub fn command_line(&self, args: &[String]) -> Vec<String> {
+        let mut v = vec![self.program.display().to_string()];
+        if self.json_errors() {
+            v.extend(argv::ERROR_FORMAT_JSON.map(String::from));
+        }
+        v.extend(args.iter().cloned());
+        v
+    }
+
     /// `smolvm ARGS…` shown as the operator would type it, for messages and logs.
     pub fn display<S: AsRef<str>>(&self, args: &[S]) -> String {
         let mut s = self.program.display().to_string();

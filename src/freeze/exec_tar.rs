@@ -229,9 +229,7 @@ impl ExecTar<'_> {
     }
 
     fn record(&self, rep: &mut Reporter, argv: &[String]) {
-        let mut full = vec![self.smolvm.program().display().to_string()];
-        full.extend(argv.iter().cloned());
-        rep.command(full);
+        rep.command(self.smolvm.command_line(argv));
     }
 
     async fn via_pipe(

@@ -60,9 +60,7 @@ async fn pack_into(
 ) -> Result<(PathBuf, PathBuf), StageError> {
     let staged = staging.join(LAUNCHER);
     let argv = crate::smolvm::argv::pack_create(image_ref, &staged);
-    let mut full = vec![smolvm.program().display().to_string()];
-    full.extend(argv.iter().cloned());
-    rep.command(full);
+    rep.command(smolvm.command_line(&argv));
     let log = rep.log_path(Stage::Pack);
     let capture = Arc::new(Mutex::new(
         OutputCapture::create(&log, CaptureLimits::default())
