@@ -122,8 +122,14 @@ impl Smolvm {
         }
         let argv = crate::smolvm::argv::help(&[]);
         let args: Vec<&str> = argv.iter().map(String::as_str).collect();
-        let Ok(out) = self.run_query(&args, false).await else {
-            return false;
+        let out = match self.run_query(&args, false).await {
+            Ok(out) => out,
+            // A smolvm that hangs is not asked again (each query would wait twice).
+            Err(SmolvmError::Timeout { .. }) => {
+                remember_error_format(&self.program, false);
+                return false;
+            }
+            Err(_) => return false,
         };
         let json = out.code == 0
             && String::from_utf8_lossy(&out.stdout)
