@@ -484,3 +484,33 @@ fn our_client_asks_for_json_errors() {
     assert_eq!(f.code.as_deref(), Some("NOT_FOUND"));
     assert_eq!(f.kind, FailureKind::NotFound);
 }
+
+/// smolvm colours its log lines even on a pipe; every child we run gets `NO_COLOR=1`.
+#[test]
+fn smolvm_children_run_without_colour() {
+    let Some(real) = real() else { return };
+    real.ok(&["machine", "create", "--name", "bot-bottle-colour"]);
+    // Without NO_COLOR the real CLI colours the WARN line of a failed start.
+    let out = real
+        .command_for(real.bin())
+        .env_remove("NO_COLOR")
+        .args(argv::start("bot-bottle-colour"))
+        .output()
+        .unwrap();
+    if out.status.success() {
+        // A host where VMs boot: nothing failed, so nothing to colour.
+        real.ok(&["machine", "stop", "--name", "bot-bottle-colour"]);
+        return;
+    }
+    let raw = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(raw.contains("\u{1b}[33m WARN\u{1b}[0m"), "{raw}");
+    // Through our client: the same line, plain.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let smolvm = bottle_freeze::smolvm::Smolvm::new(real.wrapper());
+    let a = argv::start("bot-bottle-colour");
+    let args: Vec<&str> = a.iter().map(String::as_str).collect();
+    let q = rt.block_on(smolvm.query(&args)).unwrap();
+    let stderr = String::from_utf8_lossy(&q.stderr).into_owned();
+    assert!(stderr.contains(" WARN VMM exited with code 1"), "{stderr}");
+    assert!(!stderr.contains('\u{1b}'), "{stderr}");
+}
