@@ -178,7 +178,7 @@ fn missing_smolvm_is_one_line_and_exit_2() {
     );
 }
 
-/// smolvm ≥ 1.30 is asked for `--error-format json` and its failure is shown with its code;
+/// A smolvm with `--error-format` (1.32) is asked for `--error-format json` and its failure is shown with its code;
 /// an older one (no such flag) is never passed it and is read as text.
 #[test]
 fn json_errors_when_smolvm_has_them_text_otherwise() {

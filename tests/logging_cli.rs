@@ -60,7 +60,7 @@ fn verbose_shows_the_commands_and_the_log_file_has_them() {
             && stderr.contains("machine exec --name bot-bottle-small --stream -- tar --create"),
         "{stderr}"
     );
-    // The sim has smolvm 1.30's --error-format: the command shown is the one run.
+    // The sim has smolvm 1.32's --error-format: the command shown is the one run.
     assert!(
         stderr.contains("--error-format json machine exec --name bot-bottle-small"),
         "{stderr}"

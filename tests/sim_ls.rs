@@ -310,7 +310,7 @@ fn ls_faults_hang_and_fail() {
         String::from_utf8_lossy(&out.stderr),
         "Error: database is locked\n"
     );
-    // As smolvm ≥ 1.30 does with --error-format json; before it, clap refuses the flag.
+    // As smolvm 1.32 does with --error-format json; in an older one clap refuses the flag.
     let out = sim.run(&["--error-format", "json", "machine", "ls", "--json"]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(

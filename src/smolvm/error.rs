@@ -3,7 +3,7 @@
 //! smolvm exits 1 both when it fails itself (`Error: vm not found: NAME`) and when the
 //! guest command exits 1 (GNU tar: "file changed as we read it", not fatal). Its own
 //! failure is its last stderr line: `Error: MESSAGE` as text, or with
-//! `--error-format json` (smolvm ≥ 1.30) `{"error":{"code":"NOT_FOUND","message":…}}`,
+//! `--error-format json` (1.32.2 has it) `{"error":{"code":"NOT_FOUND","message":…}}`,
 //! whose `code` is stable and preferred. Usage errors are clap's (`error: …`, exit 2)
 //! in both formats. The exact texts smolvm 1.32.2 prints are in docs/smolvm-real-cli.md.
 
