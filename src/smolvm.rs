@@ -53,7 +53,7 @@ pub enum SmolvmError {
 }
 
 /// Whether each smolvm program has `--error-format json`, learnt once per process from
-/// its `--help` (1.32.2 has it; an older one, such as 1.9, would reject the flag).
+/// its `--help` (1.32.2 has it; a smolvm without it would reject the flag).
 static ERROR_FORMAT_JSON: Mutex<Option<HashMap<PathBuf, bool>>> = Mutex::new(None);
 
 fn error_format_known(program: &Path) -> Option<bool> {

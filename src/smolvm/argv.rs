@@ -23,7 +23,7 @@ pub const PROBED_FLAGS: [(&[&str], &str); 8] = [
     (&["pack", "create"], "--output"),
 ];
 
-/// The global flag asking for failures as `{"error":{"code":…,"message":…}}` (1.32.2 has it; 1.9 did not).
+/// The global flag asking for failures as `{"error":{"code":…,"message":…}}` (1.32.2 has it; an older smolvm may not).
 pub const ERROR_FORMAT_JSON: [&str; 2] = ["--error-format", "json"];
 
 fn owned(parts: &[&str]) -> Vec<String> {

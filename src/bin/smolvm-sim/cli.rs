@@ -246,7 +246,7 @@ pub struct SimConfigArgs {
     /// Whether `machine exec` knows --stream; env SMOLVM_SIM_STREAM_FLAG overrides
     #[arg(long, value_name = "on|off", value_parser = parse_switch)]
     pub stream_flag: Option<bool>,
-    /// Whether the CLI knows --error-format (1.32.2 does, 1.9 did not); env
+    /// Whether the CLI knows --error-format (1.32.2 does; off models an older smolvm); env
     /// SMOLVM_SIM_ERROR_FORMAT_FLAG overrides
     #[arg(long, value_name = "on|off", value_parser = parse_switch)]
     pub error_format_flag: Option<bool>,

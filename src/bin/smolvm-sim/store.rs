@@ -115,7 +115,7 @@ pub struct Config {
     pub exec_cap: bool,
     /// Whether `machine exec` knows `--stream` (off models an old smolvm).
     pub stream_flag: bool,
-    /// Whether the CLI knows `--error-format` (off models an older smolvm, such as 1.9).
+    /// Whether the CLI knows `--error-format` (off models an older smolvm without it).
     pub error_format_flag: bool,
     pub ls_hang_secs: u64,
     pub ls_fail: Option<String>,
