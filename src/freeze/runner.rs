@@ -4,6 +4,8 @@ use std::path::{Path, PathBuf};
 
 use tokio_util::sync::CancellationToken;
 
+use super::image_archive::ImageSpec;
+use super::probes::{self, Capabilities};
 use super::report::Reporter;
 use super::{build, exec_tar, pack, push, report, Artifact, EventTx, Failure, FreezeEvent, Stage};
 use crate::history::{new_id, History, Kept, Kind, Record};
@@ -196,6 +198,17 @@ async fn check_machine(cfg: &FreezeConfig, machine: &str) -> Result<(), StageErr
         )),
         Some(_) => Ok(()),
     }
+}
+
+/// `machine ls` (is it there and running?) and the `--help` probes, all at once: the
+/// start-up of exec-tar. `df` waits for the answer: exec on a stopped machine starts it.
+async fn check_and_probe(cfg: &FreezeConfig, machine: &str) -> Result<Capabilities, StageError> {
+    let (checked, caps) = tokio::join!(
+        check_machine(cfg, machine),
+        probes::capabilities(&cfg.smolvm, &cfg.state_dir)
+    );
+    checked?;
+    caps.map_err(|e| preflight_failure(Stage::ExecTar, e.to_string()))
 }
 
 /// Sends a refusal that never became a run (no record is written for it).
@@ -504,7 +517,7 @@ async fn export_stage(
     rep: &mut Reporter,
     left: &mut Leftovers,
 ) -> Result<RunOutcome, StageError> {
-    check_machine(cfg, machine).await?;
+    let caps = check_and_probe(cfg, machine).await?;
     let work = match work {
         Some(w) => w.to_path_buf(),
         None => {
@@ -514,7 +527,7 @@ async fn export_stage(
         }
     };
     rep.stage_started(Stage::ExecTar);
-    let exported = exec_tar_stage(cfg, machine, &work, rep, left).await?;
+    let exported = exec_tar_stage(cfg, machine, &work, rep, left, caps, None).await?;
     let placed = if left.temp.is_some() {
         std::fs::File::open(&work)
             .and_then(|mut from| {
@@ -546,6 +559,8 @@ async fn exec_tar_stage(
     output: &Path,
     rep: &mut Reporter,
     left: &mut Leftovers,
+    caps: Capabilities,
+    image: Option<ImageSpec>,
 ) -> Result<exec_tar::Exported, StageError> {
     let mut stage = exec_tar::ExecTar {
         smolvm: &cfg.smolvm,
@@ -554,6 +569,8 @@ async fn exec_tar_stage(
         guest_scratch_dir: &cfg.guest_scratch_dir,
         guest_scratch: &mut left.guest_scratch,
         estimate: None,
+        stream_flag: caps.exec_stream,
+        image,
     };
     let exported = stage.run(rep, output).await?;
     rep.record.bytes = exported.bytes;
@@ -573,9 +590,13 @@ async fn freeze_stages(
     cfg.validate()
         .map_err(|e| preflight_failure(Stage::ExecTar, e))?;
     // Pre-flight: everything the later stages need is checked before minutes of streaming.
-    if resume.is_none() {
-        check_machine(cfg, machine).await?;
-    }
+    let caps = if resume.is_none() {
+        check_and_probe(cfg, machine).await?
+    } else {
+        probes::capabilities(&cfg.smolvm, &cfg.state_dir)
+            .await
+            .map_err(|e| preflight_failure(Stage::ExecTar, e.to_string()))?
+    };
     let docker = crate::docker::connect()
         .await
         .map_err(|e| preflight_failure(Stage::Build, e.to_string()))?;
@@ -621,7 +642,7 @@ async fn freeze_stages(
 
     if from == Stage::ExecTar {
         rep.stage_started(Stage::ExecTar);
-        exec_tar_stage(cfg, machine, &archive, rep, left).await?;
+        exec_tar_stage(cfg, machine, &archive, rep, left, caps, None).await?;
     }
 
     let (image, image_id) = if from <= Stage::Build {

@@ -10,7 +10,9 @@ use std::path::Path;
 
 use nix::fcntl::{fcntl, splice, FcntlArg, SpliceFFlags};
 
-use crate::freeze::tar_scan::{TarScanError, TarScanner};
+use sha2::{Digest, Sha256};
+
+use crate::freeze::tar_scan::{OciWarnings, TarScanError, TarScanner};
 
 /// The buffer for what is read rather than spliced.
 const COPY_BUF: usize = 256 * 1024;
@@ -26,7 +28,8 @@ const PIPE_SIZE: i32 = 1 << 20;
 pub struct CopyOptions {
     /// Read tar headers for entries and paths, and check the archive's end.
     pub scan: bool,
-    /// Move file data with splice instead of read/write.
+    /// Move file data with splice instead of read/write. Ignored while hashing: spliced
+    /// pages never pass through our hands.
     pub zero_copy: bool,
 }
 
@@ -48,16 +51,22 @@ pub struct Copied {
     pub bytes: u64,
     /// Entries, or why the archive is not whole (always Ok(0) without scanning).
     pub scan: Result<u64, String>,
+    /// Entries an OCI unpacker would not keep as they are (empty without scanning).
+    pub oci: OciWarnings,
+    /// The sha256 of every byte copied, when asked for.
+    pub sha256: Option<[u8; 32]>,
 }
 
-/// Copies `reader` (a pipe) into `file` until EOF. `progress` is called after every chunk
-/// with the bytes so far, the scanner and whether this is the last call (after EOF); it
-/// decides itself how often to report.
+/// Copies `reader` (a pipe) into `file` from its current position until EOF, hashing
+/// the bytes with sha256 when `hash` is set (the image layer's diff_id, in the same pass).
+/// `progress` is called after every chunk with the bytes so far, the scanner and whether
+/// this is the last call (after EOF); it decides itself how often to report.
 pub fn copy_archive<R, P>(
     mut reader: R,
-    mut file: File,
+    file: &mut File,
     path: &Path,
     opts: CopyOptions,
+    hash: bool,
     mut progress: P,
 ) -> Result<Copied, String>
 where
@@ -69,7 +78,8 @@ where
     let mut buf = vec![0u8; COPY_BUF];
     let mut scanner = TarScanner::new();
     let mut scan_err: Option<TarScanError> = None;
-    let mut zero_copy = opts.zero_copy && opts.scan;
+    let mut hasher = hash.then(Sha256::new);
+    let mut zero_copy = opts.zero_copy && opts.scan && !hash;
     let mut bytes = 0u64;
     loop {
         let scanning = opts.scan && scan_err.is_none();
@@ -118,6 +128,9 @@ where
                 zero_copy = false;
             }
         }
+        if let Some(h) = hasher.as_mut() {
+            h.update(&buf[..n]);
+        }
         file.write_all(&buf[..n]).map_err(|e| write_err(&e))?;
         bytes += n as u64;
         progress(bytes, &scanner, false);
@@ -135,7 +148,12 @@ where
                 .map_err(|e| e.to_string()),
         }
     };
-    Ok(Copied { bytes, scan })
+    Ok(Copied {
+        bytes,
+        scan,
+        oci: scanner.oci_warnings().clone(),
+        sha256: hasher.map(|h| h.finalize().into()),
+    })
 }
 
 #[cfg(test)]
@@ -161,6 +179,7 @@ mod tests {
     }
 
     fn run(opts: CopyOptions, data: Vec<u8>) -> (Copied, Vec<u8>) {
+        let want: [u8; 32] = Sha256::digest(&data).into();
         let (reader, mut writer) = io::pipe().unwrap();
         let feeder = std::thread::spawn(move || {
             for chunk in data.chunks(77_777) {
@@ -169,9 +188,11 @@ mod tests {
         });
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("out.tar");
-        let file = File::create(&path).unwrap();
+        let mut file = File::create(&path).unwrap();
         let mut calls = 0;
-        let copied = copy_archive(reader, file, &path, opts, |_, _, _| calls += 1).unwrap();
+        let copied =
+            copy_archive(reader, &mut file, &path, opts, true, |_, _, _| calls += 1).unwrap();
+        assert_eq!(copied.sha256, Some(want));
         feeder.join().unwrap();
         assert!(calls > 0);
         (copied, std::fs::read(&path).unwrap())
