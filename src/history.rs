@@ -121,6 +121,12 @@ pub struct Record {
     /// The freeze this one resumed.
     #[serde(default)]
     pub resumed_from: Option<String>,
+    /// The image layer's digest (its diff_id), when the native build wrote it.
+    #[serde(default)]
+    pub layer_digest: Option<String>,
+    /// What became of the image in the local Docker daemon (native build).
+    #[serde(default)]
+    pub docker: Option<String>,
 }
 
 /// What a failed freeze keeps for `freeze --resume`: the archive until the image is built,
@@ -178,6 +184,8 @@ impl Record {
             guest_scratch: None,
             kept: None,
             resumed_from: None,
+            layer_digest: None,
+            docker: None,
         }
     }
 

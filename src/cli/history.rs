@@ -117,6 +117,12 @@ fn show(h: &History, id: &str, json: bool) -> ExitCode {
             .map(|t| format!(" via {}", t.name()))
             .unwrap_or_default()
     );
+    if let Some(d) = &record.layer_digest {
+        println!("layer     {d}");
+    }
+    if let Some(d) = &record.docker {
+        println!("docker    {}", escape_str(d));
+    }
     if let Some(a) = &record.artifact {
         println!("artifact  {}", a.sidecar.display());
         println!("          {}", a.hint);

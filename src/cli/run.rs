@@ -68,6 +68,11 @@ pub fn config(
             Some(crate::args::PushViaArg::Daemon) => crate::freeze::push::PushVia::Daemon,
             _ => crate::freeze::push::PushVia::Stream,
         },
+        builder: match freeze.map(|f| f.builder) {
+            Some(crate::args::BuilderArg::Docker) => crate::freeze::Builder::Docker,
+            _ => crate::freeze::Builder::Native,
+        },
+        push_to: freeze.and_then(|f| f.push_to.clone()),
     }
 }
 

@@ -49,6 +49,35 @@ pub struct ImageArchive {
     pub config_path: String,
 }
 
+impl ImageArchive {
+    /// An archive already on disk (kept by a failed freeze), its digests recomputed.
+    pub fn read(path: &Path) -> io::Result<ImageArchive> {
+        let got = inspect(path)?;
+        let diff_ids = &got.config["rootfs"]["diff_ids"];
+        if diff_ids[0].as_str() != Some(got.layer_digest.as_str()) || diff_ids[1].is_string() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "its layer has digest {}, the config says {diff_ids}",
+                    got.layer_digest
+                ),
+            ));
+        }
+        Ok(ImageArchive {
+            path: path.to_path_buf(),
+            layer_path: format!(
+                "{}/layer.tar",
+                got.layer_digest.trim_start_matches("sha256:")
+            ),
+            config_path: format!("{}.json", got.config_digest.trim_start_matches("sha256:")),
+            diff_id: got.layer_digest,
+            image_id: got.config_digest,
+            layer_bytes: got.layer_bytes,
+            archive_bytes: std::fs::metadata(path)?.len(),
+        })
+    }
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -4,6 +4,7 @@
 pub mod build;
 pub mod capture;
 pub mod command;
+pub mod docker_load;
 pub mod events;
 pub mod exec_tar;
 pub mod image_archive;
