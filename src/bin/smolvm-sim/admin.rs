@@ -125,6 +125,9 @@ fn set(home: &Home, args: SimSetArgs) -> Result<i32, Failure> {
     if args.truncate {
         b.truncate = true;
     }
+    if args.corrupt_header {
+        b.corrupt_header = true;
+    }
     if args.hang_after.is_some() {
         b.hang_after = args.hang_after;
     }

@@ -196,6 +196,9 @@ pub struct SimSetArgs {
     /// The archive stops half-way, without its end blocks (exit 0)
     #[arg(long)]
     pub truncate: bool,
+    /// The archive's first tar header is corrupt (its checksum no longer matches)
+    #[arg(long)]
+    pub corrupt_header: bool,
     /// After BYTES of stdout, stop writing and hang until killed
     #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
     pub hang_after: Option<u64>,

@@ -51,6 +51,9 @@ pub struct Behaviours {
     pub stderr_hostile: bool,
     pub die_after: Option<u64>,
     pub truncate: bool,
+    /// The archive's first header has a bad checksum.
+    #[serde(default)]
+    pub corrupt_header: bool,
     pub hang_after: Option<u64>,
     pub throttle: Option<u64>,
     pub synthetic_size: Option<u64>,
