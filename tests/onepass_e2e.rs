@@ -143,6 +143,21 @@ fn remove_image(image: &str) {
     let _ = Command::new("docker").args(["rmi", "-f", image]).output();
 }
 
+/// The cached probe answers: (exec --stream, pack takes an archive).
+fn probes(w: &World) -> (bool, bool) {
+    let cache: Value =
+        serde_json::from_slice(&std::fs::read(w.state.path().join("smolvm-probes.json")).unwrap())
+            .unwrap();
+    let all = cache.as_object().unwrap();
+    assert_eq!(all.len(), 1, "{cache}");
+    let (key, caps) = all.iter().next().unwrap();
+    assert!(key.contains("smolvm-sim"), "{key}");
+    (
+        caps["exec_stream"].as_bool().unwrap(),
+        caps["pack_archive"].as_bool().unwrap(),
+    )
+}
+
 fn busybox() -> Option<PathBuf> {
     common::busybox()
 }
@@ -195,6 +210,8 @@ fn smolvm_1_32_without_docker_packs_the_archive() {
     let text = String::from_utf8_lossy(&shown.stdout);
     assert!(text.contains(&format!("layer     {digest}")), "{text}");
     assert!(text.contains("entries"), "{text}");
+    // The --help probes' answers are cached for the next run, keyed by the binary.
+    assert_eq!(probes(&w), (true, true));
     w.assert_clean(root.path());
 }
 
@@ -228,6 +245,7 @@ fn smolvm_1_9_without_docker_goes_through_the_registry() {
     let commands = rec["commands"].to_string();
     assert!(commands.contains("serve"), "a registry ran: {commands}");
     assert!(commands.contains("127.0.0.1:"), "pack pulled: {commands}");
+    assert_eq!(probes(&w), (true, false));
     // The push tag is the image id's first 16 hex digits, as before.
     let tag = event(&events, "done")[0]["artifact"]["tag"]
         .as_str()
