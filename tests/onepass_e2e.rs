@@ -498,3 +498,32 @@ fn push_to_publishes_the_image() {
     remove_image(&target);
     w.assert_clean(root.path());
 }
+
+/// SIGTERM while smolvm packs the archive: the pack is killed, everything is removed.
+#[test]
+fn cancel_during_native_pack_cleans_up() {
+    let w = World::new();
+    let root = common::small_root();
+    w.sim
+        .create("bot-bottle-op-cancel", "running", Some(root.path()));
+    w.sim.ok(&["sim", "config", "--pack-delay-secs", "30"]);
+    let mut c = w.cmd(&["freeze", "op-cancel", "--json"]);
+    c.env("DOCKER_HOST", NO_DOCKER);
+    let mut run = common::Watched::spawn(c);
+    run.wait_for(120, |v| {
+        v["event"] == "stage-started" && v["stage"] == "pack"
+    });
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let sent = std::time::Instant::now();
+    run.signal(nix::sys::signal::Signal::SIGTERM);
+    let (status, err) = run.finish(10);
+    assert!(sent.elapsed() < std::time::Duration::from_secs(2));
+    assert_eq!(status.code(), Some(130), "{err}");
+    let cancelled = run.events("cancelled");
+    assert_eq!(cancelled[0]["stage"], "pack", "{err}");
+    let id = run.events("started")[0]["id"].as_str().unwrap().to_string();
+    let rec = &w.record(&id)["record"];
+    assert_eq!(rec["outcome"], "cancelled");
+    assert!(rec["kept"].is_null());
+    w.assert_clean(root.path());
+}
