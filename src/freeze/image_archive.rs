@@ -478,6 +478,22 @@ mod tests {
     }
 
     #[test]
+    fn where_a_range_cannot_be_inserted_the_download_is_copied() {
+        // tmpfs has no FALLOC_FL_INSERT_RANGE.
+        let Ok(dir) = tempfile::tempdir_in("/dev/shm") else {
+            return;
+        };
+        let tar = dir.path().join("rootfs.tar");
+        let out = dir.path().join("image.tar");
+        let layer = guest_tar();
+        std::fs::write(&tar, &layer).unwrap();
+        let (done, in_place) = wrap_file(&tar, &out, &spec()).unwrap();
+        assert!(!in_place);
+        assert!(!tar.exists());
+        check(&out, &layer, &done);
+    }
+
+    #[test]
     fn pax_filler_is_exactly_the_room_and_parses() {
         let f = pax_filler(PREAMBLE - BLOCK).unwrap();
         assert_eq!(f.len() as u64, PREAMBLE - BLOCK);
