@@ -489,6 +489,15 @@ fn bench_memory() {
         "MiB",
         Some((1.10, "≤")),
     );
+    println!(
+        "  freeze peak RSS under 40 MiB: {f_small:.1} MiB (256 MiB), {f_large:.1} MiB ({} MiB) {}",
+        large >> 20,
+        if f_large < 40.0 && f_small < 40.0 {
+            "met"
+        } else {
+            "MISSED"
+        }
+    );
 }
 
 fn docker(args: &[&str]) -> bool {
