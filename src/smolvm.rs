@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use tokio::process::Command;
 
-use crate::machines::{parse_ls_json, Machine};
 use crate::process::{status_code, GroupChild};
 use crate::sanitize::escape_bytes;
 
@@ -63,6 +62,10 @@ impl Smolvm {
     pub fn with_query_timeout(mut self, timeout: Duration) -> Smolvm {
         self.query_timeout = timeout;
         self
+    }
+
+    pub fn query_timeout(&self) -> Duration {
+        self.query_timeout
     }
 
     pub fn program(&self) -> &Path {
@@ -154,17 +157,6 @@ impl Smolvm {
             });
         }
         Ok(out)
-    }
-
-    /// `smolvm machine ls --json`.
-    pub async fn list(&self) -> Result<Vec<Machine>, SmolvmError> {
-        let args = ["machine", "ls", "--json"];
-        let out = self.query_ok(&args).await?;
-        parse_ls_json(&out.stdout).map_err(|e| SmolvmError::Malformed {
-            command: self.display(&args),
-            error: e.to_string(),
-            head: escape_bytes(&out.stdout[..out.stdout.len().min(200)]),
-        })
     }
 
     /// Whether `machine exec` knows `--stream` (older smolvm does not).
