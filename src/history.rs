@@ -37,6 +37,9 @@ pub struct StageRecord {
     pub bytes: u64,
     /// File name of the stage's log beside the record, once it has one.
     pub log: Option<String>,
+    /// What the stage did in this run ("native archive", "docker load", …).
+    #[serde(default)]
+    pub does: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -113,6 +116,7 @@ impl Record {
                 duration_ms: None,
                 bytes: 0,
                 log: None,
+                does: None,
             })
             .collect();
         Record {

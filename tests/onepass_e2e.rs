@@ -143,6 +143,14 @@ fn remove_image(image: &str) {
     let _ = Command::new("docker").args(["rmi", "-f", image]).output();
 }
 
+/// What each stage said it does, in order (exec-tar says nothing: its transport is shown).
+fn does(events: &[Value]) -> Vec<(&str, &str)> {
+    event(events, "stage-started")
+        .iter()
+        .filter_map(|e| Some((e["stage"].as_str()?, e["does"].as_str()?)))
+        .collect()
+}
+
 /// The cached probe answers: (exec --stream, pack takes an archive).
 fn probes(w: &World) -> (bool, bool) {
     let cache: Value =
@@ -185,6 +193,14 @@ fn smolvm_1_32_without_docker_packs_the_archive() {
     assert_eq!(sha256(&layer), digest);
     assert_layer_holds_the_guest(&layer, root.path());
 
+    assert_eq!(
+        does(&events),
+        [
+            ("build", "native archive"),
+            ("push", "nothing: no Docker daemon"),
+            ("pack", "from the archive")
+        ]
+    );
     // pack read the archive itself: no registry, no pull.
     let id = the_id(&events);
     let rec = &w.record(&id)["record"];
@@ -210,6 +226,7 @@ fn smolvm_1_32_without_docker_packs_the_archive() {
     let text = String::from_utf8_lossy(&shown.stdout);
     assert!(text.contains(&format!("layer     {digest}")), "{text}");
     assert!(text.contains("entries"), "{text}");
+    assert!(text.contains("native archive"), "{text}");
     // The --help probes' answers are cached for the next run, keyed by the binary.
     assert_eq!(probes(&w), (true, true));
     w.assert_clean(root.path());
@@ -246,6 +263,14 @@ fn smolvm_1_9_without_docker_goes_through_the_registry() {
     assert!(commands.contains("serve"), "a registry ran: {commands}");
     assert!(commands.contains("127.0.0.1:"), "pack pulled: {commands}");
     assert_eq!(probes(&w), (true, false));
+    assert_eq!(
+        does(&events),
+        [
+            ("build", "native archive"),
+            ("push", "registry"),
+            ("pack", "from the registry")
+        ]
+    );
     // The push tag is the image id's first 16 hex digits, as before.
     let tag = event(&events, "done")[0]["artifact"]["tag"]
         .as_str()
@@ -271,6 +296,7 @@ fn with_docker_the_image_is_loaded_with_the_same_layer() {
     let image = "bot-bottle-committed-op-docker:latest";
     remove_image(image);
     let events = succeeded(&freeze(&w, "op-docker", &[], &[]));
+    assert_eq!(does(&events)[1], ("push", "docker load"));
     let (_, digest, _) = packed(&sidecar_of(&events));
     let rec = &w.record(&the_id(&events))["record"];
     assert_eq!(rec["layer_digest"], digest.as_str());

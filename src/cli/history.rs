@@ -130,12 +130,16 @@ fn show(h: &History, id: &str, json: bool) -> ExitCode {
     println!("\nstages:");
     for s in &record.stages {
         println!(
-            "  {:<9} {:<10} {:>8}",
+            "  {:<9} {:<10} {:>8}{}",
             s.stage.name(),
             format!("{:?}", s.status).to_lowercase(),
             s.duration_ms
                 .map(|d| format::duration(Duration::from_millis(d)))
-                .unwrap_or_else(|| "-".into())
+                .unwrap_or_else(|| "-".into()),
+            s.does
+                .as_deref()
+                .map(|d| format!("  {}", escape_str(d)))
+                .unwrap_or_default()
         );
     }
     if !record.commands.is_empty() {

@@ -177,6 +177,13 @@ impl Reporter {
     }
 
     pub fn stage_started(&mut self, stage: Stage) {
+        self.stage_doing(stage, None);
+    }
+
+    /// A stage begins, saying what it does in this run when there is more than one way.
+    pub fn stage_doing(&mut self, stage: Stage, does: Option<&str>) {
+        let does = does.map(str::to_string);
+        self.record.stage_mut(stage).does = does.clone();
         self.stage_started = Some((stage, Instant::now()));
         self.starts[stage.index()] = Some(Instant::now());
         let log = self.log_path(stage);
@@ -185,7 +192,8 @@ impl Reporter {
         s.started_at_ms = Some(now_ms());
         s.log = log.file_name().map(|n| n.to_string_lossy().into_owned());
         self.save();
-        self.emit.send(|id| FreezeEvent::StageStarted { id, stage });
+        self.emit
+            .send(|id| FreezeEvent::StageStarted { id, stage, does });
     }
 
     pub fn transport(&mut self, transport: Transport) {

@@ -784,7 +784,7 @@ async fn freeze_stages(
     let docker = docker.map_err(|e| preflight_failure(Stage::Build, e))?;
 
     let (image, image_id) = if from <= Stage::Build {
-        rep.stage_started(Stage::Build);
+        rep.stage_doing(Stage::Build, Some("docker build"));
         let built = build::run(
             rep,
             &docker,
@@ -819,7 +819,13 @@ async fn freeze_stages(
         (image, id)
     };
 
-    rep.stage_started(Stage::Push);
+    rep.stage_doing(
+        Stage::Push,
+        Some(match cfg.push_via {
+            push::PushVia::Stream => "registry (docker save stream)",
+            push::PushVia::Daemon => "registry (daemon push)",
+        }),
+    );
     let port = start_registry(cfg, registry_bin, &temp, rep, left).await?;
     let push_endpoint = endpoint(&cfg.registry, &cfg.push_host, port);
     let pull_endpoint = endpoint(&cfg.registry, &cfg.pull_host, port);
@@ -853,7 +859,7 @@ async fn freeze_stages(
     };
     rep.stage_finished(Stage::Push, pushed.bytes, Vec::new());
 
-    rep.stage_started(Stage::Pack);
+    rep.stage_doing(Stage::Pack, Some("from the registry"));
     let bottle_dir = cfg.state_dir.join(slug.as_str());
     let image_ref = format!("{pull_endpoint}/{}", pushed.reference);
     let (launcher, sidecar) =
@@ -885,6 +891,25 @@ struct NativeStages<'a> {
 }
 
 impl NativeStages<'_> {
+    /// What the push stage does: load into Docker, feed the registry, publish.
+    fn push_does(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.caps.pack_archive {
+            parts.push("registry");
+        }
+        if self.docker.is_some() {
+            parts.push("docker load");
+            if self.cfg.push_to.is_some() {
+                parts.push("publish");
+            }
+        }
+        if parts.is_empty() {
+            "nothing: no Docker daemon".into()
+        } else {
+            parts.join(" + ")
+        }
+    }
+
     async fn run(
         self,
         rep: &mut Reporter,
@@ -896,7 +921,7 @@ impl NativeStages<'_> {
         let tag = push::tag_for(&archive.image_id);
 
         // Build: written in the exec-tar pass; here it is only recorded.
-        rep.stage_started(Stage::Build);
+        rep.stage_doing(Stage::Build, Some("native archive"));
         rep.emit.note(
             Stage::Build,
             format!(
@@ -910,7 +935,7 @@ impl NativeStages<'_> {
         rep.stage_finished(Stage::Build, archive.archive_bytes, Vec::new());
 
         // Push (docker load, and the registry when smolvm cannot read archives) beside pack.
-        rep.stage_started(Stage::Push);
+        rep.stage_doing(Stage::Push, Some(&self.push_does()));
         let emit = rep.emit.clone();
         let load = async {
             let Some(docker) = self.docker else {
@@ -1020,7 +1045,14 @@ impl NativeStages<'_> {
                 pushed.bytes,
             )
         };
-        rep.stage_started(Stage::Pack);
+        rep.stage_doing(
+            Stage::Pack,
+            Some(if self.caps.pack_archive {
+                "from the archive"
+            } else {
+                "from the registry"
+            }),
+        );
         let bottle_dir = self.cfg.state_dir.join(self.slug.as_str());
         let (launcher, sidecar) = pack::run(
             rep,

@@ -955,6 +955,7 @@ fn bench_ui_render() {
     app.update(Action::Freeze(FreezeEvent::StageStarted {
         id: id.clone(),
         stage: Stage::ExecTar,
+        does: None,
     }));
     for i in 0..300u64 {
         app.update(Action::Freeze(FreezeEvent::Progress {
