@@ -45,6 +45,75 @@ impl Default for CopyOptions {
     }
 }
 
+/// Buffers the copy has filled go to a thread that hashes them and hands them back, so
+/// that sha256 (about 0.4 s of CPU per GiB with SHA-NI) overlaps the next read and write
+/// instead of stalling the pipe: inline it cost 1.6x the copy's wall time here.
+struct PipelinedHash {
+    free: Vec<Vec<u8>>,
+    to_hash: Option<std::sync::mpsc::SyncSender<(Vec<u8>, usize)>>,
+    back: std::sync::mpsc::Receiver<Vec<u8>>,
+    thread: Option<std::thread::JoinHandle<[u8; 32]>>,
+}
+
+/// Buffers in flight: one being filled, the rest queued for hashing.
+const HASH_BUFFERS: usize = 4;
+
+impl PipelinedHash {
+    fn new() -> io::Result<PipelinedHash> {
+        let (to_hash, work) = std::sync::mpsc::sync_channel::<(Vec<u8>, usize)>(HASH_BUFFERS);
+        let (done, back) = std::sync::mpsc::sync_channel::<Vec<u8>>(HASH_BUFFERS);
+        let thread = std::thread::Builder::new()
+            .name("layer-sha256".into())
+            .spawn(move || {
+                let mut h = Sha256::new();
+                for (buf, n) in work {
+                    h.update(&buf[..n]);
+                    let _ = done.send(buf);
+                }
+                h.finalize().into()
+            })?;
+        Ok(PipelinedHash {
+            free: (0..HASH_BUFFERS).map(|_| vec![0u8; COPY_BUF]).collect(),
+            to_hash: Some(to_hash),
+            back,
+            thread: Some(thread),
+        })
+    }
+
+    /// A buffer to fill: a free one, or the next the hasher is done with.
+    fn take(&mut self) -> Result<Vec<u8>, String> {
+        match self.free.pop() {
+            Some(b) => Ok(b),
+            None => self
+                .back
+                .recv()
+                .map_err(|_| "the hashing thread ended early".to_string()),
+        }
+    }
+
+    fn give(&mut self, buf: Vec<u8>, n: usize) -> Result<(), String> {
+        self.to_hash
+            .as_ref()
+            .and_then(|t| t.send((buf, n)).ok())
+            .ok_or_else(|| "the hashing thread ended early".to_string())
+    }
+
+    fn finish(mut self) -> Result<[u8; 32], String> {
+        drop(self.to_hash.take());
+        self.thread
+            .take()
+            .and_then(|t| t.join().ok())
+            .ok_or_else(|| "the hashing thread failed".to_string())
+    }
+}
+
+impl Drop for PipelinedHash {
+    fn drop(&mut self) {
+        // An error path: let the thread see the end of its queue and exit.
+        drop(self.to_hash.take());
+    }
+}
+
 /// What was copied.
 #[derive(Debug)]
 pub struct Copied {
@@ -75,10 +144,17 @@ where
 {
     let _ = fcntl(reader.as_fd(), FcntlArg::F_SETPIPE_SZ(PIPE_SIZE));
     let write_err = |e: &dyn std::fmt::Display| format!("cannot write {}: {e}", path.display());
-    let mut buf = vec![0u8; COPY_BUF];
+    let mut hasher = if hash {
+        Some(PipelinedHash::new().map_err(|e| format!("cannot start the hashing thread: {e}"))?)
+    } else {
+        None
+    };
+    let mut buf = match hasher.as_mut() {
+        Some(h) => h.take()?,
+        None => vec![0u8; COPY_BUF],
+    };
     let mut scanner = TarScanner::new();
     let mut scan_err: Option<TarScanError> = None;
-    let mut hasher = hash.then(Sha256::new);
     let mut zero_copy = opts.zero_copy && opts.scan && !hash;
     let mut bytes = 0u64;
     loop {
@@ -128,10 +204,12 @@ where
                 zero_copy = false;
             }
         }
-        if let Some(h) = hasher.as_mut() {
-            h.update(&buf[..n]);
-        }
         file.write_all(&buf[..n]).map_err(|e| write_err(&e))?;
+        if let Some(h) = hasher.as_mut() {
+            // The hash runs on its own thread while the next chunk is read.
+            let next = h.take()?;
+            h.give(std::mem::replace(&mut buf, next), n)?;
+        }
         bytes += n as u64;
         progress(bytes, &scanner, false);
     }
@@ -152,7 +230,10 @@ where
         bytes,
         scan,
         oci: scanner.oci_warnings().clone(),
-        sha256: hasher.map(|h| h.finalize().into()),
+        sha256: match hasher {
+            Some(h) => Some(h.finish()?),
+            None => None,
+        },
     })
 }
 
