@@ -606,3 +606,22 @@ fn discard_drops_a_kept_archive() {
     assert!(w.record(&id)["record"]["kept"].is_null());
     w.assert_clean(root.path());
 }
+
+/// A guest file an OCI unpacker would take for a whiteout is named in the record's warnings.
+#[test]
+fn whiteout_names_in_the_guest_are_warnings() {
+    let w = World::new();
+    let root = common::small_root();
+    std::fs::write(root.path().join("etc/.wh.hidden"), "x").unwrap();
+    w.sim
+        .create("bot-bottle-op-wh", "running", Some(root.path()));
+    let events = succeeded(&freeze(&w, "op-wh", &[], &[("DOCKER_HOST", NO_DOCKER)]));
+    let rec = &w.record(&the_id(&events))["record"];
+    assert_eq!(rec["outcome"], "succeeded-with-warnings");
+    let warnings = rec["warnings"].to_string();
+    assert!(
+        warnings.contains("1 guest entries named .wh.*") && warnings.contains("etc/.wh.hidden"),
+        "{warnings}"
+    );
+    w.assert_clean(root.path());
+}
