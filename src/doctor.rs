@@ -177,7 +177,9 @@ pub async fn examine(inp: &Inputs<'_>) -> Report {
             },
             None,
         ));
-        let archive = pack.as_deref().is_ok_and(|t| t.contains("docker save"));
+        let archive = pack
+            .as_deref()
+            .is_ok_and(crate::freeze::probes::takes_archive);
         checks.push(check(
             "archive-pack",
             true,

@@ -193,6 +193,7 @@ fn play(a: &mut App, slug: &str, upto: Stage, start: u64) {
         FreezeEvent::StageStarted {
             id: id.clone(),
             stage: Stage::ExecTar,
+            does: None,
         },
     );
     ev(
@@ -272,6 +273,7 @@ fn play(a: &mut App, slug: &str, upto: Stage, start: u64) {
         FreezeEvent::StageStarted {
             id: id.clone(),
             stage: Stage::Build,
+            does: None,
         },
     );
     ev(
@@ -338,6 +340,7 @@ fn play(a: &mut App, slug: &str, upto: Stage, start: u64) {
         FreezeEvent::StageStarted {
             id: id.clone(),
             stage: Stage::Push,
+            does: None,
         },
     );
     ev(
@@ -377,6 +380,7 @@ fn play(a: &mut App, slug: &str, upto: Stage, start: u64) {
         FreezeEvent::StageStarted {
             id: id.clone(),
             stage: Stage::Pack,
+            does: None,
         },
     );
     ev(

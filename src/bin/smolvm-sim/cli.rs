@@ -140,7 +140,7 @@ pub enum PackCmd {
 
 #[derive(Args, Debug)]
 pub struct PackCreateArgs {
-    /// Container image to pack: a registry reference (alpine:latest, python:3.11-slim), a `docker save` archive (./myapp.tar, or `-` to read one from stdin), or an unpacked rootfs directory (./rootfs/)
+    /// Image to pack (e.g. 127.0.0.1:5000/app:tag or …@sha256:…)
     #[arg(long, short = 'I', value_name = "IMAGE")]
     pub image: String,
 
@@ -214,6 +214,9 @@ pub struct SimSetArgs {
     /// The archive stops half-way, without its end blocks (exit 0)
     #[arg(long)]
     pub truncate: bool,
+    /// The archive's first tar header is corrupt (its checksum no longer matches)
+    #[arg(long)]
+    pub corrupt_header: bool,
     /// After BYTES of stdout, stop writing and hang until killed
     #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
     pub hang_after: Option<u64>,
@@ -262,11 +265,18 @@ pub struct SimConfigArgs {
     /// `pack create` sleeps N seconds before pulling (0 clears)
     #[arg(long, value_name = "N")]
     pub pack_delay_secs: Option<u64>,
+    /// `pack create --image` takes archives and directories too (smolvm 1.32; off: 1.9,
+    /// registry references only); env SMOLVM_SIM_PACK_ARCHIVE overrides
+    #[arg(long, value_name = "on|off", value_parser = parse_switch)]
+    pub pack_archive: Option<bool>,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("invalid duration '{s}': {e}"))
 }
+
+/// `pack create --image`'s help as smolvm 1.32 prints it (archives and directories too).
+const PACK_IMAGE_HELP_1_32: &str = "Container image to pack: a registry reference (alpine:latest, python:3.11-slim), a `docker save` archive (./myapp.tar, or `-` to read one from stdin), or an unpacked rootfs directory (./rootfs/)";
 
 /// Which flags of later smolvm versions this sim knows; off models an older smolvm, whose
 /// rejection of the flag (`unexpected argument`, exit 2) is then clap's own.
@@ -276,6 +286,8 @@ pub struct Flags {
     pub stream: bool,
     /// The global `--error-format text|json`.
     pub error_format: bool,
+    /// `pack create --image` takes archives (smolvm 1.32), and its help says so.
+    pub pack_archive: bool,
 }
 
 /// What was asked beyond the derived [`Cli`].
@@ -288,6 +300,13 @@ pub struct Extras {
 /// The clap command with the flags this smolvm "knows".
 pub fn command(flags: Flags) -> clap::Command {
     let mut cmd = Cli::command();
+    if flags.pack_archive {
+        cmd = cmd.mut_subcommand("pack", |p| {
+            p.mut_subcommand("create", |c| {
+                c.mut_arg("image", |a| a.help(PACK_IMAGE_HELP_1_32))
+            })
+        });
+    }
     if flags.error_format {
         cmd = cmd.arg(
             Arg::new("error_format")

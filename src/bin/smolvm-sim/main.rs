@@ -63,6 +63,7 @@ fn main() {
     let (cli, extras) = cli::parse(cli::Flags {
         stream: cfg.stream_flag,
         error_format: cfg.error_format_flag,
+        pack_archive: cfg.pack_archive,
     });
     let (stream, json) = (extras.stream, extras.json_errors);
     let code = match run(cli, stream) {
