@@ -14,6 +14,7 @@ pub mod lock;
 pub mod logging;
 pub mod machines;
 pub mod names;
+pub mod private;
 pub mod process;
 pub mod recover;
 pub mod registry;

@@ -154,22 +154,18 @@ impl Leftovers {
 }
 
 fn make_temp(cfg: &FreezeConfig) -> Result<PathBuf, StageError> {
-    // tempfile makes the folder 0700: the archive is the VM's whole root.
-    tempfile::Builder::new()
-        .prefix(TEMP_PREFIX)
-        .tempdir_in(&cfg.tmp_dir)
-        .map(tempfile::TempDir::keep)
-        .map_err(|e| {
-            StageError::Failed(Failure {
-                stage: Stage::ExecTar,
-                message: format!(
-                    "cannot create a temp folder in {}: {e}",
-                    cfg.tmp_dir.display()
-                ),
-                exit_status: None,
-                stderr_tail: "<no stderr>".into(),
-            })
+    // 0700 whatever the umask: the archive is the VM's whole root.
+    crate::private::temp_dir(&cfg.tmp_dir, TEMP_PREFIX).map_err(|e| {
+        StageError::Failed(Failure {
+            stage: Stage::ExecTar,
+            message: format!(
+                "cannot create a temp folder in {}: {e}",
+                cfg.tmp_dir.display()
+            ),
+            exit_status: None,
+            stderr_tail: "<no stderr>".into(),
         })
+    })
 }
 
 /// The name every private temp folder starts with.

@@ -1,0 +1,178 @@
+//! Hardening (issue 12): privacy of the guest's data, trust in what is on disk, bounded
+//! output, broken pipes, names Docker cannot tag. Real processes and files, the real
+//! registry and Docker daemon where a freeze needs them, smolvm-sim for the VM.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use common::{json_events, World};
+
+fn ready() -> bool {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(common::docker()).is_some()
+        && common::registry_bin().is_some()
+        && common::busybox().is_some()
+}
+
+fn mode(p: &Path) -> u32 {
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+/// Whether the unprivileged uid 65534 (nobody) can read `path`, tried for real.
+fn nobody_can_read(path: &Path) -> bool {
+    assert!(path.exists(), "{} does not exist", path.display());
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "cat"])
+        .arg(path)
+        .stdout(Stdio::null())
+        .output()
+        .expect("setpriv (util-linux) runs");
+    out.status.success()
+}
+
+/// Every regular file under `dir`.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let ft = e.file_type().unwrap();
+            if ft.is_dir() {
+                stack.push(e.path());
+            } else if ft.is_file() {
+                out.push(e.path());
+            }
+        }
+    }
+    out
+}
+
+fn with_umask_022(cmd: &mut Command) -> &mut Command {
+    use std::os::unix::process::CommandExt as _;
+    // SAFETY: umask is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::umask(0o022);
+            Ok(())
+        })
+    }
+}
+
+// Item 1: a kept archive after a failed build, and an artifact after a success, cannot be
+// read by another local user, whatever the umask the operator runs with.
+#[test]
+fn guest_data_is_private_to_the_operator() {
+    if !ready() {
+        return;
+    }
+    let w = World::new();
+    // The world's folders are as open as a default umask makes them.
+    std::fs::set_permissions(w.tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(w.state.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let root = common::small_root();
+    w.sim
+        .create("bot-bottle-priv", "running", Some(root.path()));
+
+    let out = with_umask_022(&mut w.cmd(&["freeze", "priv", "--json", "--workdir", "/etc/passwd"]))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let events = json_events(&out.stdout);
+    let id = events[0]["id"].as_str().unwrap().to_string();
+    let kept = &w.record(&id)["record"]["kept"];
+    let archive = PathBuf::from(kept["archive"].as_str().expect("the archive is kept"));
+    let temp = PathBuf::from(kept["temp_dir"].as_str().unwrap());
+    assert_eq!(mode(&temp), 0o700, "kept temp folder");
+    assert!(
+        !nobody_can_read(&archive),
+        "another user read the kept archive"
+    );
+
+    // Resume to success: the artifact and its folder are private too.
+    let out = with_umask_022(&mut w.cmd(&["freeze", "--resume", &id, "--json"]))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let done = json_events(&out.stdout)
+        .into_iter()
+        .find(|e| e["event"] == "done")
+        .expect("a done event");
+    let sidecar = PathBuf::from(done["artifact"]["sidecar"].as_str().unwrap());
+    assert_eq!(
+        mode(&w.state.path().join("priv")),
+        0o700,
+        "the machine's folder"
+    );
+    assert!(!nobody_can_read(&sidecar), "another user read the artifact");
+    for f in files_under(&w.state.path().join("history")) {
+        assert!(!nobody_can_read(&f), "another user read {}", f.display());
+    }
+    let _ = Command::new("docker")
+        .args(["rmi", "-f", "bot-bottle-committed-priv:latest"])
+        .output();
+}
+
+// Item 1: the registry's blob files (the image's layers) are private even when it is
+// started in a folder others can enter, under a umask that would make them 0644.
+#[test]
+fn registry_blobs_are_private() {
+    let Some(bin) = common::registry_bin() else {
+        return;
+    };
+    use sha2::Digest as _;
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let reg = rt
+        .block_on(bottle_freeze::registry::SpawnedRegistry::start(
+            &bin,
+            dir.path(),
+            None,
+        ))
+        .unwrap();
+    let blob = b"the guest's secret layer".to_vec();
+    let hex: String = sha2::Sha256::digest(&blob)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let digest = format!("sha256:{hex}");
+    let start = ureq::post(&format!("http://{}/v2/priv/blobs/uploads/", reg.addr()))
+        .send_empty()
+        .unwrap();
+    assert_eq!(start.status(), 202);
+    let location = start.headers()["location"].to_str().unwrap().to_string();
+    let sep = if location.contains('?') { '&' } else { '?' };
+    let location = if location.starts_with("http") {
+        location
+    } else {
+        format!("http://{}{location}", reg.addr())
+    };
+    let done = ureq::put(&format!("{location}{sep}digest={digest}"))
+        .header("Content-Type", "application/octet-stream")
+        .send(&blob[..])
+        .unwrap();
+    assert_eq!(done.status(), 201);
+    let storage = dir.path().join("registry-storage");
+    assert_eq!(mode(&storage), 0o700);
+    let files = files_under(&storage);
+    let data = files
+        .iter()
+        .find(|f| f.ends_with("data") && std::fs::read(f).unwrap() == blob)
+        .expect("the blob's data file");
+    assert_eq!(mode(data) & 0o077, 0, "blob mode {:o}", mode(data));
+    assert!(!nobody_can_read(data), "another user read a blob");
+    rt.block_on(reg.stop());
+}
