@@ -15,6 +15,7 @@ pub mod logging;
 pub mod machines;
 pub mod names;
 pub mod private;
+pub mod proc_stamp;
 pub mod process;
 pub mod recover;
 pub mod registry;

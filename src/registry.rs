@@ -194,6 +194,12 @@ impl SpawnedRegistry {
         self.child.id()
     }
 
+    /// The registry's pid with its start time and executable, for the record: recovery
+    /// after a crash kills only a process that still matches it.
+    pub fn stamp(&self) -> Option<crate::proc_stamp::ProcessStamp> {
+        crate::proc_stamp::ProcessStamp::of(self.child.id()?)
+    }
+
     /// The last lines of the registry's own log, for error messages.
     pub fn log_tail(&self) -> String {
         read_tail(&self.log_path, 2048)

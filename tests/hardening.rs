@@ -176,3 +176,146 @@ fn registry_blobs_are_private() {
     assert!(!nobody_can_read(data), "another user read a blob");
     rt.block_on(reg.stop());
 }
+
+/// A record of a run that "was killed": outcome running, nobody holding its lock.
+fn abandoned_record(
+    state: &Path,
+    id: &str,
+    temp: &Path,
+    pid: u32,
+    stamp: Option<bottle_freeze::proc_stamp::ProcessStamp>,
+) {
+    use bottle_freeze::history::{History, Kind, Record};
+    let mut rec = Record::new(id, Kind::Freeze, "bot-bottle-rec", "rec");
+    rec.temp_dir = Some(temp.to_path_buf());
+    rec.registry_pid = Some(pid);
+    rec.registry_stamp = stamp;
+    History::new(state).save(&rec).unwrap();
+}
+
+/// `sh -c 'sleep 300' ARG0`: a process whose command line holds `arg0`, in a group of its
+/// own so that [`stop`] takes its `sleep` too.
+fn sleeper(arg0: &Path) -> std::process::Child {
+    use std::os::unix::process::CommandExt as _;
+    Command::new("sh")
+        .args(["-c", "sleep 300"])
+        .arg(arg0)
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+fn stop(mut child: std::process::Child) {
+    let _ = nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    let _ = child.wait();
+}
+
+fn alive(child: &mut std::process::Child) -> bool {
+    // Give a kill, if one was sent, time to land; a dead child is reaped here.
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    child.try_wait().unwrap().is_none()
+}
+
+fn recover(w: &World) -> String {
+    let out = w.run(&["history"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+// Item 3: a record whose registry_pid names an unrelated process whose command line
+// contains the record's temp_dir (/tmp) must not get it killed.
+#[test]
+fn recovery_never_kills_an_unrelated_process() {
+    let w = World::new();
+    let mut victim = sleeper(Path::new("/tmp"));
+    abandoned_record(
+        w.state.path(),
+        "rec-unrelated",
+        Path::new("/tmp"),
+        victim.id(),
+        None,
+    );
+    let said = recover(&w);
+    assert!(
+        alive(&mut victim),
+        "recovery killed an unrelated process; it said: {said}"
+    );
+    assert!(said.contains("left pid"), "{said}");
+    let rec = w.record("rec-unrelated");
+    assert_eq!(rec["record"]["outcome"], "interrupted");
+    stop(victim);
+}
+
+// Item 3: even a process naming a real temp folder of ours is spared when its start time
+// is not the one recorded (the pid was reused); with the right proof it is stopped.
+#[test]
+fn recovery_kills_only_the_process_it_can_prove_it_started() {
+    use bottle_freeze::proc_stamp::ProcessStamp;
+    let w = World::new();
+    let temp = bottle_freeze::private::temp_dir(w.tmp.path(), "bot-bottle-vm-commit.").unwrap();
+    let config = temp.join("registry-0.yml");
+    let mut reused = sleeper(&config);
+    let mut stale = ProcessStamp::of(reused.id()).unwrap();
+    stale.start_ticks -= 1;
+    abandoned_record(
+        w.state.path(),
+        "rec-reused",
+        &temp,
+        reused.id(),
+        Some(stale),
+    );
+    let said = recover(&w);
+    assert!(alive(&mut reused), "a reused pid was killed: {said}");
+
+    let temp = bottle_freeze::private::temp_dir(w.tmp.path(), "bot-bottle-vm-commit.").unwrap();
+    let config2 = temp.join("registry-0.yml");
+    let mut ours = sleeper(&config2);
+    let stamp = ProcessStamp::of(ours.id());
+    abandoned_record(w.state.path(), "rec-ours", &temp, ours.id(), stamp);
+    let said = recover(&w);
+    assert!(
+        !alive(&mut ours),
+        "our own registry was left running: {said}"
+    );
+    assert!(said.contains("stopped its registry"), "{said}");
+    assert!(!temp.exists());
+    stop(reused);
+    stop(ours);
+}
+
+// Item 11: a record whose id differs from its folder is damaged: it never overwrites the
+// record it names, and `history` says it is there.
+#[test]
+fn a_record_with_a_foreign_id_overwrites_nothing_and_is_listed_as_damaged() {
+    use bottle_freeze::history::{History, Kind, Outcome, Record};
+    let w = World::new();
+    let h = History::new(w.state.path());
+    let mut good = Record::new("run-b", Kind::Freeze, "bot-bottle-b", "b");
+    good.outcome = Outcome::Succeeded;
+    h.save(&good).unwrap();
+    let forged = Record::new("run-b", Kind::Freeze, "bot-bottle-a", "a");
+    std::fs::create_dir_all(h.root().join("run-a")).unwrap();
+    std::fs::write(
+        h.root().join("run-a/record.json"),
+        serde_json::to_vec(&forged).unwrap(),
+    )
+    .unwrap();
+    let said = recover(&w);
+    let b = h.load("run-b").unwrap();
+    assert_eq!(b.outcome, Outcome::Succeeded, "run-b was overwritten");
+    assert_eq!(b.machine, "bot-bottle-b");
+    assert!(
+        said.contains("damaged record") && said.contains("run-a"),
+        "no notice: {said}"
+    );
+}

@@ -27,13 +27,20 @@ pub fn run(global: &GlobalOpts, args: &HistoryArgs) -> ExitCode {
 }
 
 fn list(h: &History, json: bool) -> ExitCode {
-    let records = match h.list() {
+    let (records, damaged) = match h.list_all() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("bottle-freeze: {e}");
             return ExitCode::from(2);
         }
     };
+    for d in &damaged {
+        eprintln!(
+            "bottle-freeze: damaged record {} (not listed): {}",
+            h.root().join(&d.folder).display(),
+            d.why
+        );
+    }
     if json {
         return print_json(&records);
     }

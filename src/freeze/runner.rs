@@ -676,6 +676,7 @@ async fn freeze_stages(
             ]);
             let port = reg.addr().port();
             rep.record.registry_pid = reg.pid();
+            rep.record.registry_stamp = reg.stamp();
             rep.save();
             if let Some(wanted) = cfg.registry_port.filter(|p| *p != port) {
                 rep.emit.note(
