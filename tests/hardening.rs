@@ -319,3 +319,160 @@ fn a_record_with_a_foreign_id_overwrites_nothing_and_is_listed_as_damaged() {
         "no notice: {said}"
     );
 }
+
+/// `bottle-freeze ARGS` with `machine ls` misbehaving as `fault` says.
+fn with_ls_fault(w: &World, fault: &str, args: &[&str]) -> std::process::Output {
+    w.cmd(args)
+        .env("SMOLVM_SIM_LS_FAULT", fault)
+        .output()
+        .unwrap()
+}
+
+// Item 14: `machine ls` floods 256 MiB on stderr and fails: the error is bounded, keeps
+// both ends, and the failed freeze's record stays small.
+#[test]
+fn a_flood_from_machine_ls_is_bounded_in_errors_and_records() {
+    let w = World::new();
+    let root = common::small_root();
+    w.sim
+        .create("bot-bottle-flood", "running", Some(root.path()));
+    let flood = format!("stderr-flood={}", 256u64 << 20);
+    let out = with_ls_fault(&w, &flood, &["list", "--query-timeout", "120"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        out.stderr.len() < 256 << 10,
+        "list printed {} bytes",
+        out.stderr.len()
+    );
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("dropped"), "{}", &text[..text.len().min(500)]);
+    assert!(text.contains("blob-00000000"), "the start is kept");
+
+    let out = with_ls_fault(
+        &w,
+        &flood,
+        &["freeze", "flood", "--json", "--query-timeout", "120"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        out.stdout.len() < 512 << 10,
+        "{} bytes of events",
+        out.stdout.len()
+    );
+    let id = json_events(&out.stdout)[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let record = w.state.path().join("history").join(&id).join("record.json");
+    let size = std::fs::metadata(&record).unwrap().len();
+    assert!(size < 512 << 10, "record.json is {size} bytes");
+    let out = w.run(&["history"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&id));
+}
+
+// Item 14: an `ls` answer over 64 MiB is refused with a clear error.
+#[test]
+fn an_ls_answer_over_64_mib_is_refused() {
+    let w = World::new();
+    let out = with_ls_fault(
+        &w,
+        &format!("stdout-flood={}", 80u64 << 20),
+        &["list", "--json", "--query-timeout", "120"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("more than 64.0 MiB"), "{text}");
+    assert!(out.stderr.len() < 4096, "{} bytes", out.stderr.len());
+}
+
+// Item 17: a name listed twice is reported as ambiguous and never frozen.
+#[test]
+fn a_machine_listed_twice_is_ambiguous_and_refused() {
+    let w = World::new();
+    let root = common::small_root();
+    w.sim
+        .create("bot-bottle-twice", "running", Some(root.path()));
+    let out = with_ls_fault(&w, "duplicate", &["list", "--json", "--all"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let twice: Vec<_> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["name"] == "bot-bottle-twice")
+        .collect();
+    assert_eq!(twice.len(), 2);
+    for m in twice {
+        assert_eq!(m["freezable"], false);
+        assert!(m["refusal"].as_str().unwrap().contains("ambiguous"), "{m}");
+    }
+    let out = with_ls_fault(&w, "duplicate", &["freeze", "twice", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let events = json_events(&out.stdout);
+    let failed = events.iter().find(|e| e["event"] == "failed").unwrap();
+    assert!(
+        failed["failure"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("2 machines named bot-bottle-twice"),
+        "{failed}"
+    );
+    assert!(!events.iter().any(|e| e["event"] == "stage-started"));
+}
+
+// Item 18: smolvm exits 0 but a process it started holds its stdout: that is not "did
+// not answer"; the answer it printed is used.
+#[test]
+fn a_query_whose_output_is_held_open_after_exit_is_not_a_timeout() {
+    let w = World::new();
+    let root = common::small_root();
+    w.sim
+        .create("bot-bottle-linger", "running", Some(root.path()));
+    let out = with_ls_fault(&w, "linger=37", &["list", "--json", "--query-timeout", "5"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("did not answer"), "{err}");
+    assert!(out.status.success(), "{err}");
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list[0]["name"], "bot-bottle-linger");
+    // The lingering child was stopped with the query.
+    assert!(common::processes_running("sleep 37").is_empty());
+}
+
+// Item 16: slugs Docker cannot tag are listed as not freezable, with the reason, and a
+// freeze of one is refused before anything streams.
+#[test]
+fn slugs_docker_cannot_tag_are_not_freezable() {
+    let w = World::new();
+    let root = common::small_root();
+    for name in [
+        "bot-bottle-rt-",
+        "bot-bottle-rt.",
+        "bot-bottle-rt___x",
+        "bot-bottle-rt._x",
+    ] {
+        w.sim.create(name, "running", Some(root.path()));
+    }
+    let out = w.run(&["list", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 4);
+    for m in list.as_array().unwrap() {
+        assert_eq!(m["freezable"], false, "{m}");
+        assert!(
+            m["refusal"].as_str().unwrap().contains("Docker image name"),
+            "{m}"
+        );
+    }
+    let out = w.run(&["freeze", "rt-", "--json"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Docker image name"));
+}

@@ -178,7 +178,9 @@ async fn check_machine(cfg: &FreezeConfig, machine: &str) -> Result<(), StageErr
         .list()
         .await
         .map_err(|e| preflight_failure(Stage::ExecTar, e.to_string()))?;
-    match machines.iter().find(|m| m.name == machine) {
+    let found = crate::machines::find_unique(&machines, machine)
+        .map_err(|e| preflight_failure(Stage::ExecTar, e))?;
+    match found {
         None => Err(preflight_failure(
             Stage::ExecTar,
             format!("smolvm has no machine named {machine}"),

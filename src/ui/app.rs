@@ -1742,6 +1742,7 @@ mod tests {
         let old = vec![crate::machines::BottleMachine {
             machine: machine("web", "running", 2, 1024, 3 * 3600 + 100, None),
             slug: crate::names::Slug::parse("web"),
+            listed: 1,
         }];
         a.update(Action::Machines(Ok(old)));
         a.update(Action::HistoryLoaded(Ok(vec![])));

@@ -691,6 +691,7 @@ fn bench_ui_render() {
                 image: Some("node:22".into()),
             },
             slug: Slug::parse(&format!("m{i:03}")),
+            listed: 1,
         })
         .collect();
     app.update(Action::Machines(Ok(machines)));
