@@ -476,3 +476,98 @@ fn slugs_docker_cannot_tag_are_not_freezable() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("Docker image name"));
 }
+
+/// A real pipe whose reader has already gone, as `| head -1` leaves it once head exits.
+fn closed_pipe() -> Stdio {
+    let (r, w) = nix::unistd::pipe().unwrap();
+    drop(r);
+    Stdio::from(w)
+}
+
+/// Runs with stdout (and, when `both`, stderr) a closed pipe; returns the status and
+/// what reached stderr otherwise.
+fn run_into_closed_pipe(mut cmd: Command, both: bool) -> (std::process::ExitStatus, String) {
+    cmd.stdout(closed_pipe());
+    if both {
+        cmd.stderr(closed_pipe());
+    } else {
+        cmd.stderr(Stdio::piped());
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+// Item 15: the listing commands exit quietly when their reader is gone.
+#[test]
+fn listing_commands_exit_quietly_on_a_closed_pipe() {
+    use bottle_freeze::history::{History, Kind, Outcome, Record};
+    let w = World::new();
+    let root = common::small_root();
+    w.sim
+        .create("bot-bottle-pipe", "running", Some(root.path()));
+    let h = History::new(w.state.path());
+    let mut rec = Record::new("rec-pipe", Kind::Freeze, "bot-bottle-pipe", "pipe");
+    rec.outcome = Outcome::Failed;
+    h.save(&rec).unwrap();
+    std::fs::write(
+        h.log_path("rec-pipe", bottle_freeze::freeze::Stage::ExecTar)
+            .unwrap(),
+        "x\n".repeat(100_000),
+    )
+    .unwrap();
+    for args in [
+        &["history"][..],
+        &["history", "--json"],
+        &["history", "show", "rec-pipe"],
+        &["history", "show", "rec-pipe", "--json"],
+        &["list"],
+        &["list", "--json"],
+        &["completions", "bash"],
+        &["completions", "zsh"],
+        &["config"],
+        &["config", "--default"],
+        &["man"],
+    ] {
+        let (status, err) = run_into_closed_pipe(w.cmd(args), false);
+        assert_eq!(status.code(), Some(0), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(!err.contains("Broken pipe"), "{args:?}: {err}");
+    }
+}
+
+// Item 15: a closed stdout (and stderr) never aborts a freeze: it finishes, writes its
+// artifact, and its record is not left `running`.
+#[test]
+fn a_closed_pipe_never_aborts_a_freeze() {
+    if !ready() {
+        return;
+    }
+    let w = World::new();
+    let root = common::small_root();
+    w.sim
+        .create("bot-bottle-head", "running", Some(root.path()));
+    for (args, both) in [
+        (&["freeze", "head", "--json"][..], false),
+        (&["freeze", "head", "-v"][..], true),
+    ] {
+        let (status, err) = run_into_closed_pipe(w.cmd(args), both);
+        assert_eq!(status.code(), Some(0), "{args:?}: {err}");
+        let records = bottle_freeze::history::History::new(w.state.path())
+            .list()
+            .unwrap();
+        let last = &records[0];
+        assert_eq!(
+            last.outcome,
+            bottle_freeze::history::Outcome::Succeeded,
+            "{args:?}: {err}"
+        );
+        assert!(last.artifact.as_ref().unwrap().sidecar.exists());
+    }
+    w.assert_clean(root.path());
+    let _ = Command::new("docker")
+        .args(["rmi", "-f", "bot-bottle-committed-head:latest"])
+        .output();
+}
