@@ -571,3 +571,72 @@ fn a_closed_pipe_never_aborts_a_freeze() {
         .args(["rmi", "-f", "bot-bottle-committed-head:latest"])
         .output();
 }
+
+// Item 18: `DOCKER_HOST=""` is unset, as the docker CLI takes it.
+#[test]
+fn an_empty_docker_host_means_the_local_socket() {
+    if !ready() {
+        return;
+    }
+    let w = World::new();
+    let root = common::small_root();
+    w.sim.create("bot-bottle-dh", "running", Some(root.path()));
+    let out = w
+        .cmd(&["freeze", "dh", "--json"])
+        .env("DOCKER_HOST", "")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = Command::new("docker")
+        .args(["rmi", "-f", "bot-bottle-committed-dh:latest"])
+        .output();
+}
+
+// Item 18: one message says the exit status once.
+#[test]
+fn an_incomplete_archive_names_its_exit_status_once() {
+    let w = World::new();
+    let root = common::small_root();
+    w.sim.create("bot-bottle-cut", "running", Some(root.path()));
+    w.sim.ok(&["sim", "set", "bot-bottle-cut", "--truncate"]);
+    let out_file = w.state.path().join("cut.tar");
+    let out = w.run(&["export", "cut", "-o", out_file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let line = err
+        .lines()
+        .find(|l| l.contains("incomplete archive"))
+        .unwrap_or_else(|| panic!("{err}"));
+    assert_eq!(line.matches("exit status").count(), 1, "{line}");
+}
+
+// Item 18: a resume that cannot start is bad input (exit 2), not a failed build.
+#[test]
+fn resume_refusals_are_bad_input_not_stage_failures() {
+    use bottle_freeze::history::{History, Kind, Outcome, Record};
+    let w = World::new();
+    let mut rec = Record::new("rec-nothing-kept", Kind::Freeze, "bot-bottle-r", "r");
+    rec.outcome = Outcome::Failed;
+    History::new(w.state.path()).save(&rec).unwrap();
+    for id in ["no-such-run", "rec-nothing-kept"] {
+        for json in [false, true] {
+            let mut args = vec!["freeze", "--resume", id];
+            if json {
+                args.push("--json");
+            }
+            let out = w.run(&args);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+            assert!(!err.contains("build failed"), "{args:?}: {err}");
+            assert!(err.contains("cannot resume"), "{args:?}: {err}");
+            assert!(
+                !String::from_utf8_lossy(&out.stdout).contains("\"failed\""),
+                "{args:?}"
+            );
+        }
+    }
+}

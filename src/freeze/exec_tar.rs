@@ -356,7 +356,7 @@ impl ExecTar<'_> {
             Err(e) => {
                 remove_partial(out);
                 Err(fail(
-                    format!("incomplete archive: {e} (exit status was {code})"),
+                    format!("incomplete archive: {e}"),
                     Some(code),
                     tail(capture),
                 ))

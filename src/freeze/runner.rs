@@ -118,6 +118,9 @@ pub enum RunOutcome {
     },
     Failed(Failure),
     Cancelled,
+    /// Nothing was run: the request itself cannot be done (a resume of a record that
+    /// kept nothing, or is not there). Bad input, not a stage that failed.
+    Refused(String),
 }
 
 /// What a run holds that must be undone on every path out (or kept for a resume).
@@ -321,16 +324,9 @@ pub async fn run_resume(
     finish(&mut rep, result.map(RunOutcome::Frozen))
 }
 
-fn refuse_plain(tx: &EventTx, id: &str, message: String) -> RunOutcome {
-    let failure = Failure {
-        stage: Stage::Build,
-        message,
-        exit_status: None,
-        stderr_tail: "<no stderr>".into(),
-    };
-    let f = failure.clone();
-    report::Emitter::new(id, tx.clone()).send(|id| FreezeEvent::Failed { id, failure: f });
-    RunOutcome::Failed(failure)
+/// A resume that cannot start: no event, no record; the front end says why.
+fn refuse_plain(_tx: &EventTx, _id: &str, message: String) -> RunOutcome {
+    RunOutcome::Refused(message)
 }
 
 /// Drops what a resume could use, keeping a failed freeze's archive or image.
