@@ -1256,10 +1256,16 @@ impl App {
                 show_line(rv, line, page);
             }
             KeyAction::Save if rv.record.is_some() => {
-                fx.commands.push(Command::SaveLog {
-                    id: rv.id.clone(),
-                    text: rv.text(),
-                });
+                let (id, text) = (rv.id.clone(), rv.text());
+                // Where it goes, before it is written; the result names the file made.
+                self.flash(
+                    Level::Info,
+                    format!(
+                        "saving the log as bottle-freeze-{}.log in the current folder (an existing file is never replaced)",
+                        escape_str(&id)
+                    ),
+                );
+                fx.commands.push(Command::SaveLog { id, text });
             }
             _ => {}
         }
