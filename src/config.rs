@@ -881,6 +881,8 @@ impl Settings {
             pull_host: self.pull_host.clone(),
             registry_port: self.registry_port,
             push_via: crate::freeze::push::PushVia::Stream,
+            exclude: Vec::new(),
+            fail_on_secrets: false,
         }
     }
 }

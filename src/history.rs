@@ -125,6 +125,10 @@ pub struct Record {
     /// The freeze this one resumed.
     #[serde(default)]
     pub resumed_from: Option<String>,
+    /// Files in the archive named like credential files (names only), once exec-tar has
+    /// listed them.
+    #[serde(default)]
+    pub credentials: Option<crate::secrets::Findings>,
 }
 
 /// What a failed freeze keeps for `freeze --resume`: the archive until the image is built,
@@ -183,6 +187,7 @@ impl Record {
             guest_scratch: None,
             kept: None,
             resumed_from: None,
+            credentials: None,
         }
     }
 

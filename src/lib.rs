@@ -20,5 +20,6 @@ pub mod process;
 pub mod recover;
 pub mod registry;
 pub mod sanitize;
+pub mod secrets;
 pub mod smolvm;
 pub mod ui;

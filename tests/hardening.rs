@@ -640,3 +640,157 @@ fn resume_refusals_are_bad_input_not_stage_failures() {
         }
     }
 }
+
+/// A root holding well-known credential files beside ordinary ones.
+fn root_with_credentials() -> tempfile::TempDir {
+    let root = common::small_root();
+    let r = root.path();
+    for (path, text) in [
+        (
+            "home/node/.ssh/id_ed25519",
+            "-----BEGIN OPENSSH PRIVATE KEY-----\n",
+        ),
+        ("home/node/.ssh/id_ed25519.pub", "ssh-ed25519 AAAA\n"),
+        (
+            "home/node/.aws/credentials",
+            "[default]\naws_secret_access_key=x\n",
+        ),
+        ("home/node/project/.env", "TOKEN=x\n"),
+        ("home/node/project/README", "nothing secret\n"),
+    ] {
+        std::fs::create_dir_all(r.join(path).parent().unwrap()).unwrap();
+        std::fs::write(r.join(path), text).unwrap();
+    }
+    root
+}
+
+fn archive_names(path: &Path) -> Vec<String> {
+    let mut a = tar::Archive::new(std::fs::File::open(path).unwrap());
+    a.entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+        .collect()
+}
+
+// Item 5: credential files are found by name, listed in the record and warned about, on
+// both transports; --fail-on-secrets refuses; --exclude leaves them out.
+#[test]
+fn credential_files_are_listed_refused_on_request_and_excludable() {
+    let w = World::new();
+    let root = root_with_credentials();
+    w.sim
+        .create("bot-bottle-cred", "running", Some(root.path()));
+    for transport in ["pipe", "guest-file"] {
+        let out_file = w.state.path().join(format!("cred-{transport}.tar"));
+        let out = w.run(&[
+            "export",
+            "cred",
+            "--json",
+            "--transport",
+            transport,
+            "-o",
+            out_file.to_str().unwrap(),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let events = json_events(&out.stdout);
+        let finished = events
+            .iter()
+            .find(|e| e["event"] == "stage-finished")
+            .unwrap();
+        let warning = finished["warnings"].to_string();
+        assert!(
+            warning.contains("3 files named like credentials"),
+            "{warning}"
+        );
+        assert!(
+            warning.contains("/home/node/.ssh/id_ed25519 (SSH private key)"),
+            "{warning}"
+        );
+        let id = events[0]["id"].as_str().unwrap();
+        let listed = &w.record(id)["record"]["credentials"]["listed"];
+        let mut paths: Vec<&str> = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["path"].as_str().unwrap())
+            .collect();
+        paths.sort();
+        assert_eq!(
+            paths,
+            [
+                "/home/node/.aws/credentials",
+                "/home/node/.ssh/id_ed25519",
+                "/home/node/project/.env"
+            ]
+        );
+    }
+
+    // Without --json too: a warning on stderr.
+    let out_file = w.state.path().join("cred-plain.tar");
+    let out = w.run(&["export", "cred", "-o", out_file.to_str().unwrap()]);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("warning: the root holds 3 files named like credentials"),
+        "{err}"
+    );
+
+    // --fail-on-secrets: a refusal, and no archive.
+    let refused = w.state.path().join("cred-refused.tar");
+    let out = w.run(&[
+        "export",
+        "cred",
+        "--fail-on-secrets",
+        "-o",
+        refused.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("refused (--fail-on-secrets)"), "{err}");
+    assert!(!refused.exists());
+
+    // --exclude leaves them out (an absolute path with all below it, a name anywhere).
+    let clean = w.state.path().join("cred-clean.tar");
+    let out = w.run(&[
+        "export",
+        "cred",
+        "--json",
+        "--fail-on-secrets",
+        "--exclude",
+        "/home/node/.ssh",
+        "--exclude",
+        "/home/node/.aws/",
+        "--exclude",
+        ".env",
+        "-o",
+        clean.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let names = archive_names(&clean);
+    assert!(
+        names.iter().any(|n| n.ends_with("project/README")),
+        "{names:?}"
+    );
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.contains(".ssh") || n.contains(".aws") || n.ends_with(".env")),
+        "{names:?}"
+    );
+    let events = json_events(&out.stdout);
+    let cmd = events
+        .iter()
+        .filter(|e| e["event"] == "command")
+        .map(|e| e["argv"].to_string())
+        .find(|a| a.contains("--create"))
+        .unwrap();
+    assert!(cmd.contains("--exclude=./home/node/.ssh"), "{cmd}");
+}

@@ -45,6 +45,8 @@ pub fn config(
         tmp_dir: global.tmp_dir.clone().unwrap_or_else(std::env::temp_dir),
         transport: transport(exec_tar.transport),
         guest_scratch_dir: exec_tar.guest_scratch_dir.clone(),
+        exclude: exec_tar.exclude.clone(),
+        fail_on_secrets: exec_tar.fail_on_secrets,
         user: freeze
             .map(|f| f.user.clone())
             .unwrap_or_else(|| "node".into()),

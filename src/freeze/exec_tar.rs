@@ -17,7 +17,7 @@ use crate::freeze::command::{flush_batch, run_captured, spawn_drain, SharedCaptu
 use crate::freeze::events::{Failure, OutputStream, Progress, Stage, Transport, PROGRESS_INTERVAL};
 use crate::freeze::report::{Emitter, Reporter, Throttle};
 use crate::freeze::stream_copy::{copy_archive, Copied, CopyOptions};
-use crate::freeze::tar_scan::scan_file;
+use crate::freeze::tar_scan::scan_file_names;
 use crate::freeze::{StageError, TransportChoice};
 use crate::process::{status_code, GroupChild};
 use crate::smolvm::Smolvm;
@@ -44,6 +44,8 @@ pub struct Exported {
     pub entries: u64,
     pub transport: Transport,
     pub warnings: Vec<String>,
+    /// Regular files named like credential files.
+    pub credentials: crate::secrets::Findings,
 }
 
 /// Everything exec-tar needs, borrowed from the runner.
@@ -57,6 +59,8 @@ pub struct ExecTar<'a> {
     pub guest_scratch: &'a mut Option<String>,
     /// About how large the archive will be (`df` of the guest's root), once asked.
     pub estimate: Option<u64>,
+    /// The operator's `--exclude` options for the guest's tar (`--exclude=./home/x/.ssh`).
+    pub exclude: &'a [String],
 }
 
 /// The tar command inside the guest, writing to `file` (`-` for stdout).
@@ -215,6 +219,16 @@ impl ExecTar<'_> {
         argv
     }
 
+    /// The operator's excludes, before tar's `--file`.
+    fn with_excludes(&self, mut tar: Vec<String>) -> Vec<String> {
+        let at = tar
+            .iter()
+            .position(|a| a.starts_with("--file="))
+            .unwrap_or(tar.len());
+        tar.splice(at..at, self.exclude.iter().cloned());
+        tar
+    }
+
     fn record(&self, rep: &mut Reporter, argv: &[String]) {
         let mut full = vec![self.smolvm.program().display().to_string()];
         full.extend(argv.iter().cloned());
@@ -228,7 +242,7 @@ impl ExecTar<'_> {
         stream_flag: bool,
     ) -> Result<PipeEnd, StageError> {
         rep.transport(Transport::Pipe);
-        let argv = self.exec_argv(stream_flag, tar_argv("-", None));
+        let argv = self.exec_argv(stream_flag, self.with_excludes(tar_argv("-", None)));
         self.record(rep, &argv);
         let capture = new_capture(rep)?;
         let file = create_private(out).map_err(|e| {
@@ -352,6 +366,7 @@ impl ExecTar<'_> {
                 entries,
                 transport,
                 warnings: warnings_for(code, capture),
+                credentials: copied.credentials,
             }),
             Err(e) => {
                 remove_partial(out);
@@ -403,7 +418,10 @@ impl ExecTar<'_> {
         rep.record.guest_scratch = Some(scratch.clone());
         rep.save();
         let exclude = format!(".{scratch}");
-        let argv = self.exec_argv(stream_flag, tar_argv(&scratch, Some(&exclude)));
+        let argv = self.exec_argv(
+            stream_flag,
+            self.with_excludes(tar_argv(&scratch, Some(&exclude))),
+        );
         self.record(rep, &argv);
         rep.emit.note(
             Stage::ExecTar,
@@ -473,11 +491,16 @@ impl ExecTar<'_> {
                 tail(&capture),
             ));
         }
-        let summary = scan_file(out);
+        let summary = scan_file_names(out);
         let bytes = std::fs::metadata(out).map(|m| m.len()).unwrap_or(0);
+        let (scan, credentials) = match summary {
+            Ok((s, found)) => (Ok(s.entries), found),
+            Err(e) => (Err(e.to_string()), Default::default()),
+        };
         let copied = Copied {
             bytes,
-            scan: summary.map(|s| s.entries).map_err(|e| e.to_string()),
+            scan,
+            credentials,
         };
         let mut done = self.judge(0, copied, &capture, out, Transport::GuestFile)?;
         done.warnings = warnings;

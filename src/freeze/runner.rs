@@ -52,6 +52,10 @@ pub struct FreezeConfig {
     pub registry_port: Option<u16>,
     /// How the image reaches the registry.
     pub push_via: push::PushVia,
+    /// Paths the operator leaves out of the archive (`--exclude`, `exclude = [...]`).
+    pub exclude: Vec<String>,
+    /// Refuse a root holding files named like credentials, instead of warning.
+    pub fail_on_secrets: bool,
 }
 
 impl FreezeConfig {
@@ -73,6 +77,9 @@ impl FreezeConfig {
         }
         if !self.workdir.starts_with('/') || !self.guest_scratch_dir.starts_with('/') {
             return Err("workdir and guest scratch dir must be absolute paths".into());
+        }
+        for x in &self.exclude {
+            crate::secrets::tar_exclude(x)?;
         }
         Ok(())
     }
@@ -541,7 +548,13 @@ async fn exec_tar_stage(
     rep: &mut Reporter,
     left: &mut Leftovers,
 ) -> Result<exec_tar::Exported, StageError> {
+    let exclude: Vec<String> = cfg
+        .exclude
+        .iter()
+        .filter_map(|x| crate::secrets::tar_exclude(x).ok())
+        .collect();
     let mut stage = exec_tar::ExecTar {
+        exclude: &exclude,
         smolvm: &cfg.smolvm,
         machine,
         choice: cfg.transport,
@@ -549,9 +562,23 @@ async fn exec_tar_stage(
         guest_scratch: &mut left.guest_scratch,
         estimate: None,
     };
-    let exported = stage.run(rep, output).await?;
+    let mut exported = stage.run(rep, output).await?;
     rep.record.bytes = exported.bytes;
     rep.record.entries = exported.entries;
+    if !exported.credentials.is_empty() {
+        let found = exported.credentials.summary();
+        rep.record.credentials = Some(exported.credentials.clone());
+        if cfg.fail_on_secrets {
+            exec_tar::remove_partial(output);
+            return Err(StageError::Failed(Failure {
+                stage: Stage::ExecTar,
+                message: format!("refused (--fail-on-secrets): the root holds {found}"),
+                exit_status: None,
+                stderr_tail: "<no stderr>".into(),
+            }));
+        }
+        exported.warnings.push(format!("the root holds {found}"));
+    }
     rep.stage_finished(Stage::ExecTar, exported.bytes, exported.warnings.clone());
     Ok(exported)
 }

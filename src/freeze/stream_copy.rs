@@ -48,6 +48,8 @@ pub struct Copied {
     pub bytes: u64,
     /// Entries, or why the archive is not whole (always Ok(0) without scanning).
     pub scan: Result<u64, String>,
+    /// Regular files named like credential files.
+    pub credentials: crate::secrets::Findings,
 }
 
 /// Copies `reader` (a pipe) into `file` until EOF. `progress` is called after every chunk
@@ -135,7 +137,11 @@ where
                 .map_err(|e| e.to_string()),
         }
     };
-    Ok(Copied { bytes, scan })
+    Ok(Copied {
+        bytes,
+        scan,
+        credentials: scanner.take_credentials(),
+    })
 }
 
 #[cfg(test)]

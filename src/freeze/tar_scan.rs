@@ -106,6 +106,8 @@ pub struct TarScanner {
     pax_size: Option<u64>,
     /// The first error; the stream cannot be resynchronised after it.
     error: Option<TarScanError>,
+    /// Regular files named like credential files (see `crate::secrets`).
+    credentials: crate::secrets::Findings,
 }
 
 impl Default for TarScanner {
@@ -132,7 +134,13 @@ impl TarScanner {
             has_pax_path: false,
             pax_size: None,
             error: None,
+            credentials: crate::secrets::Findings::default(),
         }
+    }
+
+    /// The regular files seen so far whose names say they hold credentials.
+    pub fn take_credentials(&mut self) -> crate::secrets::Findings {
+        std::mem::take(&mut self.credentials)
     }
 
     /// Feeds the next bytes of the stream, in any chunking. After an error every call
@@ -345,6 +353,9 @@ impl TarScanner {
         let size = self.pax_size.take().unwrap_or(size);
         self.set_path(block);
         self.entries += 1;
+        if matches!(flag, b'0' | b'\0' | b'7') {
+            self.credentials.check(&self.path);
+        }
         // Like Go's archive/tar, link, device, dir and fifo headers never have data,
         // whatever their size field says.
         let data = if matches!(flag, b'1'..=b'6') {
@@ -580,6 +591,13 @@ pub enum ScanFileError {
 /// Scans an archive on disk reading only its headers (data is seeked over), and checks
 /// its end marker.
 pub fn scan_file(path: &Path) -> Result<ScanSummary, ScanFileError> {
+    scan_file_names(path).map(|(summary, _)| summary)
+}
+
+/// [`scan_file`], with the files named like credentials.
+pub fn scan_file_names(
+    path: &Path,
+) -> Result<(ScanSummary, crate::secrets::Findings), ScanFileError> {
     let io_err = |source| ScanFileError::Io {
         path: path.to_path_buf(),
         source,
@@ -612,7 +630,8 @@ pub fn scan_file(path: &Path) -> Result<ScanSummary, ScanFileError> {
             break;
         }
     }
-    scanner.finish().map_err(tar_err)
+    let summary = scanner.finish().map_err(tar_err)?;
+    Ok((summary, scanner.take_credentials()))
 }
 
 /// Reads until `buf` is full or the file ends; returns how much was read.

@@ -80,6 +80,7 @@ impl UiConfig {
         let exec = ExecTarOpts {
             transport,
             guest_scratch_dir: "/tmp".into(),
+            ..ExecTarOpts::default()
         };
         let mut freeze = crate::cli::run::config(global, &exec, None);
         if let Some(addr) = env("BOTTLE_FREEZE_REGISTRY") {
