@@ -63,7 +63,7 @@ pub struct GlobalOpts {
     pub log_level: Option<String>,
     /// Dashboard colours: dark, light or mono (NO_COLOR: mono).
     #[arg(long, global = true, value_enum)]
-    pub theme: Option<crate::ui::theme::ThemeName>,
+    pub theme: Option<crate::vocab::theme::ThemeName>,
     /// Dashboard: seconds between machine list refreshes.
     #[arg(
         long,
@@ -72,10 +72,6 @@ pub struct GlobalOpts {
         default_value_t = 3.0
     )]
     pub refresh: f64,
-    /// Ring the terminal bell when a headless freeze ends (from the config file's
-    /// `[ui] bell`; not a flag).
-    #[arg(skip)]
-    pub bell: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -164,18 +160,8 @@ pub struct ExecTarOpts {
     pub fail_on_secrets: bool,
 }
 
-impl Default for ExecTarOpts {
-    fn default() -> Self {
-        ExecTarOpts {
-            transport: TransportArg::Auto,
-            guest_scratch_dir: "/tmp".into(),
-            exclude: Vec::new(),
-            fail_on_secrets: false,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum PushViaArg {
     Stream,
     Daemon,

@@ -118,6 +118,36 @@ fn make_root(dir: &Path, payload: usize) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Points the settings at the fleet: its smolvm-sim, state and temp folders and the
+/// default prefix, whatever the configuration said. Every other setting stays.
+pub fn point_at(fleet: &Fleet, settings: &mut crate::config::Settings) {
+    settings.smolvm = fleet.sim.clone();
+    settings.state_dir = fleet.state_dir();
+    settings.tmp_dir = fleet.tmp_dir();
+    settings.prefix = crate::names::DEFAULT_PREFIX.to_string();
+}
+
+/// The dashboard's configuration for the demo: the settings (already pointed at the
+/// fleet) and a line saying which parts are real.
+pub async fn ui_config(settings: &crate::config::Settings) -> crate::ui::UiConfig {
+    let docker = crate::docker::connect()
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string());
+    let registry =
+        crate::registry::find_binary(settings.registry_bin.as_deref()).map_err(|e| e.to_string());
+    let mut ui = crate::ui::UiConfig::from_settings(settings);
+    ui.notice = Some(parts_line(docker, registry));
+    ui
+}
+
+/// The demo front end: the dashboard on the fleet, then the demo's images removed.
+pub async fn run(settings: &crate::config::Settings) -> color_eyre::Result<()> {
+    let result = crate::ui::run(ui_config(settings).await).await;
+    remove_images().await;
+    result
+}
+
 /// Makes the fleet in a private temp folder (under `TMPDIR`).
 pub fn create() -> Result<Fleet, String> {
     let sim_bin = find_sim()?;

@@ -10,7 +10,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use crate::freeze::{Artifact, Failure, Stage, Transport};
+use crate::domain::{Artifact, Failure, Stage, Transport};
+pub use crate::domain::{Kind, Outcome, StageStatus};
 
 /// The XDG state home's `bot-bottle/`, the default state folder.
 pub fn default_state_dir() -> PathBuf {
@@ -25,52 +26,6 @@ pub fn now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Kind {
-    Freeze,
-    Export,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Outcome {
-    Running,
-    Succeeded,
-    /// Succeeded, with warnings kept (tar's "file changed as we read it").
-    SucceededWithWarnings,
-    Failed,
-    Cancelled,
-    /// The process died while the freeze ran (found on a later start).
-    Interrupted,
-}
-
-impl Outcome {
-    pub fn name(self) -> &'static str {
-        match self {
-            Outcome::Running => "running",
-            Outcome::Succeeded => "succeeded",
-            Outcome::SucceededWithWarnings => "succeeded with warnings",
-            Outcome::Failed => "failed",
-            Outcome::Cancelled => "cancelled",
-            Outcome::Interrupted => "interrupted",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum StageStatus {
-    Waiting,
-    Running,
-    Done,
-    Warning,
-    Failed,
-    Cancelled,
-    /// Not part of this kind of run (export has only exec-tar).
-    Skipped,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

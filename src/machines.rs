@@ -5,6 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use crate::names::{classify, NameKind, Slug};
+use crate::sanitize::escape_bytes;
 use crate::smolvm::{Smolvm, SmolvmError};
 
 /// One machine as `smolvm machine ls --json` prints it. Fields smolvm may add later are
@@ -117,13 +118,25 @@ pub fn bottle_machines(machines: Vec<Machine>, prefix: &str, all: bool) -> Vec<B
     out
 }
 
+/// `smolvm machine ls --json`, parsed. `smolvm` runs the command; reading what it
+/// printed is this module's business (the dependency goes one way: machines → smolvm).
+pub async fn list(smolvm: &Smolvm) -> Result<Vec<Machine>, SmolvmError> {
+    let args = ["machine", "ls", "--json"];
+    let out = smolvm.query_ok(&args).await?;
+    parse_ls_json(&out.stdout).map_err(|e| SmolvmError::Malformed {
+        command: smolvm.display(&args),
+        error: e.to_string(),
+        head: escape_bytes(&out.stdout[..out.stdout.len().min(200)]) + &out.held_open_note(),
+    })
+}
+
 /// Asks smolvm for its machines and keeps the bot-bottle ones.
 pub async fn discover(
     smolvm: &Smolvm,
     prefix: &str,
     all: bool,
 ) -> Result<Vec<BottleMachine>, SmolvmError> {
-    Ok(bottle_machines(smolvm.list().await?, prefix, all))
+    Ok(bottle_machines(list(smolvm).await?, prefix, all))
 }
 
 /// The stable JSON shape of `bottle-freeze list --json` (documented in the README).

@@ -14,5 +14,5 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => e.format(&mut Cli::command()).exit(),
     };
-    bottle_freeze::cli::run(cli, &matches)
+    bottle_freeze::entry::run(cli, &matches)
 }

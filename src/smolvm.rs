@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use tokio::process::Command;
 
-use crate::machines::{parse_ls_json, Machine};
 use crate::process::{status_code, GroupChild};
 use crate::sanitize::escape_bytes;
 
@@ -69,7 +68,7 @@ pub struct QueryOutput {
 
 impl QueryOutput {
     /// A note for error messages when the output may be incomplete.
-    fn held_open_note(&self) -> String {
+    pub fn held_open_note(&self) -> String {
         if self.held_open {
             format!(
                 " (smolvm exited with status {}, but a process it started kept its output open; this is what it printed before)",
@@ -137,6 +136,10 @@ impl Smolvm {
     pub fn with_query_timeout(mut self, timeout: Duration) -> Smolvm {
         self.query_timeout = timeout;
         self
+    }
+
+    pub fn query_timeout(&self) -> Duration {
+        self.query_timeout
     }
 
     pub fn program(&self) -> &Path {
@@ -304,17 +307,6 @@ impl Smolvm {
             });
         }
         Ok(out)
-    }
-
-    /// `smolvm machine ls --json`.
-    pub async fn list(&self) -> Result<Vec<Machine>, SmolvmError> {
-        let args = ["machine", "ls", "--json"];
-        let out = self.query_ok(&args).await?;
-        parse_ls_json(&out.stdout).map_err(|e| SmolvmError::Malformed {
-            command: self.display(&args),
-            error: e.to_string(),
-            head: escape_bytes(&out.stdout[..out.stdout.len().min(200)]) + &out.held_open_note(),
-        })
     }
 
     /// Whether `machine exec` knows `--stream` (older smolvm does not).

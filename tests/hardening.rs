@@ -794,3 +794,54 @@ fn credential_files_are_listed_refused_on_request_and_excludable() {
         .unwrap();
     assert!(cmd.contains("--exclude=./home/node/.ssh"), "{cmd}");
 }
+
+// Item 5: `[freeze] exclude` and `fail_on_secrets` in the file reach the freeze; flags win.
+#[test]
+fn excludes_and_fail_on_secrets_come_from_the_config_file() {
+    let w = World::new();
+    let root = root_with_credentials();
+    w.sim
+        .create("bot-bottle-conf", "running", Some(root.path()));
+    let config = w.state.path().join("config.toml");
+    std::fs::write(
+        &config,
+        "[freeze]\nexclude = [\"/home/node/.ssh\", \"/home/node/.aws\", \".env\"]\nfail_on_secrets = true\n",
+    )
+    .unwrap();
+    let shown = w.run(&["--config", config.to_str().unwrap(), "config"]);
+    let text = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        text.contains("exclude = [\"/home/node/.ssh\", \"/home/node/.aws\", \".env\"]  # file"),
+        "{text}"
+    );
+    assert!(text.contains("fail_on_secrets = true  # file"), "{text}");
+    let out_file = w.state.path().join("conf.tar");
+    let out = w.run(&[
+        "--config",
+        config.to_str().unwrap(),
+        "export",
+        "conf",
+        "-o",
+        out_file.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!archive_names(&out_file).iter().any(|n| n.contains(".ssh")));
+    // A flag replaces the file's list: .aws and .env are back, and refused.
+    let out = w.run(&[
+        "--config",
+        config.to_str().unwrap(),
+        "export",
+        "conf",
+        "--exclude",
+        "/home/node/.ssh",
+        "-o",
+        out_file.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("2 files named like credentials"), "{err}");
+}

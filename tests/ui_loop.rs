@@ -13,7 +13,7 @@ use bottle_freeze::ui::app::App;
 use bottle_freeze::ui::event::{run_loop, Services};
 use bottle_freeze::ui::state::Phase;
 use bottle_freeze::ui::UiConfig;
-use clap::Parser as _;
+use clap::CommandFactory as _;
 use common::Sim;
 use crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
 use futures_util::Stream;
@@ -53,17 +53,23 @@ fn screen(t: &Terminal<TestBackend>) -> String {
 }
 
 fn config(state: &Path, tmp: &Path) -> UiConfig {
-    let cli = bottle_freeze::args::Cli::try_parse_from([
-        "bottle-freeze".as_ref(),
-        "--smolvm".as_ref(),
-        common::sim_bin().as_ref(),
-        "--state-dir".as_ref(),
-        state.as_os_str(),
-        "--tmp-dir".as_ref(),
-        tmp.as_os_str(),
-    ])
-    .unwrap();
-    UiConfig::from_global(&cli.global)
+    let m = bottle_freeze::args::Cli::command()
+        .try_get_matches_from([
+            "bottle-freeze".as_ref(),
+            "--smolvm".as_ref(),
+            common::sim_bin().as_ref(),
+            "--state-dir".as_ref(),
+            state.as_os_str(),
+            "--tmp-dir".as_ref(),
+            tmp.as_os_str(),
+        ])
+        .unwrap();
+    let env = |v: &str| std::env::var(v).ok();
+    UiConfig::from_settings(&bottle_freeze::config::Settings::resolve(
+        Some(&m),
+        &env,
+        None,
+    ))
 }
 
 /// Waits until the history holds a finished record, at most `limit`.

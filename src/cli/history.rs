@@ -3,23 +3,14 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::args::{GlobalOpts, HistoryArgs, HistoryCommand};
+use crate::args::{HistoryArgs, HistoryCommand};
 use crate::format;
 use crate::freeze::Stage;
 use crate::history::{when, History};
 use crate::sanitize::{escape_str, escape_text};
 
-fn history(global: &GlobalOpts) -> History {
-    History::new(
-        &global
-            .state_dir
-            .clone()
-            .unwrap_or_else(crate::history::default_state_dir),
-    )
-}
-
-pub fn run(global: &GlobalOpts, args: &HistoryArgs) -> ExitCode {
-    let h = history(global);
+pub fn run(state_dir: &std::path::Path, args: &HistoryArgs) -> ExitCode {
+    let h = History::new(state_dir);
     match &args.command {
         Some(HistoryCommand::Show { id, json }) => show(&h, id, *json || args.json),
         None => list(&h, args.json),

@@ -3,15 +3,13 @@
 use std::process::ExitCode;
 use std::time::SystemTime;
 
-use crate::args::{GlobalOpts, ListArgs};
+use crate::args::ListArgs;
+use crate::freeze::FreezeConfig;
 use crate::machines::{discover, ListEntry};
 use crate::sanitize::escape_str;
-use crate::smolvm::Smolvm;
 
-pub async fn run(global: &GlobalOpts, args: &ListArgs) -> ExitCode {
-    let smolvm = Smolvm::new(&global.smolvm)
-        .with_query_timeout(std::time::Duration::from_secs(global.query_timeout));
-    let machines = match discover(&smolvm, &global.prefix, args.all).await {
+pub async fn run(cfg: &FreezeConfig, args: &ListArgs) -> ExitCode {
+    let machines = match discover(&cfg.smolvm, &cfg.prefix, args.all).await {
         Ok(m) => m,
         Err(e) => {
             eprintln!("bottle-freeze: {e}");

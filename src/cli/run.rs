@@ -7,70 +7,23 @@ use std::process::ExitCode;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::args::{ExecTarOpts, ExportArgs, FreezeArgs, GlobalOpts, TransportArg};
+use crate::args::{ExportArgs, FreezeArgs};
 use crate::cli::progress::StageBars;
 use crate::freeze::{
-    run_export, run_freeze, run_resume, EventTx, FreezeConfig, FreezeEvent, RegistryChoice,
-    RunOutcome, Stage, TransportChoice,
+    run_export, run_freeze, run_resume, EventTx, FreezeConfig, FreezeEvent, RunOutcome, Stage,
 };
 use crate::names::slug_from_arg;
-use crate::smolvm::Smolvm;
 
 /// Exit code of a cancelled run, as shells report SIGINT.
 const EXIT_CANCELLED: u8 = 130;
 
-fn transport(t: TransportArg) -> TransportChoice {
-    match t {
-        TransportArg::Auto => TransportChoice::Auto,
-        TransportArg::Pipe => TransportChoice::Pipe,
-        TransportArg::GuestFile => TransportChoice::GuestFile,
-    }
-}
-
-/// The core's configuration from the command line (user, workdir and registry default
-/// as for a freeze when the command has no say in them).
-pub fn config(
-    global: &GlobalOpts,
-    exec_tar: &ExecTarOpts,
-    freeze: Option<&FreezeArgs>,
-) -> FreezeConfig {
-    FreezeConfig {
-        smolvm: Smolvm::new(&global.smolvm)
-            .with_query_timeout(std::time::Duration::from_secs(global.query_timeout)),
-        prefix: global.prefix.clone(),
-        state_dir: global
-            .state_dir
-            .clone()
-            .unwrap_or_else(crate::history::default_state_dir),
-        tmp_dir: global.tmp_dir.clone().unwrap_or_else(std::env::temp_dir),
-        transport: transport(exec_tar.transport),
-        guest_scratch_dir: exec_tar.guest_scratch_dir.clone(),
-        exclude: exec_tar.exclude.clone(),
-        fail_on_secrets: exec_tar.fail_on_secrets,
-        user: freeze
-            .map(|f| f.user.clone())
-            .unwrap_or_else(|| "node".into()),
-        workdir: freeze
-            .map(|f| f.workdir.clone())
-            .unwrap_or_else(|| "/home/node".into()),
-        registry: match freeze.and_then(|f| f.registry.clone()) {
-            Some(addr) => RegistryChoice::Existing { addr },
-            None => RegistryChoice::Spawn {
-                bin: freeze.and_then(|f| f.registry_bin.clone()),
-            },
-        },
-        push_host: freeze
-            .map(|f| f.push_host.clone())
-            .unwrap_or_else(|| "127.0.0.1".into()),
-        pull_host: freeze
-            .map(|f| f.pull_host.clone())
-            .unwrap_or_else(|| "127.0.0.1".into()),
-        registry_port: freeze.and_then(|f| f.registry_port),
-        push_via: match freeze.map(|f| f.push_via) {
-            Some(crate::args::PushViaArg::Daemon) => crate::freeze::push::PushVia::Daemon,
-            _ => crate::freeze::push::PushVia::Stream,
-        },
-    }
+/// How a headless run is shown.
+#[derive(Debug, Clone, Copy)]
+pub struct Show {
+    /// Also each stage's output lines (`--verbose`).
+    pub verbose: bool,
+    /// The terminal bell when a freeze ends (`[ui] bell`).
+    pub bell: bool,
 }
 
 /// Cancels on Ctrl-C, SIGTERM or SIGHUP, so that every path out cleans up.
@@ -146,9 +99,9 @@ where
 
 /// The terminal bell when a freeze ends, for an operator who looked away; only on a
 /// terminal, never into JSON or a pipe.
-fn ring(global: &GlobalOpts, json: bool) {
+fn ring(show: Show, json: bool) {
     use std::io::{IsTerminal as _, Write as _};
-    if global.bell && !json && std::io::stderr().is_terminal() {
+    if show.bell && !json && std::io::stderr().is_terminal() {
         let mut err = std::io::stderr();
         let _ = err.write_all(b"\x07");
         let _ = err.flush();
@@ -201,22 +154,21 @@ fn report(outcome: &RunOutcome, json: bool) -> ExitCode {
     }
 }
 
-pub async fn freeze(global: &GlobalOpts, args: &FreezeArgs) -> ExitCode {
-    let cfg = config(global, &args.exec_tar, Some(args));
+pub async fn freeze(cfg: FreezeConfig, show: Show, args: &FreezeArgs) -> ExitCode {
     if let Err(e) = cfg.validate() {
         eprintln!("bottle-freeze: {e}");
         return ExitCode::from(2);
     }
     recover(&cfg).await;
     if let Some(id) = args.resume.clone() {
-        let outcome = drive(&Stage::ALL, args.json, global.verbose, move |tx, cancel| {
+        let outcome = drive(&Stage::ALL, args.json, show.verbose, move |tx, cancel| {
             run_resume(cfg, id, tx, cancel)
         })
         .await;
         return report(&outcome, args.json);
     }
     let arg = args.machine.clone().unwrap_or_default();
-    let slug = match slug_from_arg(&arg, &global.prefix) {
+    let slug = match slug_from_arg(&arg, &cfg.prefix) {
         Ok(s) => s,
         Err(why) => {
             eprintln!(
@@ -226,11 +178,11 @@ pub async fn freeze(global: &GlobalOpts, args: &FreezeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let outcome = drive(&Stage::ALL, args.json, global.verbose, move |tx, cancel| {
+    let outcome = drive(&Stage::ALL, args.json, show.verbose, move |tx, cancel| {
         run_freeze(cfg, slug, tx, cancel)
     })
     .await;
-    ring(global, args.json);
+    ring(show, args.json);
     report(&outcome, args.json)
 }
 
@@ -241,9 +193,8 @@ pub async fn recover(cfg: &FreezeConfig) {
     }
 }
 
-pub async fn discard(global: &GlobalOpts, id: &str) -> ExitCode {
-    let cfg = config(global, &ExecTarOpts::default(), None);
-    match crate::freeze::discard(&cfg, id).await {
+pub async fn discard(cfg: &FreezeConfig, id: &str) -> ExitCode {
+    match crate::freeze::discard(cfg, id).await {
         Ok(done) => {
             println!("{done}");
             ExitCode::SUCCESS
@@ -255,8 +206,8 @@ pub async fn discard(global: &GlobalOpts, id: &str) -> ExitCode {
     }
 }
 
-pub async fn export(global: &GlobalOpts, args: &ExportArgs) -> ExitCode {
-    let slug = match slug_from_arg(&args.machine, &global.prefix) {
+pub async fn export(cfg: FreezeConfig, show: Show, args: &ExportArgs) -> ExitCode {
+    let slug = match slug_from_arg(&args.machine, &cfg.prefix) {
         Ok(s) => s,
         Err(why) => {
             eprintln!(
@@ -266,13 +217,12 @@ pub async fn export(global: &GlobalOpts, args: &ExportArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let cfg = config(global, &args.exec_tar, None);
     recover(&cfg).await;
     let output: PathBuf = args.output.clone();
     let outcome = drive(
         &[Stage::ExecTar],
         args.json,
-        global.verbose,
+        show.verbose,
         move |tx, cancel| run_export(cfg, slug, output, tx, cancel),
     )
     .await;

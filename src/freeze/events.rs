@@ -8,60 +8,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::domain::{Artifact, Failure, Stage, Transport};
+
 /// The least time between two progress or output events of one stage.
 pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(50);
-
-/// The four stages, named as the operator sees them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Stage {
-    ExecTar,
-    Build,
-    Push,
-    Pack,
-}
-
-impl Stage {
-    pub const ALL: [Stage; 4] = [Stage::ExecTar, Stage::Build, Stage::Push, Stage::Pack];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Stage::ExecTar => "exec-tar",
-            Stage::Build => "build",
-            Stage::Push => "push",
-            Stage::Pack => "pack",
-        }
-    }
-
-    pub fn index(self) -> usize {
-        self as usize
-    }
-}
-
-impl std::fmt::Display for Stage {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// How the archive left the VM.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Transport {
-    /// `machine exec --stream` (or without `--stream` on old smolvm), stdout a pipe.
-    Pipe,
-    /// tar wrote a scratch file in the guest, downloaded with `machine cp`.
-    GuestFile,
-}
-
-impl Transport {
-    pub fn name(self) -> &'static str {
-        match self {
-            Transport::Pipe => "pipe",
-            Transport::GuestFile => "guest-file",
-        }
-    }
-}
 
 /// A stage's progress so far. Fields that do not apply to a stage are `None`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -84,43 +34,6 @@ pub struct Progress {
 pub enum OutputStream {
     Stdout,
     Stderr,
-}
-
-/// What the operator is told when a stage fails.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Failure {
-    pub stage: Stage,
-    /// One line: what went wrong.
-    pub message: String,
-    /// The exit status of the command that failed, when a command failed.
-    pub exit_status: Option<i32>,
-    /// The last lines of its stderr (escaped), or `<no stderr>`.
-    pub stderr_tail: String,
-}
-
-impl std::fmt::Display for Failure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} failed: {}", self.stage, self.message)?;
-        if let Some(code) = self.exit_status {
-            write!(f, " (exit status {code})")?;
-        }
-        write!(f, "\nstderr: {}", self.stderr_tail)
-    }
-}
-
-/// The result of a successful freeze.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Artifact {
-    /// The `.smolmachine` sidecar.
-    pub sidecar: std::path::PathBuf,
-    /// The launcher smolvm wrote beside it.
-    pub launcher: std::path::PathBuf,
-    /// `bot-bottle-committed-<slug>:latest`.
-    pub image: String,
-    /// `bot-bottle-committed:<first 16 hex of the image id>`.
-    pub tag: String,
-    /// `to export for migration: cp <sidecar> <slug>.smolmachine`.
-    pub hint: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,5 +1,6 @@
 //! The runner: stages in order, one event stream, a cancel token, cleanup on every path out.
 
+pub use crate::domain::RunOutcome;
 use std::path::{Path, PathBuf};
 
 use tokio_util::sync::CancellationToken;
@@ -114,22 +115,6 @@ fn preflight_failure(stage: Stage, message: String) -> StageError {
     })
 }
 
-/// The outcome of a run, as the front ends need it.
-#[derive(Debug, Clone, PartialEq)]
-pub enum RunOutcome {
-    Frozen(Artifact),
-    Exported {
-        path: PathBuf,
-        bytes: u64,
-        entries: u64,
-    },
-    Failed(Failure),
-    Cancelled,
-    /// Nothing was run: the request itself cannot be done (a resume of a record that
-    /// kept nothing, or is not there). Bad input, not a stage that failed.
-    Refused(String),
-}
-
 /// What a run holds that must be undone on every path out (or kept for a resume).
 #[derive(Default)]
 struct Leftovers {
@@ -183,9 +168,7 @@ pub const TEMP_PREFIX: &str = "bot-bottle-vm-commit.";
 
 /// Checks the machine is there and running: smolvm's exec would start a stopped one.
 async fn check_machine(cfg: &FreezeConfig, machine: &str) -> Result<(), StageError> {
-    let machines = cfg
-        .smolvm
-        .list()
+    let machines = crate::machines::list(&cfg.smolvm)
         .await
         .map_err(|e| preflight_failure(Stage::ExecTar, e.to_string()))?;
     let found = crate::machines::find_unique(&machines, machine)

@@ -1,18 +1,25 @@
 //! The terminal dashboard: `bottle-freeze` with no subcommand.
 //!
 //! It consumes the same core events as the headless CLI. One reducer
-//! ([`app::App::update`]) holds every state change; the render functions of the panes
+//! ([`app::App::update`]) holds every state change; its arms delegate to one module per
+//! concern, each owning its state and tests: `list` (machines, filter, sort),
+//! `freeze_view` (this session's freezes and their tail), `history` (history list,
+//! record view, search) and `dialogs`. The render functions of the panes
 //! take `&App` and only draw; the loop ([`event::run_loop`]) waits on the terminal, the
 //! freeze events, background results and a tick, and never blocks the runtime.
 
 pub mod app;
 mod dialog;
+mod dialogs;
 pub mod event;
 mod freeze_pane;
+mod freeze_view;
 mod help;
+mod history;
 mod history_view;
-pub mod keys;
+pub use crate::vocab::keys;
 pub mod layout;
+mod list;
 mod machines_pane;
 pub mod state;
 mod status_bar;
@@ -33,8 +40,7 @@ use std::time::Duration;
 use color_eyre::eyre::{eyre, WrapErr as _};
 use ratatui::{DefaultTerminal, Frame};
 
-use crate::args::{ExecTarOpts, GlobalOpts, TransportArg};
-use crate::freeze::{FreezeConfig, RegistryChoice};
+use crate::freeze::FreezeConfig;
 use app::{App, Settings, View};
 use event::{Receivers, Services};
 use keys::KeyMap;
@@ -67,49 +73,6 @@ fn env(name: &str) -> Option<String> {
 }
 
 impl UiConfig {
-    /// The dashboard's configuration from the global options, with the freeze defaults
-    /// of the headless `freeze` (transport auto, guest scratch in /tmp, user node,
-    /// workdir /home/node, a spawned registry on 127.0.0.1). `BOTTLE_FREEZE_TRANSPORT`,
-    /// `BOTTLE_FREEZE_REGISTRY` and `BOTTLE_FREEZE_REGISTRY_BIN` are read from the
-    /// environment as `freeze` reads them, and `BOTTLE_FREEZE_LOG_FILE` names the log.
-    pub fn from_global(global: &GlobalOpts) -> UiConfig {
-        use clap::ValueEnum as _;
-        let transport = env("BOTTLE_FREEZE_TRANSPORT")
-            .and_then(|t| TransportArg::from_str(&t, true).ok())
-            .unwrap_or(TransportArg::Auto);
-        let exec = ExecTarOpts {
-            transport,
-            guest_scratch_dir: "/tmp".into(),
-            ..ExecTarOpts::default()
-        };
-        let mut freeze = crate::cli::run::config(global, &exec, None);
-        if let Some(addr) = env("BOTTLE_FREEZE_REGISTRY") {
-            freeze.registry = RegistryChoice::Existing { addr };
-        } else if let Some(bin) = env("BOTTLE_FREEZE_REGISTRY_BIN") {
-            freeze.registry = RegistryChoice::Spawn {
-                bin: Some(PathBuf::from(bin)),
-            };
-        }
-        let refresh = Some(global.refresh)
-            .filter(|s| s.is_finite() && *s > 0.0)
-            .map(|s| Duration::from_secs_f64(s.clamp(0.5, 3600.0)))
-            .unwrap_or(DEFAULT_REFRESH);
-        let log_file = env("BOTTLE_FREEZE_LOG_FILE")
-            .map(PathBuf::from)
-            .or_else(|| Some(freeze.state_dir.join("dashboard.log")));
-        UiConfig {
-            freeze,
-            refresh,
-            query_timeout: Duration::from_secs(global.query_timeout.max(1)),
-            log_file,
-            keys: KeyMap::defaults(),
-            theme: theme::ThemeName::Dark,
-            bell: true,
-            mouse: true,
-            notice: None,
-        }
-    }
-
     /// The dashboard's configuration from the resolved settings (flags, environment,
     /// file, defaults).
     pub fn from_settings(s: &crate::config::Settings) -> UiConfig {

@@ -303,16 +303,18 @@ mod event_loop {
     use crate::ui::keys::KeyMap;
 
     fn config(state: &std::path::Path) -> FreezeConfig {
-        use clap::Parser as _;
-        let cli = crate::args::Cli::try_parse_from([
-            "bottle-freeze".as_ref(),
-            "--smolvm".as_ref(),
-            "/nonexistent/smolvm".as_ref(),
-            "--state-dir".as_ref(),
-            state.as_os_str(),
-        ])
-        .unwrap();
-        crate::ui::UiConfig::from_global(&cli.global).freeze
+        use clap::CommandFactory as _;
+        let m = crate::args::Cli::command()
+            .try_get_matches_from([
+                "bottle-freeze".as_ref(),
+                "--smolvm".as_ref(),
+                "/nonexistent/smolvm".as_ref(),
+                "--state-dir".as_ref(),
+                state.as_os_str(),
+            ])
+            .unwrap();
+        let s = crate::config::Settings::resolve(Some(&m), &|_| None, None);
+        crate::ui::UiConfig::from_settings(&s).freeze
     }
 
     type Input = std::pin::Pin<Box<dyn Stream<Item = std::io::Result<Event>> + Send>>;

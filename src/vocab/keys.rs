@@ -1,4 +1,4 @@
-//! The key map: a typed set of actions, each bound to keys per context, with defaults.
+//! The key map (shared by `config` and `ui`): a typed set of actions, each bound to keys per context, with defaults.
 //!
 //! The help overlay and the status bar read their text from here, so a later user
 //! configuration (overlaying [`KeyMap::set`]) changes what they show too.

@@ -1,0 +1,177 @@
+//! The file's shape (its tables and keys) and reading it: a file that does not parse
+//! is reported with its line and column and ignored; unknown keys are warnings.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::args::{PushViaArg, TransportArg};
+use crate::vocab::theme::ThemeName;
+
+/// The file's shape. Unknown keys are found separately (see [`unknown_keys`]), so that
+/// serde reports only type errors, with their position.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct FileConfig {
+    pub(super) smolvm: Option<PathBuf>,
+    pub(super) prefix: Option<String>,
+    pub(super) state_dir: Option<PathBuf>,
+    pub(super) tmp_dir: Option<PathBuf>,
+    pub(super) docker_host: Option<String>,
+    pub(super) refresh: Option<f64>,
+    pub(super) query_timeout: Option<u64>,
+    pub(super) log_level: Option<String>,
+    pub(super) freeze: FreezeSection,
+    pub(super) registry: RegistrySection,
+    pub(super) ui: UiSection,
+    pub(super) keys: BTreeMap<String, BTreeMap<String, KeySpec>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct FreezeSection {
+    pub(super) transport: Option<TransportArg>,
+    pub(super) guest_scratch_dir: Option<String>,
+    pub(super) user: Option<String>,
+    pub(super) workdir: Option<String>,
+    pub(super) push_via: Option<PushViaArg>,
+    pub(super) exclude: Option<Vec<String>>,
+    pub(super) fail_on_secrets: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct RegistrySection {
+    pub(super) address: Option<String>,
+    pub(super) bin: Option<PathBuf>,
+    pub(super) port: Option<u16>,
+    pub(super) push_host: Option<String>,
+    pub(super) pull_host: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct UiSection {
+    pub(super) theme: Option<ThemeName>,
+    pub(super) mouse: Option<bool>,
+    pub(super) bell: Option<bool>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub(super) enum KeySpec {
+    One(String),
+    Many(Vec<String>),
+}
+
+const TOP_KEYS: &[&str] = &[
+    "smolvm",
+    "prefix",
+    "state_dir",
+    "tmp_dir",
+    "docker_host",
+    "refresh",
+    "query_timeout",
+    "log_level",
+    "freeze",
+    "registry",
+    "ui",
+    "keys",
+];
+const FREEZE_KEYS: &[&str] = &[
+    "transport",
+    "guest_scratch_dir",
+    "user",
+    "workdir",
+    "push_via",
+    "exclude",
+    "fail_on_secrets",
+];
+const REGISTRY_KEYS: &[&str] = &["address", "bin", "port", "push_host", "pull_host"];
+const UI_KEYS: &[&str] = &["theme", "mouse", "bell"];
+
+/// `line:column` (both from 1) of a byte offset in `text`.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = text.get(..offset.min(text.len())).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+/// Dotted names of the keys the file has and we do not know.
+fn unknown_keys(table: &toml::Table) -> Vec<String> {
+    let mut out = Vec::new();
+    for (k, v) in table {
+        if !TOP_KEYS.contains(&k.as_str()) {
+            out.push(k.clone());
+            continue;
+        }
+        let known: &[&str] = match k.as_str() {
+            "freeze" => FREEZE_KEYS,
+            "registry" => REGISTRY_KEYS,
+            "ui" => UI_KEYS,
+            // Key bindings are checked when they are applied (names and chords).
+            _ => continue,
+        };
+        if let Some(t) = v.as_table() {
+            out.extend(
+                t.keys()
+                    .filter(|sub| !known.contains(&sub.as_str()))
+                    .map(|sub| format!("{k}.{sub}")),
+            );
+        }
+    }
+    out
+}
+
+/// Reads and checks the file. A missing file is no file; a file that does not parse
+/// gives a warning with line and column, and no values.
+pub(super) fn read_file(path: &Path, warnings: &mut Vec<String>) -> Option<FileConfig> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => {
+            warnings.push(format!(
+                "config: cannot read {}: {e}; using the defaults",
+                path.display()
+            ));
+            return None;
+        }
+    };
+    let report = |e: toml::de::Error, warnings: &mut Vec<String>| {
+        let at = e
+            .span()
+            .map(|s| {
+                let (l, c) = line_col(&text, s.start);
+                format!(":{l}:{c}")
+            })
+            .unwrap_or_default();
+        warnings.push(format!(
+            "config: {}{at}: {}; the file is ignored and the defaults are used",
+            path.display(),
+            e.message().trim()
+        ));
+    };
+    let table: toml::Table = match toml::from_str(&text) {
+        Ok(t) => t,
+        Err(e) => {
+            report(e, warnings);
+            return None;
+        }
+    };
+    let file: FileConfig = match toml::from_str(&text) {
+        Ok(f) => f,
+        Err(e) => {
+            report(e, warnings);
+            return None;
+        }
+    };
+    for k in unknown_keys(&table) {
+        warnings.push(format!(
+            "config: {}: unknown key `{k}` (ignored)",
+            path.display()
+        ));
+    }
+    Some(file)
+}

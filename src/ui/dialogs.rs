@@ -1,0 +1,261 @@
+//! The dialogs: the freeze confirmation (with its probes) and the cancel question.
+
+use std::path::PathBuf;
+
+use super::app::*;
+use super::keys::KeyAction;
+use super::state::*;
+use super::theme::guard;
+use crate::names::Slug;
+use crate::sanitize::escape_str;
+
+/// A probe whose answer comes later.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Probe<T> {
+    Pending,
+    Ready(T),
+    Failed(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FreezeDialog {
+    pub machine: String,
+    pub slug: Slug,
+    pub artifact: PathBuf,
+    pub tmp_dir: PathBuf,
+    /// Free bytes in the temp folder.
+    pub tmp_free: Probe<u64>,
+    /// Used bytes of the guest's root (`df` in the guest): the archive's size, roughly.
+    pub estimate: Probe<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Dialog {
+    Freeze(FreezeDialog),
+    Cancel { machine: String },
+    Quit { running: usize },
+}
+
+impl App {
+    /// The answers of the freeze dialog's probes (free space, estimate).
+    pub(super) fn on_space(
+        &mut self,
+        machine: &str,
+        tmp_free: Result<u64, String>,
+        estimate: Result<u64, String>,
+        fx: &mut Effects,
+    ) {
+        if let Some(Dialog::Freeze(d)) = &mut self.dialog {
+            if d.machine == machine {
+                d.tmp_free = probe(tmp_free);
+                d.estimate = probe(estimate);
+                fx.redraw = true;
+            }
+        }
+    }
+
+    pub(super) fn dialog_key(&mut self, action: KeyAction, fx: &mut Effects) {
+        let Some(dialog) = self.dialog.take() else {
+            return;
+        };
+        match (action, dialog) {
+            (KeyAction::Confirm, Dialog::Freeze(d)) => self.start_freeze(d, fx),
+            (KeyAction::Confirm, Dialog::Cancel { machine }) => {
+                match self.freezes.get_mut(&machine) {
+                    Some(f) if f.is_live() => {
+                        f.cancel_requested = true;
+                        fx.commands.push(Command::Cancel {
+                            machine: machine.clone(),
+                        });
+                        self.flash(
+                            Level::Warn,
+                            format!("cancelling the freeze of {}…", escape_str(&machine)),
+                        );
+                    }
+                    _ => self.flash(
+                        Level::Info,
+                        format!("{} has no running freeze any more", escape_str(&machine)),
+                    ),
+                }
+            }
+            (KeyAction::Confirm, Dialog::Quit { .. }) => self.confirm_quit(fx),
+            (KeyAction::Deny, _) => {}
+            (_, d) => self.dialog = Some(d),
+        }
+    }
+
+    pub(super) fn open_freeze_dialog(&mut self, fx: &mut Effects) {
+        let Some(m) = self.selected_machine() else {
+            self.flash(Level::Info, "no machine selected");
+            return;
+        };
+        let name = m.machine.name.clone();
+        if let Some(why) = m.refusal() {
+            self.flash(
+                Level::Warn,
+                format!("{} cannot be frozen: {}", escape_str(&name), guard(&why)),
+            );
+            return;
+        }
+        let Ok(slug) = m.slug.clone() else {
+            return;
+        };
+        if self.freezes.get(&name).is_some_and(|f| f.is_live()) {
+            self.flash(
+                Level::Warn,
+                format!(
+                    "{} is already being frozen: one freeze per machine",
+                    escape_str(&name)
+                ),
+            );
+            return;
+        }
+        let artifact = crate::freeze::pack::sidecar_of(
+            &self
+                .settings
+                .state_dir
+                .join(slug.as_str())
+                .join(crate::freeze::pack::LAUNCHER),
+        );
+        self.dialog = Some(Dialog::Freeze(FreezeDialog {
+            machine: name.clone(),
+            slug,
+            artifact,
+            tmp_dir: self.settings.tmp_dir.clone(),
+            tmp_free: Probe::Pending,
+            estimate: Probe::Pending,
+        }));
+        fx.commands.push(Command::ProbeSpace { machine: name });
+    }
+
+    pub(super) fn open_cancel_dialog(&mut self) {
+        let Some(name) = self.machines.selected.clone() else {
+            self.flash(Level::Info, "no machine selected");
+            return;
+        };
+        match self.freezes.get(&name) {
+            Some(f) if f.is_live() && f.cancel_requested => self.flash(
+                Level::Info,
+                format!("{} is already being cancelled", escape_str(&name)),
+            ),
+            Some(f) if f.is_live() => self.dialog = Some(Dialog::Cancel { machine: name }),
+            _ => self.flash(
+                Level::Info,
+                format!("{} has no running freeze", escape_str(&name)),
+            ),
+        }
+    }
+}
+
+pub(super) fn probe(r: Result<u64, String>) -> Probe<u64> {
+    match r {
+        Ok(v) => Probe::Ready(v),
+        Err(e) => Probe::Failed(guard(&e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+
+    use crossterm::event::KeyCode;
+
+    use super::*;
+    use crate::freeze::FreezeEvent;
+    use crate::freeze::Stage;
+    use crate::history::StageStatus;
+    use crate::ui::fixtures::*;
+
+    #[test]
+    fn freeze_asks_probes_and_starts() {
+        let mut a = with_machines(80, 24);
+        let fx = a.update(key('f'));
+        assert_eq!(
+            fx.commands,
+            [Command::ProbeSpace {
+                machine: "bot-bottle-web".into()
+            }]
+        );
+        assert!(
+            matches!(&a.dialog, Some(Dialog::Freeze(d)) if d.artifact.ends_with("web/committed-smolmachine.smolmachine"))
+        );
+        let fx = a.update(code(KeyCode::Enter));
+        assert!(
+            matches!(&fx.commands[..], [Command::StartFreeze { machine, slug }] if machine == "bot-bottle-web" && slug.as_str() == "web")
+        );
+        assert!(a.dialog.is_none());
+        assert_eq!(a.freezes["bot-bottle-web"].phase, Phase::Starting);
+    }
+
+    #[test]
+    fn backing_out_starts_nothing() {
+        let mut a = with_machines(80, 24);
+        a.update(key('f'));
+        let fx = a.update(code(KeyCode::Esc));
+        assert!(fx.commands.is_empty());
+        assert!(a.dialog.is_none() && a.freezes.is_empty());
+        a.update(key('f'));
+        let fx = a.update(key('n'));
+        assert!(fx.commands.is_empty() && a.freezes.is_empty());
+    }
+
+    #[test]
+    fn one_freeze_per_machine() {
+        let mut a = with_machines(80, 24);
+        freeze_until(&mut a, "web", Stage::ExecTar);
+        let fx = a.update(key('f'));
+        assert!(a.dialog.is_none());
+        assert!(fx.commands.is_empty());
+        assert!(a
+            .flash
+            .as_ref()
+            .is_some_and(|f| f.text.contains("already being frozen")));
+        // Even a dialog left open from before is refused on confirm.
+        let slug = crate::names::Slug::parse("web").unwrap();
+        a.dialog = Some(Dialog::Freeze(FreezeDialog {
+            machine: "bot-bottle-web".into(),
+            slug,
+            artifact: "/x".into(),
+            tmp_dir: "/tmp".into(),
+            tmp_free: Probe::Pending,
+            estimate: Probe::Pending,
+        }));
+        let fx = a.update(key('y'));
+        assert!(fx.commands.is_empty());
+        // Another machine can be frozen at the same time.
+        select(&mut a, "bot-bottle-api");
+        let fx = confirm_freeze(&mut a);
+        assert!(
+            matches!(&fx.commands[..], [Command::StartFreeze { machine, .. }] if machine == "bot-bottle-api")
+        );
+        assert_eq!(a.live_count(), 2);
+    }
+
+    #[test]
+    fn cancel_asks_then_cancels() {
+        let mut a = with_machines(80, 24);
+        freeze_until(&mut a, "web", Stage::Build);
+        let fx = a.update(key('c'));
+        assert!(fx.commands.is_empty());
+        assert!(matches!(a.dialog, Some(Dialog::Cancel { .. })));
+        let fx = a.update(key('y'));
+        assert_eq!(
+            fx.commands,
+            [Command::Cancel {
+                machine: "bot-bottle-web".into()
+            }]
+        );
+        assert!(a.freezes["bot-bottle-web"].cancel_requested);
+        a.update(Action::Freeze(FreezeEvent::Cancelled {
+            id: id_of("web"),
+            stage: Some(Stage::Build),
+        }));
+        let f = &a.freezes["bot-bottle-web"];
+        assert_eq!(f.phase, Phase::Cancelled);
+        assert_eq!(f.stage(Stage::Build).status, StageStatus::Cancelled);
+        assert_eq!(f.stage(Stage::Push).status, StageStatus::Waiting);
+        // Nothing to cancel on a machine without a freeze.
+        select(&mut a, "bot-bottle-api");
+        a.update(key('c'));
+        assert!(a.dialog.is_none());
+    }
+}
