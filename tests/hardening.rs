@@ -845,3 +845,40 @@ fn excludes_and_fail_on_secrets_come_from_the_config_file() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("2 files named like credentials"), "{err}");
 }
+
+// Item 14: a `df` answer (a non-streamed query) that floods 256 MiB of stderr: the export
+// goes on, and our memory stays bounded (a bound check, not a timing).
+#[test]
+fn a_flooding_df_answer_keeps_memory_bounded() {
+    let w = World::new();
+    let root = common::small_root();
+    w.sim.create("bot-bottle-df", "running", Some(root.path()));
+    w.sim.ok(&["sim", "config", "--exec-cap", "off"]);
+    let out_file = w.state.path().join("df.tar");
+    let mut cmd = w.cmd(&[
+        "export",
+        "df",
+        "--query-timeout",
+        "300",
+        "-o",
+        out_file.to_str().unwrap(),
+    ]);
+    cmd.env("SMOLVM_SIM_DF_FLOOD", (256u64 << 20).to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let pid = child.id();
+    let mut peak = 0;
+    while child.try_wait().unwrap().is_none() {
+        peak = peak.max(common::peak_rss_kib(pid).unwrap_or(0));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(peak > 0 && peak < 64 * 1024, "peak RSS {peak} KiB");
+    assert!(out_file.exists());
+}
