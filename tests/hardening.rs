@@ -727,6 +727,12 @@ fn credential_files_are_listed_refused_on_request_and_excludable() {
                 "/home/node/project/.env"
             ]
         );
+        let shown = w.run(&["history", "show", id]).stdout;
+        let shown = String::from_utf8_lossy(&shown);
+        assert!(
+            shown.contains("/home/node/.aws/credentials  (AWS credentials)"),
+            "{shown}"
+        );
     }
 
     // Without --json too: a warning on stderr.

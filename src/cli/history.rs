@@ -128,6 +128,15 @@ fn show(h: &History, id: &str, json: bool) -> ExitCode {
     for w in &record.warnings {
         println!("warning   {w}");
     }
+    if let Some(found) = record.credentials.as_ref().filter(|f| !f.is_empty()) {
+        println!("\nfiles named like credentials (names only; --exclude PATH leaves them out):");
+        for c in &found.listed {
+            println!("  {}  ({})", c.path, c.kind);
+        }
+        if found.more > 0 {
+            println!("  … and {} more", found.more);
+        }
+    }
     println!("\nstages:");
     for s in &record.stages {
         println!(

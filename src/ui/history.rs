@@ -172,6 +172,18 @@ impl RecordView {
         for w in &record.warnings {
             field(K::Warning, "warning", guard(w));
         }
+        if let Some(found) = &record.credentials {
+            for c in &found.listed {
+                field(
+                    K::Warning,
+                    "secret?",
+                    guard(&format!("{}  ({})", c.path, c.kind)),
+                );
+            }
+            if found.more > 0 {
+                field(K::Warning, "secret?", format!("… and {} more", found.more));
+            }
+        }
         let stages: Vec<String> = record
             .stages
             .iter()
@@ -579,5 +591,19 @@ mod tests {
             }
         }
         assert_eq!(hits, 3 * "space".len());
+    }
+
+    #[test]
+    fn the_record_view_lists_files_named_like_credentials() {
+        let mut rec = records()[1].clone();
+        let mut found = crate::secrets::Findings::default();
+        found.check(b"./home/node/.npmrc");
+        found.check(b"./home/node/\x1b[2J/.env");
+        rec.credentials = Some(found);
+        let rv = RecordView::new(rec, failed_logs());
+        let text = rv.text();
+        assert!(text.contains("/home/node/.npmrc  (npm token)"), "{text}");
+        assert!(text.contains("environment file"), "{text}");
+        assert!(!text.contains('\x1b'), "escape reached the view");
     }
 }
