@@ -760,45 +760,49 @@ fn credential_files_are_listed_refused_on_request_and_excludable() {
     assert!(!refused.exists());
 
     // --exclude leaves them out (an absolute path with all below it, a name anywhere).
-    let clean = w.state.path().join("cred-clean.tar");
-    let out = w.run(&[
-        "export",
-        "cred",
-        "--json",
-        "--fail-on-secrets",
-        "--exclude",
-        "/home/node/.ssh",
-        "--exclude",
-        "/home/node/.aws/",
-        "--exclude",
-        ".env",
-        "-o",
-        clean.to_str().unwrap(),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let names = archive_names(&clean);
-    assert!(
-        names.iter().any(|n| n.ends_with("project/README")),
-        "{names:?}"
-    );
-    assert!(
-        !names
+    for transport in ["guest-file", "pipe"] {
+        let clean = w.state.path().join(format!("cred-clean-{transport}.tar"));
+        let out = w.run(&[
+            "export",
+            "cred",
+            "--transport",
+            transport,
+            "--json",
+            "--fail-on-secrets",
+            "--exclude",
+            "/home/node/.ssh",
+            "--exclude",
+            "/home/node/.aws/",
+            "--exclude",
+            ".env",
+            "-o",
+            clean.to_str().unwrap(),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let names = archive_names(&clean);
+        assert!(
+            names.iter().any(|n| n.ends_with("project/README")),
+            "{names:?}"
+        );
+        assert!(
+            !names
+                .iter()
+                .any(|n| n.contains(".ssh") || n.contains(".aws") || n.ends_with(".env")),
+            "{names:?}"
+        );
+        let events = json_events(&out.stdout);
+        let cmd = events
             .iter()
-            .any(|n| n.contains(".ssh") || n.contains(".aws") || n.ends_with(".env")),
-        "{names:?}"
-    );
-    let events = json_events(&out.stdout);
-    let cmd = events
-        .iter()
-        .filter(|e| e["event"] == "command")
-        .map(|e| e["argv"].to_string())
-        .find(|a| a.contains("--create"))
-        .unwrap();
-    assert!(cmd.contains("--exclude=./home/node/.ssh"), "{cmd}");
+            .filter(|e| e["event"] == "command")
+            .map(|e| e["argv"].to_string())
+            .find(|a| a.contains("--create"))
+            .unwrap();
+        assert!(cmd.contains("--exclude=./home/node/.ssh"), "{cmd}");
+    }
 }
 
 // Item 5: `[freeze] exclude` and `fail_on_secrets` in the file reach the freeze; flags win.
