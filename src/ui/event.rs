@@ -164,10 +164,18 @@ impl Services {
             Command::LoadHistory => {
                 let (h, tx) = (self.history.clone(), self.bg_tx.clone());
                 tokio::spawn(async move {
-                    let r =
-                        tokio::task::spawn_blocking(move || h.list().map_err(|e| e.to_string()))
-                            .await
-                            .unwrap_or_else(|e| Err(e.to_string()));
+                    let r = tokio::task::spawn_blocking(move || {
+                        h.list_all().map_err(|e| e.to_string())
+                    })
+                    .await
+                    .unwrap_or_else(|e| Err(e.to_string()));
+                    let r = r.map(|(records, damaged)| {
+                        if !damaged.is_empty() {
+                            let d = damaged.into_iter().map(|d| (d.folder, d.why)).collect();
+                            let _ = tx.send(Action::HistoryDamaged(d));
+                        }
+                        records
+                    });
                     let _ = tx.send(Action::HistoryLoaded(r));
                 });
             }

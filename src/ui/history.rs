@@ -280,6 +280,26 @@ impl App {
         fx.redraw = true;
     }
 
+    /// Damaged records are not listed, but never silently: one line says so.
+    pub(super) fn on_history_damaged(&mut self, damaged: &[(String, String)], fx: &mut Effects) {
+        let Some((folder, why)) = damaged.first() else {
+            return;
+        };
+        let more = match damaged.len() - 1 {
+            0 => String::new(),
+            n => format!(" (+{n} more)"),
+        };
+        self.flash(
+            Level::Warn,
+            format!(
+                "damaged record {} not listed: {}{more}",
+                guard(folder),
+                guard(why)
+            ),
+        );
+        fx.redraw = true;
+    }
+
     pub(super) fn on_record_loaded(
         &mut self,
         id: &str,
@@ -605,5 +625,20 @@ mod tests {
         assert!(text.contains("/home/node/.npmrc  (npm token)"), "{text}");
         assert!(text.contains("environment file"), "{text}");
         assert!(!text.contains('\x1b'), "escape reached the view");
+    }
+
+    #[test]
+    fn damaged_records_are_said_not_dropped() {
+        let mut a = with_machines(100, 30);
+        a.update(Action::HistoryDamaged(vec![
+            (
+                "run-a".into(),
+                "its id \"run-b\" is not its folder's name".into(),
+            ),
+            ("run-c".into(), "record.json does not parse".into()),
+        ]));
+        let f = a.flash.as_ref().expect("a notice");
+        assert!(f.text.contains("damaged record run-a"), "{}", f.text);
+        assert!(f.text.contains("(+1 more)"), "{}", f.text);
     }
 }
