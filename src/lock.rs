@@ -93,10 +93,15 @@ fn open_lock_file(path: &Path, create: bool) -> Result<File, LockError> {
         .custom_flags(libc::O_NOFOLLOW | libc::O_NOCTTY | libc::O_NONBLOCK)
         .open(path)
         .map_err(|source| {
-            if source.raw_os_error() == Some(libc::ELOOP) {
+            let what = match source.raw_os_error() {
+                Some(libc::ELOOP) => Some("a symbolic link"),
+                Some(libc::EISDIR) => Some("a directory"),
+                _ => None,
+            };
+            if let Some(what) = what {
                 LockError::NotRegular {
                     path: path.to_path_buf(),
-                    what: "a symbolic link",
+                    what,
                 }
             } else {
                 LockError::Io {
@@ -176,7 +181,11 @@ mod tests {
         let err = MachineLock::acquire(dir.path(), &slug, "bot-bottle-web")
             .err()
             .expect("a directory was accepted as the lock file");
-        assert!(err.to_string().contains("a directory"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("it is a directory, not a regular file"),
+            "{err}"
+        );
         let fifo_dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(fifo_dir.path().join("web")).unwrap();
         nix::unistd::mkfifo(

@@ -892,3 +892,26 @@ fn a_flooding_df_answer_keeps_memory_bounded() {
     assert!(peak > 0 && peak < 64 * 1024, "peak RSS {peak} KiB");
     assert!(out_file.exists());
 }
+
+// Item 2: a `.freeze.lock` planted as a symlink is refused, and its target untouched.
+#[test]
+fn a_symlinked_lock_file_is_refused_by_the_cli() {
+    let w = World::new();
+    let root = common::small_root();
+    w.sim.create("bot-bottle-lk", "running", Some(root.path()));
+    let victim = w.tmp.path().join("../lk-victim.txt");
+    std::fs::write(&victim, "precious\n").unwrap();
+    std::fs::create_dir_all(w.state.path().join("lk")).unwrap();
+    std::os::unix::fs::symlink(&victim, w.state.path().join("lk/.freeze.lock")).unwrap();
+    let out_file = w.state.path().join("lk.tar");
+    let out = w.run(&["export", "lk", "-o", out_file.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("it is a symbolic link, not a regular file"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+    assert!(!out_file.exists());
+    std::fs::remove_file(&victim).unwrap();
+}
