@@ -76,9 +76,17 @@ fn guest_data_is_private_to_the_operator() {
     w.sim
         .create("bot-bottle-priv", "running", Some(root.path()));
 
-    let out = with_umask_022(&mut w.cmd(&["freeze", "priv", "--json", "--workdir", "/etc/passwd"]))
-        .output()
-        .unwrap();
+    let out = with_umask_022(&mut w.cmd(&[
+        "freeze",
+        "priv",
+        "--json",
+        "--builder",
+        "docker",
+        "--workdir",
+        "/etc/passwd",
+    ]))
+    .output()
+    .unwrap();
     assert_eq!(
         out.status.code(),
         Some(1),
