@@ -553,3 +553,75 @@ fn cancel_during_native_pack_cleans_up() {
     assert!(rec["kept"].is_null());
     w.assert_clean(root.path());
 }
+
+/// `--push-to` needs the daemon: without one the freeze stops in pre-flight, before streaming.
+#[test]
+fn push_to_without_docker_fails_in_preflight() {
+    let w = World::new();
+    let root = common::small_root();
+    w.sim
+        .create("bot-bottle-op-nopub", "running", Some(root.path()));
+    let out = freeze(
+        &w,
+        "op-nopub",
+        &["--push-to", "127.0.0.1:1/team/bottle"],
+        &[("DOCKER_HOST", NO_DOCKER)],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let events = json_events(&out.stdout);
+    assert!(event(&events, "stage-started").is_empty(), "{events:?}");
+    let f = &event(&events, "failed")[0]["failure"];
+    assert_eq!(f["stage"], "push");
+    let msg = f["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with("pre-flight") && msg.contains("publishes through the Docker daemon"),
+        "{msg}"
+    );
+    w.assert_clean(root.path());
+}
+
+/// `discard` drops the archive a failed native freeze kept.
+#[test]
+fn discard_drops_a_kept_archive() {
+    let w = World::new();
+    let root = common::small_root();
+    w.sim
+        .create("bot-bottle-op-discard", "running", Some(root.path()));
+    w.sim.ok(&["sim", "config", "--pack-fail", "no room"]);
+    let out = freeze(&w, "op-discard", &[], &[("DOCKER_HOST", NO_DOCKER)]);
+    let id = the_id(&json_events(&out.stdout));
+    let kept = w.record(&id)["record"]["kept"]["archive"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(Path::new(&kept).exists());
+    let d = w
+        .sim
+        .freeze_cmd(w.state.path())
+        .args(["discard", &id])
+        .output()
+        .unwrap();
+    assert!(d.status.success(), "{}", String::from_utf8_lossy(&d.stderr));
+    assert!(!Path::new(&kept).exists());
+    assert!(w.record(&id)["record"]["kept"].is_null());
+    w.assert_clean(root.path());
+}
+
+/// A guest file an OCI unpacker would take for a whiteout is named in the record's warnings.
+#[test]
+fn whiteout_names_in_the_guest_are_warnings() {
+    let w = World::new();
+    let root = common::small_root();
+    std::fs::write(root.path().join("etc/.wh.hidden"), "x").unwrap();
+    w.sim
+        .create("bot-bottle-op-wh", "running", Some(root.path()));
+    let events = succeeded(&freeze(&w, "op-wh", &[], &[("DOCKER_HOST", NO_DOCKER)]));
+    let rec = &w.record(&the_id(&events))["record"];
+    assert_eq!(rec["outcome"], "succeeded-with-warnings");
+    let warnings = rec["warnings"].to_string();
+    assert!(
+        warnings.contains("1 guest entries named .wh.*") && warnings.contains("etc/.wh.hidden"),
+        "{warnings}"
+    );
+    w.assert_clean(root.path());
+}
