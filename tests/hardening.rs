@@ -923,3 +923,45 @@ fn a_symlinked_lock_file_is_refused_by_the_cli() {
     assert!(!out_file.exists());
     std::fs::remove_file(&victim).unwrap();
 }
+
+// Item 1, native builder: the image archive a failed pack keeps, and the pack's staging,
+// cannot be read by another local user.
+#[test]
+fn a_kept_image_archive_is_private() {
+    let w = World::new();
+    std::fs::set_permissions(w.tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(w.state.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let root = common::small_root();
+    w.sim
+        .create("bot-bottle-privn", "running", Some(root.path()));
+    w.sim
+        .ok(&["sim", "config", "--pack-fail", "no room for the pack VM"]);
+    let out = with_umask_022(&mut w.cmd(&["freeze", "privn", "--json"]))
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id = json_events(&out.stdout)[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let kept = &w.record(&id)["record"]["kept"];
+    let archive = PathBuf::from(kept["archive"].as_str().expect("the archive is kept"));
+    assert_eq!(mode(archive.parent().unwrap()) & 0o077, 0, "its folder");
+    assert!(
+        !nobody_can_read(&archive),
+        "another user read the kept archive"
+    );
+    assert_eq!(mode(&w.state.path().join("privn")), 0o700);
+    let out = w.run(&["discard", &id]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
