@@ -453,10 +453,9 @@ fn the_title_shows_versions_and_a_missing_docker() {
         title.contains("smolvm-sim 0.1.0 (a test double for smolvm 1.32.2) · no Docker · registry"),
         "{title}"
     );
-    assert!(
-        s.contains("missing on this host: docker · `bottle-freeze doctor` says what to do"),
-        "{s}"
-    );
+    // (Docker first; a host short of disk space adds `state-dir`.)
+    assert!(s.contains("missing on this host: docker"), "{s}");
+    assert!(s.contains("`bottle-freeze doctor` says what to do"), "{s}");
     t.keys(&["q"]);
     t.wait(15, "the shell again", |s| s.contains("EXITED:0"));
 }
