@@ -355,17 +355,18 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         block =
             block.title(Line::styled(format!(" {} ", theme::guard(v)), theme::DIM).right_aligned());
     }
-    if let Some(n) = &app.notice {
-        block = block.title_bottom(Line::styled(format!(" {} ", theme::guard(n)), theme::WARN));
-    }
-    if let Some(m) = &app.host_missing {
-        let line = Line::styled(format!(" {} ", theme::guard(m)), theme::WARN);
-        // Beside a notice, on the right; alone, where a notice would be.
-        block = block.title_bottom(if app.notice.is_some() {
-            line.right_aligned()
-        } else {
-            line
-        });
+    // The standing notice first (the demo's, configuration problems), then what the host
+    // lacks: one line, so neither is drawn over the other.
+    let bottom: Vec<String> = [app.notice.as_deref(), app.host_missing.as_deref()]
+        .into_iter()
+        .flatten()
+        .map(theme::guard)
+        .collect();
+    if !bottom.is_empty() {
+        block = block.title_bottom(Line::styled(
+            format!(" {} ", bottom.join(" · ")),
+            theme::WARN,
+        ));
     }
     let inner = layout::inner(area);
     frame.render_widget(block, area);
