@@ -110,6 +110,60 @@ impl Resolver<'_> {
         None
     }
 
+    /// Values of a repeatable flag given on the command line, looked up as [`Self::flag`].
+    fn flag_many(&self, id: &str) -> Option<Vec<String>> {
+        let top = self.matches?;
+        let mut chain = vec![top];
+        if let Some((_, sub)) = top.subcommand() {
+            chain.insert(0, sub);
+            if let Some((_, subsub)) = sub.subcommand() {
+                chain.insert(0, subsub);
+            }
+        }
+        for m in chain {
+            if let Ok(Some(vs)) = m.try_get_many::<String>(id) {
+                if m.value_source(id) == Some(ValueSource::CommandLine) {
+                    return Some(vs.cloned().collect());
+                }
+            }
+        }
+        None
+    }
+
+    /// The host list: `--host` (repeatable) > `BOTTLE_FREEZE_HOSTS` (comma-separated) >
+    /// the file's `hosts`; none means no fleet. `--insecure-remote` is a flag only, so a
+    /// file cannot quietly open a host to the network.
+    fn hosts(&mut self, file: Option<Vec<String>>) -> (Vec<String>, bool) {
+        let mut found: Option<(Vec<String>, Source)> =
+            self.flag_many("host").map(|v| (v, Source::Flag("--host")));
+        if found.is_none() {
+            if let Some(raw) = (self.env)("BOTTLE_FREEZE_HOSTS").filter(|v| !v.trim().is_empty()) {
+                let v = raw
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect();
+                found = Some((v, Source::Env("BOTTLE_FREEZE_HOSTS")));
+            }
+        }
+        if found.is_none() {
+            found = file.map(|v| (v, Source::File));
+        }
+        let (hosts, source) = found.unwrap_or((Vec::new(), Source::Default));
+        self.entries.push(Entry {
+            section: "",
+            key: "hosts",
+            value: (!hosts.is_empty()).then(|| {
+                toml::Value::Array(hosts.iter().map(|h| toml::Value::String(h.clone())).collect())
+            }),
+            source,
+            help: "smolvm hosts: local, unix:///path/smolvm.sock, http://127.0.0.1:PORT, each optionally LABEL=… [default: none, the local smolvm alone]",
+        });
+        let insecure = self.flag::<bool>("insecure_remote").unwrap_or(false);
+        (hosts, insecure)
+    }
+
     /// flag > environment > file > `default` (None: unset).
     fn pick<T: ToToml + Clone + Send + Sync + 'static>(
         &mut self,
@@ -309,6 +363,7 @@ impl Settings {
                 Some("info".to_string()),
             )
             .unwrap_or_else(|| "info".into());
+        let (hosts, insecure_remote) = r.hosts(f.hosts);
         let transport = r
             .pick(
                 spec(
@@ -516,6 +571,8 @@ impl Settings {
             refresh,
             query_timeout,
             log_level,
+            hosts,
+            insecure_remote,
             transport,
             guest_scratch_dir,
             user,
