@@ -193,6 +193,14 @@ impl ServeClient {
         ServeClient { endpoint, timeout }
     }
 
+    /// The same server with another per-request bound.
+    pub fn with_timeout(&self, timeout: Duration) -> ServeClient {
+        ServeClient {
+            endpoint: self.endpoint.clone(),
+            timeout,
+        }
+    }
+
     pub fn endpoint(&self) -> &Endpoint {
         &self.endpoint
     }

@@ -76,7 +76,7 @@ pub async fn run(command: Command, global: &GlobalOpts, settings: &Settings) -> 
     };
     match command {
         Command::List(args) => list::run(&cfg, &args, settings).await,
-        Command::Freeze(args) => run::freeze(cfg, show, &args).await,
+        Command::Freeze(args) => run::freeze(cfg, show, &args, settings).await,
         Command::Export(args) => run::export(cfg, show, &args).await,
         Command::History(args) => {
             run::recover(&cfg).await;

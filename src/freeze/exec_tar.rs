@@ -72,7 +72,11 @@ pub fn tar_argv(file: &str, extra_exclude: Option<&str>) -> Vec<String> {
     v
 }
 
-fn fail(message: impl Into<String>, exit_status: Option<i32>, stderr_tail: String) -> StageError {
+pub(crate) fn fail(
+    message: impl Into<String>,
+    exit_status: Option<i32>,
+    stderr_tail: String,
+) -> StageError {
     StageError::Failed(Failure {
         stage: Stage::ExecTar,
         message: message.into(),
@@ -81,7 +85,7 @@ fn fail(message: impl Into<String>, exit_status: Option<i32>, stderr_tail: Strin
     })
 }
 
-fn new_capture(rep: &Reporter) -> Result<SharedCapture, StageError> {
+pub(crate) fn new_capture(rep: &Reporter) -> Result<SharedCapture, StageError> {
     let path = rep.log_path(Stage::ExecTar);
     if let Some(dir) = path.parent() {
         let _ = std::fs::create_dir_all(dir);
@@ -96,14 +100,14 @@ fn new_capture(rep: &Reporter) -> Result<SharedCapture, StageError> {
     Ok(Arc::new(Mutex::new(cap)))
 }
 
-fn tail(capture: &SharedCapture) -> String {
+pub(crate) fn tail(capture: &SharedCapture) -> String {
     capture
         .lock()
         .map(|c| c.tail(TAIL_LINES))
         .unwrap_or_else(|_| "<no stderr>".into())
 }
 
-fn finish_capture(capture: &SharedCapture) {
+pub(crate) fn finish_capture(capture: &SharedCapture) {
     if let Ok(mut c) = capture.lock() {
         let _ = c.finish();
     }
@@ -111,7 +115,7 @@ fn finish_capture(capture: &SharedCapture) {
 
 /// tar's exit status 1 means "some files differ" (changed as we read them): on a live
 /// system that is expected, so it is success with warnings; 2 and up are fatal.
-fn warnings_for(code: i32, capture: &SharedCapture) -> Vec<String> {
+pub(crate) fn warnings_for(code: i32, capture: &SharedCapture) -> Vec<String> {
     if code != 1 {
         return Vec::new();
     }

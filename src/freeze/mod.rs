@@ -8,6 +8,7 @@ pub mod events;
 pub mod exec_tar;
 pub mod pack;
 pub mod push;
+pub mod remote;
 pub mod report;
 mod runner;
 pub mod stream_copy;

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use tokio_util::sync::CancellationToken;
 
 use super::report::Reporter;
-use super::{build, exec_tar, pack, push, report, Artifact, EventTx, Failure, FreezeEvent, Stage};
+use super::{
+    build, exec_tar, pack, push, remote, report, Artifact, EventTx, Failure, FreezeEvent, Stage,
+};
 use crate::history::{new_id, History, Kept, Kind, Record};
 use crate::lock::MachineLock;
 use crate::names::Slug;
@@ -116,6 +118,9 @@ struct Leftovers {
     guest_scratch: Option<String>,
     /// Keep the temp folder: a failed build leaves the archive for `--resume`.
     keep_temp: bool,
+    /// The host the machine is on, when not the local smolvm: where exec-tar runs and
+    /// where its scratch archive is removed.
+    host: Option<remote::RemoteHost>,
 }
 
 impl Leftovers {
@@ -125,7 +130,11 @@ impl Leftovers {
             rep.record.registry_pid = None;
         }
         if let Some(scratch) = self.guest_scratch.take() {
-            match exec_tar::remove_guest_scratch(smolvm, machine, &scratch).await {
+            let removed = match &self.host {
+                Some(h) => remote::remove_guest_scratch(&h.client, machine, &scratch).await,
+                None => exec_tar::remove_guest_scratch(smolvm, machine, &scratch).await,
+            };
+            match removed {
                 Ok(()) => rep.record.guest_scratch = None,
                 Err(e) => rep.emit.note(
                     Stage::ExecTar,
@@ -164,7 +173,17 @@ fn make_temp(cfg: &FreezeConfig) -> Result<PathBuf, StageError> {
 pub const TEMP_PREFIX: &str = "bot-bottle-vm-commit.";
 
 /// Checks the machine is there and running: smolvm's exec would start a stopped one.
-async fn check_machine(cfg: &FreezeConfig, machine: &str) -> Result<(), StageError> {
+async fn check_machine(
+    cfg: &FreezeConfig,
+    host: Option<&remote::RemoteHost>,
+    machine: &str,
+) -> Result<(), StageError> {
+    if let Some(h) = host {
+        return h
+            .check_machine(machine)
+            .await
+            .map_err(|e| preflight_failure(Stage::ExecTar, e));
+    }
     let machines = crate::machines::list(&cfg.smolvm)
         .await
         .map_err(|e| preflight_failure(Stage::ExecTar, e.to_string()))?;
@@ -212,16 +231,20 @@ fn begin(
     slug: &Slug,
     kind: Kind,
     tx: EventTx,
+    host: Option<&remote::RemoteHost>,
 ) -> Result<(String, MachineLock, Reporter), RunOutcome> {
     let machine = format!("{}{}", cfg.prefix, slug);
     let id = new_id(slug.as_str());
-    let lock = MachineLock::acquire(&cfg.state_dir, slug, &machine)
+    // One freeze per machine per host: a remote host's locks live under its label.
+    let lock_dir = match host {
+        Some(h) => cfg.state_dir.join(h.label.as_str()),
+        None => cfg.state_dir.clone(),
+    };
+    let lock = MachineLock::acquire(&lock_dir, slug, &machine)
         .map_err(|e| refuse(&tx, &id, &machine, slug, e.to_string()))?;
-    let mut rep = Reporter::new(
-        Record::new(&id, kind, &machine, slug.as_str()),
-        History::new(&cfg.state_dir),
-        tx,
-    );
+    let mut record = Record::new(&id, kind, &machine, slug.as_str());
+    record.host = host.map(|h| h.label.to_string());
+    let mut rep = Reporter::new(record, History::new(&cfg.state_dir), tx);
     rep.started();
     Ok((machine, lock, rep))
 }
@@ -234,11 +257,27 @@ pub async fn run_freeze(
     tx: EventTx,
     cancel: CancellationToken,
 ) -> RunOutcome {
-    let (machine, _lock, mut rep) = match begin(&cfg, &slug, Kind::Freeze, tx) {
+    run_freeze_on(cfg, None, slug, tx, cancel).await
+}
+
+/// [`run_freeze`] for a machine on `host` (None: the local smolvm). On a remote host
+/// exec-tar goes through smolvm's API; build, push and pack run here, and the artifact
+/// lands in `<state>/<host>/<slug>/`.
+pub async fn run_freeze_on(
+    cfg: FreezeConfig,
+    host: Option<remote::RemoteHost>,
+    slug: Slug,
+    tx: EventTx,
+    cancel: CancellationToken,
+) -> RunOutcome {
+    let (machine, _lock, mut rep) = match begin(&cfg, &slug, Kind::Freeze, tx, host.as_ref()) {
         Ok(b) => b,
         Err(refused) => return refused,
     };
-    let mut left = Leftovers::default();
+    let mut left = Leftovers {
+        host,
+        ..Leftovers::default()
+    };
     let result = tokio::select! {
         r = freeze_stages(&cfg, &slug, &machine, &mut rep, &mut left, None) => r,
         _ = cancel.cancelled() => Err(StageError::Cancelled),
@@ -422,7 +461,7 @@ pub async fn run_export(
     tx: EventTx,
     cancel: CancellationToken,
 ) -> RunOutcome {
-    let (machine, _lock, mut rep) = match begin(&cfg, &slug, Kind::Export, tx) {
+    let (machine, _lock, mut rep) = match begin(&cfg, &slug, Kind::Export, tx, None) {
         Ok(b) => b,
         Err(refused) => return refused,
     };
@@ -490,7 +529,7 @@ async fn export_stage(
     rep: &mut Reporter,
     left: &mut Leftovers,
 ) -> Result<RunOutcome, StageError> {
-    check_machine(cfg, machine).await?;
+    check_machine(cfg, left.host.as_ref(), machine).await?;
     let work = match work {
         Some(w) => w.to_path_buf(),
         None => {
@@ -533,6 +572,31 @@ async fn exec_tar_stage(
     rep: &mut Reporter,
     left: &mut Leftovers,
 ) -> Result<exec_tar::Exported, StageError> {
+    let exported = if let Some(host) = left.host.clone() {
+        let mut stage = remote::RemoteExecTar {
+            client: &host.client,
+            host: host.label.as_str(),
+            machine,
+            guest_scratch_dir: &cfg.guest_scratch_dir,
+            guest_scratch: &mut left.guest_scratch,
+        };
+        stage.run(rep, output).await?
+    } else {
+        local_exec_tar(cfg, machine, output, rep, left).await?
+    };
+    rep.record.bytes = exported.bytes;
+    rep.record.entries = exported.entries;
+    rep.stage_finished(Stage::ExecTar, exported.bytes, exported.warnings.clone());
+    Ok(exported)
+}
+
+async fn local_exec_tar(
+    cfg: &FreezeConfig,
+    machine: &str,
+    output: &Path,
+    rep: &mut Reporter,
+    left: &mut Leftovers,
+) -> Result<exec_tar::Exported, StageError> {
     let mut stage = exec_tar::ExecTar {
         smolvm: &cfg.smolvm,
         machine,
@@ -541,11 +605,7 @@ async fn exec_tar_stage(
         guest_scratch: &mut left.guest_scratch,
         estimate: None,
     };
-    let exported = stage.run(rep, output).await?;
-    rep.record.bytes = exported.bytes;
-    rep.record.entries = exported.entries;
-    rep.stage_finished(Stage::ExecTar, exported.bytes, exported.warnings.clone());
-    Ok(exported)
+    stage.run(rep, output).await
 }
 
 async fn freeze_stages(
@@ -560,7 +620,7 @@ async fn freeze_stages(
         .map_err(|e| preflight_failure(Stage::ExecTar, e))?;
     // Pre-flight: everything the later stages need is checked before minutes of streaming.
     if resume.is_none() {
-        check_machine(cfg, machine).await?;
+        check_machine(cfg, left.host.as_ref(), machine).await?;
     }
     let docker = crate::docker::connect()
         .await
@@ -716,7 +776,11 @@ async fn freeze_stages(
     rep.stage_finished(Stage::Push, pushed.bytes, Vec::new());
 
     rep.stage_started(Stage::Pack);
-    let bottle_dir = cfg.state_dir.join(slug.as_str());
+    // A remote host's artifacts go under its label: `<state>/<host>/<slug>/`.
+    let bottle_dir = match &left.host {
+        Some(h) => cfg.state_dir.join(h.label.as_str()).join(slug.as_str()),
+        None => cfg.state_dir.join(slug.as_str()),
+    };
     let image_ref = format!("{pull_endpoint}/{}", pushed.reference);
     let (launcher, sidecar) =
         pack::run(rep, &cfg.smolvm, &image_ref, &bottle_dir, slug.as_str()).await?;
