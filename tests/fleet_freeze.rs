@@ -277,3 +277,55 @@ fn a_cancel_mid_download_leaves_nothing_on_either_side() {
     }
     assert_eq!(sim_state(&far, "bot-bottle-slow"), "running");
 }
+
+#[test]
+fn a_failed_remote_freeze_resumes_per_host_without_the_host() {
+    let Some(busybox) = ready() else { return };
+    let w = World::new();
+    let far = common::Sim::new();
+    let root = common::varied_root(&busybox);
+    far.create("bot-bottle-fleet-again", "running", Some(root.path()));
+    let server = serve_support::sim_tcp(far.home());
+    // pack runs here, with the local smolvm: make it fail once.
+    w.sim
+        .ok(&["sim", "config", "--pack-fail", "no room for the pack VM"]);
+    let out = w.run(&[
+        "freeze",
+        "far-host/fleet-again",
+        "--json",
+        "--host",
+        &server.spec("far-host"),
+    ]);
+    assert!(!out.status.success());
+    let events = json_events(&out.stdout);
+    let id = events.iter().find(|e| e["event"] == "started").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(w.record_raw(&id)["host"], "far-host");
+    w.sim.ok(&["sim", "config", "--pack-fail", ""]);
+    // The resume needs no connection to the host (it starts after exec-tar), only its
+    // label, and puts the artifact in the host's folder.
+    drop(server);
+    let out = w.run(&["freeze", "--resume", &id, "--json"]);
+    assert!(
+        out.status.success(),
+        "resume failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let events = json_events(&out.stdout);
+    let new_id = events.iter().find(|e| e["event"] == "started").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(w.record_raw(&new_id)["host"], "far-host");
+    assert!(w
+        .state
+        .path()
+        .join("far-host/fleet-again/committed-smolmachine.smolmachine")
+        .is_file());
+    let _ = std::process::Command::new("docker")
+        .args(["rmi", "-f", "bot-bottle-committed-fleet-again:latest"])
+        .output();
+}

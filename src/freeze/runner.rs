@@ -121,6 +121,18 @@ struct Leftovers {
     /// The host the machine is on, when not the local smolvm: where exec-tar runs and
     /// where its scratch archive is removed.
     host: Option<remote::RemoteHost>,
+    /// That host's label (also on a resume, which needs no connection): its locks and
+    /// artifacts live under `<state>/<label>/`.
+    label: Option<Slug>,
+}
+
+/// Where a host's locks and artifact folders live: the state dir itself for the local
+/// smolvm, `<state>/<label>/` for another host.
+fn host_dir(cfg: &FreezeConfig, label: Option<&Slug>) -> PathBuf {
+    match label {
+        Some(l) => cfg.state_dir.join(l.as_str()),
+        None => cfg.state_dir.clone(),
+    }
 }
 
 impl Leftovers {
@@ -236,11 +248,7 @@ fn begin(
     let machine = format!("{}{}", cfg.prefix, slug);
     let id = new_id(slug.as_str());
     // One freeze per machine per host: a remote host's locks live under its label.
-    let lock_dir = match host {
-        Some(h) => cfg.state_dir.join(h.label.as_str()),
-        None => cfg.state_dir.clone(),
-    };
-    let lock = MachineLock::acquire(&lock_dir, slug, &machine)
+    let lock = MachineLock::acquire(&host_dir(cfg, host.map(|h| &h.label)), slug, &machine)
         .map_err(|e| refuse(&tx, &id, &machine, slug, e.to_string()))?;
     let mut record = Record::new(&id, kind, &machine, slug.as_str());
     record.host = host.map(|h| h.label.to_string());
@@ -275,6 +283,7 @@ pub async fn run_freeze_on(
         Err(refused) => return refused,
     };
     let mut left = Leftovers {
+        label: host.as_ref().map(|h| h.label.clone()),
         host,
         ..Leftovers::default()
     };
@@ -312,11 +321,17 @@ pub async fn run_resume(
     };
     let machine = old.machine.clone();
     let id = new_id(slug.as_str());
-    let _lock = match MachineLock::acquire(&cfg.state_dir, &slug, &machine) {
+    // A resume starts after exec-tar, so a remote machine's host is only a label here.
+    let label = match old.host.as_deref().map(Slug::parse).transpose() {
+        Ok(l) => l,
+        Err(e) => return refuse_plain(&tx, &from_id, format!("bad host label: {e}")),
+    };
+    let _lock = match MachineLock::acquire(&host_dir(&cfg, label.as_ref()), &slug, &machine) {
         Ok(l) => l,
         Err(e) => return refuse(&tx, &id, &machine, &slug, e.to_string()),
     };
     let mut record = Record::new(&id, Kind::Freeze, &machine, slug.as_str());
+    record.host = old.host.clone();
     record.resumed_from = Some(from_id.clone());
     record.transport = old.transport;
     record.bytes = old.bytes;
@@ -338,6 +353,7 @@ pub async fn run_resume(
     let _ = history.save(&old);
     let mut left = Leftovers {
         temp: kept.temp_dir.clone(),
+        label,
         ..Leftovers::default()
     };
     let result = tokio::select! {
@@ -777,10 +793,7 @@ async fn freeze_stages(
 
     rep.stage_started(Stage::Pack);
     // A remote host's artifacts go under its label: `<state>/<host>/<slug>/`.
-    let bottle_dir = match &left.host {
-        Some(h) => cfg.state_dir.join(h.label.as_str()).join(slug.as_str()),
-        None => cfg.state_dir.join(slug.as_str()),
-    };
+    let bottle_dir = host_dir(cfg, left.label.as_ref()).join(slug.as_str());
     let image_ref = format!("{pull_endpoint}/{}", pushed.reference);
     let (launcher, sidecar) =
         pack::run(rep, &cfg.smolvm, &image_ref, &bottle_dir, slug.as_str()).await?;
