@@ -244,6 +244,24 @@ pub async fn list_hosts(hosts: &[Host], smolvm: &Smolvm, timeout: Duration) -> V
     futures_util::future::join_all(hosts.iter().map(|h| list_host(h, smolvm, timeout))).await
 }
 
+/// Lists every host on a task of its own and sends each answer as it arrives, so a slow
+/// host holds back only its own rows (what a live view refreshes from). Dropping the
+/// receiver lets the remaining tasks end at their next answer or timeout.
+pub fn spawn_listings(
+    hosts: Vec<Host>,
+    smolvm: Smolvm,
+    timeout: Duration,
+) -> tokio::sync::mpsc::UnboundedReceiver<HostListing> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    for host in hosts {
+        let (tx, smolvm) = (tx.clone(), smolvm.clone());
+        tokio::spawn(async move {
+            let _ = tx.send(list_host(&host, &smolvm, timeout).await);
+        });
+    }
+    rx
+}
+
 /// `HOST/SLUG` or a bare `SLUG`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {

@@ -178,8 +178,11 @@ fn lookup(state: &State, name: &str) -> Result<MachineRecord, Box<Response<Body>
     }
 }
 
+/// smolvm's `ExecRequest`, every field, so that exactly smolvm's unknown fields are refused.
+/// `env` and `workdir` are accepted and ignored, as the sim's `machine exec` does.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[allow(dead_code)]
 struct ExecRequest {
     command: Vec<String>,
     #[serde(default)]
@@ -206,10 +209,9 @@ fn yes() -> bool {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[allow(dead_code)]
 struct EnvVar {
-    #[allow(dead_code)]
     name: String,
-    #[allow(dead_code)]
     value: String,
 }
 
@@ -280,7 +282,6 @@ async fn exec(
             "smolvm-sim does not simulate background, stdin or user in exec",
         );
     }
-    let _ = (&body.env, &body.workdir);
     let mut rec = match lookup(&state, name) {
         Ok(r) => r,
         Err(resp) => return *resp,
