@@ -198,6 +198,7 @@ async fn exec_tar_over_the_api_turns_409_into_a_refusal() {
         machine: "bot-bottle-gone",
         guest_scratch_dir: "/tmp",
         guest_scratch: &mut scratch,
+        image: None,
     };
     let out = state.path().join("rootfs.tar");
     let err = stage.run(&mut rep, &out).await.unwrap_err();

@@ -19,8 +19,9 @@ use crate::freeze::exec_tar::{
     fail, finish_capture, new_capture, parse_df, remove_partial, tail, tar_argv, warnings_for,
     Exported,
 };
+use crate::freeze::image_archive::{self, ImageSpec};
 use crate::freeze::report::{Reporter, Throttle};
-use crate::freeze::tar_scan::scan_file;
+use crate::freeze::tar_scan::scan_file_warnings;
 use crate::freeze::StageError;
 use crate::serve_client::{
     encode_segment, status_error, ExecRequest, ServeClient, ServeError, SseParser,
@@ -64,6 +65,9 @@ pub struct RemoteExecTar<'a> {
     pub guest_scratch_dir: &'a str,
     /// Set while a scratch archive may exist in the guest (the runner removes it).
     pub guest_scratch: &'a mut Option<String>,
+    /// Wrap the downloaded tar into a `docker save` archive (the native build), as the
+    /// local guest-file transport does.
+    pub image: Option<ImageSpec>,
 }
 
 /// "not running" for smolvm's 409, else the error as it is.
@@ -198,28 +202,59 @@ impl RemoteExecTar<'_> {
             encode_segment(scratch.trim_start_matches('/'), true)
         );
         self.record(rep, "GET", &files_path, None);
-        if let Err(e) = self.download(rep, &files_path, out, estimate).await {
-            remove_partial(out);
+        // For an image archive the bare tar lands beside it and is wrapped afterwards.
+        let download = if self.image.is_some() {
+            out.with_extension("download.tar")
+        } else {
+            out.to_path_buf()
+        };
+        if let Err(e) = self.download(rep, &files_path, &download, estimate).await {
+            remove_partial(&download);
             return Err(e);
         }
-        let bytes = std::fs::metadata(out).map(|m| m.len()).unwrap_or(0);
-        match scan_file(out) {
-            Ok(summary) => Ok(Exported {
-                path: out.to_path_buf(),
-                bytes,
-                entries: summary.entries,
-                transport: Transport::GuestFile,
-                warnings,
-            }),
+        let bytes = std::fs::metadata(&download).map(|m| m.len()).unwrap_or(0);
+        let (entries, oci) = match scan_file_warnings(&download) {
+            Ok((summary, oci)) => (summary.entries, oci),
             Err(e) => {
-                remove_partial(out);
-                Err(fail(
+                remove_partial(&download);
+                return Err(fail(
                     format!("incomplete archive from {}: {e}", self.host),
                     Some(code),
                     tail(&capture),
-                ))
+                ));
             }
+        };
+        let mut warnings = warnings;
+        warnings.extend(oci.lines());
+        let mut done = Exported {
+            path: download.clone(),
+            bytes,
+            entries,
+            transport: Transport::GuestFile,
+            warnings,
+            image: None,
+        };
+        if let Some(spec) = &self.image {
+            let (archive, in_place) =
+                image_archive::wrap_file(&download, out, spec).map_err(|e| {
+                    remove_partial(&download);
+                    remove_partial(out);
+                    fail(
+                        format!("cannot write the image archive {}: {e}", out.display()),
+                        None,
+                        "<no stderr>".into(),
+                    )
+                })?;
+            if !in_place {
+                rep.emit.note(
+                    Stage::ExecTar,
+                    "this filesystem cannot insert a range into a file: the download was copied into the image archive (written twice)",
+                );
+            }
+            done.path = out.to_path_buf();
+            done.image = Some(archive);
         }
+        Ok(done)
     }
 
     /// Runs tar through `exec/stream`, its stderr into the capture; returns its exit status.
