@@ -196,6 +196,7 @@ async fn exec_tar_over_the_api_turns_409_into_a_refusal() {
         client: &host.client,
         host: "far",
         machine: "bot-bottle-gone",
+        exclude: &[],
         guest_scratch_dir: "/tmp",
         guest_scratch: &mut scratch,
         image: None,

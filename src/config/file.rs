@@ -37,6 +37,8 @@ pub(super) struct FreezeSection {
     pub(super) user: Option<String>,
     pub(super) workdir: Option<String>,
     pub(super) push_via: Option<PushViaArg>,
+    pub(super) exclude: Option<Vec<String>>,
+    pub(super) fail_on_secrets: Option<bool>,
     pub(super) builder: Option<BuilderArg>,
     pub(super) push_to: Option<String>,
 }
@@ -87,6 +89,8 @@ const FREEZE_KEYS: &[&str] = &[
     "user",
     "workdir",
     "push_via",
+    "exclude",
+    "fail_on_secrets",
     "builder",
     "push_to",
 ];

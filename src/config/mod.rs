@@ -74,6 +74,9 @@ pub struct Settings {
     pub insecure_remote: bool,
     pub transport: TransportArg,
     pub guest_scratch_dir: String,
+    /// Paths left out of the archive (`--exclude`, `[freeze] exclude`).
+    pub exclude: Vec<String>,
+    pub fail_on_secrets: bool,
     pub user: String,
     pub workdir: String,
     pub push_via: PushViaArg,
@@ -191,6 +194,8 @@ impl Settings {
                 TransportArg::GuestFile => TransportChoice::GuestFile,
             },
             guest_scratch_dir: self.guest_scratch_dir.clone(),
+            exclude: self.exclude.clone(),
+            fail_on_secrets: self.fail_on_secrets,
             user: self.user.clone(),
             workdir: self.workdir.clone(),
             registry: match &self.registry {

@@ -21,7 +21,7 @@ use crate::freeze::exec_tar::{
 };
 use crate::freeze::image_archive::{self, ImageSpec};
 use crate::freeze::report::{Reporter, Throttle};
-use crate::freeze::tar_scan::scan_file_warnings;
+use crate::freeze::tar_scan::scan_file_full;
 use crate::freeze::StageError;
 use crate::serve_client::{
     encode_segment, status_error, ExecRequest, ServeClient, ServeError, SseParser,
@@ -62,6 +62,8 @@ pub struct RemoteExecTar<'a> {
     pub client: &'a ServeClient,
     pub host: &'a str,
     pub machine: &'a str,
+    /// The operator's `--exclude` options for the guest's tar (`--exclude=./home/x/.ssh`).
+    pub exclude: &'a [String],
     pub guest_scratch_dir: &'a str,
     /// Set while a scratch archive may exist in the guest (the runner removes it).
     pub guest_scratch: &'a mut Option<String>,
@@ -153,7 +155,13 @@ impl RemoteExecTar<'_> {
         rep.record.guest_scratch = Some(scratch.clone());
         rep.save();
         let exclude = format!(".{scratch}");
-        let tar_req = self.exec(tar_argv(&scratch, Some(&exclude)));
+        let mut tar = tar_argv(&scratch, Some(&exclude));
+        let at = tar
+            .iter()
+            .position(|a| a.starts_with("--file="))
+            .unwrap_or(tar.len());
+        tar.splice(at..at, self.exclude.iter().cloned());
+        let tar_req = self.exec(tar);
         let stream_path = format!("{exec_path}/stream");
         self.record(rep, "POST", &stream_path, Some(&tar_req));
         rep.emit.note(
@@ -213,8 +221,8 @@ impl RemoteExecTar<'_> {
             return Err(e);
         }
         let bytes = std::fs::metadata(&download).map(|m| m.len()).unwrap_or(0);
-        let (entries, oci) = match scan_file_warnings(&download) {
-            Ok((summary, oci)) => (summary.entries, oci),
+        let (entries, oci, credentials) = match scan_file_full(&download) {
+            Ok((summary, oci, found)) => (summary.entries, oci, found),
             Err(e) => {
                 remove_partial(&download);
                 return Err(fail(
@@ -232,6 +240,7 @@ impl RemoteExecTar<'_> {
             entries,
             transport: Transport::GuestFile,
             warnings,
+            credentials,
             image: None,
         };
         if let Some(spec) = &self.image {
