@@ -264,9 +264,12 @@ fn a_cancel_mid_download_leaves_nothing_on_either_side() {
         .join("slow")
         .join("committed-smolmachine.smolmachine")
         .exists());
+    // The guest's tar and its exec name the scratch archive, which carries the run's id.
+    let id = run.events("started")[0]["id"].as_str().unwrap().to_string();
+    let scratch_name = format!("bottle-freeze-{id}.tar");
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let execs = common::processes_running("bottle-freeze-");
+        let execs = common::processes_running(&scratch_name);
         let left = scratch_left(root.path());
         if execs.is_empty() && left.is_empty() {
             break;
