@@ -72,6 +72,15 @@ pub struct GlobalOpts {
         default_value_t = 3.0
     )]
     pub refresh: f64,
+    /// A smolvm host to look at (repeatable): `local`, `unix:///path/smolvm.sock` or
+    /// `http://127.0.0.1:PORT` (smolvm serve), optionally `LABEL=` first. Overrides the
+    /// file's `hosts`.
+    #[arg(long = "host", global = true, value_name = "[LABEL=]HOST")]
+    pub host: Vec<String>,
+    /// Allow `http://` hosts that are not loopback. smolvm's API has no authentication:
+    /// prefer an SSH forward to a unix socket or a loopback port.
+    #[arg(long, global = true)]
+    pub insecure_remote: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -133,6 +142,9 @@ pub struct ListArgs {
     /// Also list machines that are not running.
     #[arg(long)]
     pub all: bool,
+    /// List every configured host (`local` alone when none is), with a HOST column.
+    #[arg(long)]
+    pub all_hosts: bool,
 }
 
 #[derive(

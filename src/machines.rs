@@ -231,6 +231,9 @@ pub async fn discover(
 /// The stable JSON shape of `bottle-freeze list --json` (documented in the README).
 #[derive(Debug, Serialize)]
 pub struct ListEntry {
+    /// The host's label, only when hosts are listed (`--host`, `--all-hosts`, `hosts`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
     pub name: String,
     pub slug: Option<String>,
     pub state: Option<String>,
@@ -251,6 +254,7 @@ impl ListEntry {
     pub fn from_machine(b: &BottleMachine, now: SystemTime) -> ListEntry {
         let refusal = b.refusal();
         ListEntry {
+            host: None,
             name: b.machine.name.clone(),
             slug: b.slug.as_ref().ok().map(|s| s.to_string()),
             state: b.machine.state.clone(),

@@ -84,8 +84,8 @@ pub async fn run(command: Command, global: &GlobalOpts, settings: &Settings) -> 
         bell: settings.bell,
     };
     match command {
-        Command::List(args) => list::run(&cfg, &args).await,
-        Command::Freeze(args) => run::freeze(cfg, show, &args).await,
+        Command::List(args) => list::run(&cfg, &args, settings).await,
+        Command::Freeze(args) => run::freeze(cfg, show, &args, settings).await,
         Command::Export(args) => run::export(cfg, show, &args).await,
         Command::History(args) => {
             run::recover(&cfg).await;

@@ -86,7 +86,11 @@ pub fn tar_argv(file: &str, extra_exclude: Option<&str>) -> Vec<String> {
     v
 }
 
-fn fail(message: impl Into<String>, exit_status: Option<i32>, stderr_tail: String) -> StageError {
+pub(crate) fn fail(
+    message: impl Into<String>,
+    exit_status: Option<i32>,
+    stderr_tail: String,
+) -> StageError {
     StageError::Failed(Failure {
         stage: Stage::ExecTar,
         message: message.into(),
@@ -95,7 +99,11 @@ fn fail(message: impl Into<String>, exit_status: Option<i32>, stderr_tail: Strin
     })
 }
 
-fn new_capture(rep: &Reporter, smolvm: &Smolvm) -> Result<SharedCapture, StageError> {
+/// The stage's stderr capture; `note` drops the smolvm wheel's start-up note (local CLI only).
+pub(crate) fn new_capture(
+    rep: &Reporter,
+    note: Option<crate::smolvm::note::NoteFilter>,
+) -> Result<SharedCapture, StageError> {
     let path = rep.log_path(Stage::ExecTar);
     if let Some(dir) = path.parent() {
         let _ = std::fs::create_dir_all(dir);
@@ -107,17 +115,17 @@ fn new_capture(rep: &Reporter, smolvm: &Smolvm) -> Result<SharedCapture, StageEr
             "<no stderr>".into(),
         )
     })?;
-    Ok(Arc::new(Mutex::new(cap.with_filter(smolvm.note_filter()))))
+    Ok(Arc::new(Mutex::new(cap.with_filter(note))))
 }
 
-fn tail(capture: &SharedCapture) -> String {
+pub(crate) fn tail(capture: &SharedCapture) -> String {
     capture
         .lock()
         .map(|c| c.tail(TAIL_LINES))
         .unwrap_or_else(|_| "<no stderr>".into())
 }
 
-fn finish_capture(capture: &SharedCapture) {
+pub(crate) fn finish_capture(capture: &SharedCapture) {
     if let Ok(mut c) = capture.lock() {
         let _ = c.finish();
     }
@@ -125,7 +133,7 @@ fn finish_capture(capture: &SharedCapture) {
 
 /// tar's exit status 1 means "some files differ" (changed as we read them): on a live
 /// system that is expected, so it is success with warnings; 2 and up are fatal.
-fn warnings_for(code: i32, capture: &SharedCapture) -> Vec<String> {
+pub(crate) fn warnings_for(code: i32, capture: &SharedCapture) -> Vec<String> {
     if code != 1 {
         return Vec::new();
     }
@@ -287,7 +295,7 @@ impl ExecTar<'_> {
         rep.transport(Transport::Pipe);
         let argv = self.exec_argv(stream_flag, self.with_excludes(tar_argv("-", None)));
         self.record(rep, &argv);
-        let capture = new_capture(rep, self.smolvm)?;
+        let capture = new_capture(rep, self.smolvm.note_filter())?;
         let mut file = create_private(out)
             .and_then(|mut f| {
                 if self.image.is_some() {
@@ -495,7 +503,7 @@ impl ExecTar<'_> {
             }
         }
 
-        let capture = new_capture(rep, self.smolvm)?;
+        let capture = new_capture(rep, self.smolvm.note_filter())?;
         *self.guest_scratch = Some(scratch.clone());
         // Recorded before tar starts, so a crash leaves enough to clean the guest later.
         rep.record.guest_scratch = Some(scratch.clone());

@@ -14,7 +14,8 @@ const ABOUT: &str =
 const LONG_ABOUT: &str = "\
 smolvm-sim is a TEST DOUBLE standing in for the smolvm CLI. It is not smolvm and runs no VMs.
 
-It speaks the part of smolvm's CLI that bottle-freeze uses (machine ls/exec/cp, pack create):
+It speaks the part of smolvm's CLI that bottle-freeze uses (machine ls/exec/cp, pack create,
+and the HTTP API of `serve start`):
 each machine is a record plus a real directory under $SMOLVM_SIM_HOME, `machine exec -- tar`
 runs the host's GNU tar over that directory, and `pack create` really pulls from a registry.
 Faults (output cap, dying agent, hostile stderr, truncated archives, …) are injected with the
@@ -51,6 +52,33 @@ pub enum Commands {
     /// Sim-only administration: create machines, inject faults, change settings
     #[command(subcommand)]
     Sim(SimCmd),
+
+    /// Serve smolvm's HTTP API over the sim's machines (loopback or unix socket only)
+    #[command(subcommand)]
+    Serve(ServeCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ServeCmd {
+    /// Start the HTTP API server: health, machine list and status, exec, exec/stream, files
+    Start(ServeStartArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ServeStartArgs {
+    /// Address and port or Unix socket path to listen on (loopback only; port 0 picks one
+    /// and the sim prints it)
+    #[arg(
+        short = 'l',
+        long,
+        value_name = "ADDR:PORT|PATH",
+        default_value = "unix:///tmp/smolvm.sock"
+    )]
+    pub listen: String,
+
+    /// Accepted for smolvm's command line; the sim binds no rollout port
+    #[arg(long, value_name = "PORT")]
+    pub guest_rollout_port: Option<u16>,
 }
 
 #[derive(Subcommand, Debug)]

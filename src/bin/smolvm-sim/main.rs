@@ -1,7 +1,7 @@
 //! smolvm-sim: a test double for the smolvm CLI (see `smolvm-sim --help`).
 //!
-//! It speaks the subset of smolvm that bottle-freeze uses — `machine ls/exec/cp` and
-//! `pack create` — over machines that are records plus real directories under
+//! It speaks the subset of smolvm that bottle-freeze uses — `machine ls/exec/cp`,
+//! `pack create` and the HTTP API of `serve start` — over machines that are records plus real directories under
 //! `$SMOLVM_SIM_HOME`, and injects the faults the project's tests need (`sim …`).
 
 mod admin;
@@ -15,6 +15,8 @@ mod guest_cmd;
 mod guestpath;
 mod ls;
 mod pack;
+mod serve;
+mod serve_api;
 mod spawn;
 mod store;
 mod synthetic;
@@ -23,7 +25,7 @@ mod units;
 
 use std::sync::atomic::Ordering;
 
-use cli::{Commands, MachineCmd, PackCmd};
+use cli::{Commands, MachineCmd, PackCmd, ServeCmd};
 use error::Failure;
 use store::Home;
 
@@ -89,6 +91,10 @@ fn run(cli: cli::Cli, stream: bool) -> Result<i32, Failure> {
         Commands::Machine(MachineCmd::Stop(arg)) => start_stop(&home, arg.name, false),
         Commands::Pack(PackCmd::Create(args)) => pack::run(&home, args),
         Commands::Sim(cmd) => admin::run(&home, cmd),
+        Commands::Serve(ServeCmd::Start(args)) => {
+            let listen = serve::parse_listen(&args.listen).map_err(Failure::smolvm)?;
+            serve::run(home, listen)
+        }
     }
 }
 

@@ -202,6 +202,10 @@ impl Home {
         Ok(Home { dir })
     }
 
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     fn config_path(&self) -> PathBuf {
         self.dir.join("sim.json")
     }
