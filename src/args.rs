@@ -72,6 +72,9 @@ pub struct GlobalOpts {
         default_value_t = 3.0
     )]
     pub refresh: f64,
+    /// Fail exec-tar when the stream moves no bytes for this many seconds [default: never].
+    #[arg(long, global = true, value_name = "SECS")]
+    pub stall_timeout: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]

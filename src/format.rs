@@ -88,3 +88,49 @@ mod shell_words_tests {
         );
     }
 }
+
+/// Progress against an estimate (exec-tar against the guest's `df`), marked `~`: the
+/// percentage and, given a rate, the time left; past the estimate it says so instead of
+/// counting beyond 100%.
+pub fn against_estimate(bytes: u64, estimate: u64, rate: Option<u64>) -> String {
+    if estimate == 0 {
+        return String::new();
+    }
+    if bytes > estimate {
+        return format!("past the ~{} estimate", self::bytes(estimate));
+    }
+    let pct = (u128::from(bytes) * 100 / u128::from(estimate)) as u64;
+    let mut s = format!("~{pct}% of ~{}", self::bytes(estimate));
+    if let Some(r) = rate.filter(|r| *r > 0) {
+        let left = (estimate - bytes).div_ceil(r);
+        s.push_str(&format!(" · ETA ~{}", duration(Duration::from_secs(left))));
+    }
+    s
+}
+
+/// `stalled · no bytes for 12s`, as every front end says it.
+pub fn stalled(idle_ms: u64) -> String {
+    format!("stalled · no bytes for {}s", idle_ms / 1000)
+}
+
+#[cfg(test)]
+mod estimate_tests {
+    use super::*;
+
+    #[test]
+    fn progress_against_an_estimate_is_marked_and_never_passes_it() {
+        assert_eq!(
+            against_estimate(1 << 20, 4 << 20, Some(1 << 20)),
+            "~25% of ~4.0 MiB · ETA ~3.0s"
+        );
+        assert_eq!(
+            against_estimate(1 << 20, 4 << 20, Some(0)),
+            "~25% of ~4.0 MiB"
+        );
+        assert_eq!(
+            against_estimate(5 << 20, 4 << 20, Some(1 << 20)),
+            "past the ~4.0 MiB estimate"
+        );
+        assert_eq!(stalled(12_400), "stalled · no bytes for 12s");
+    }
+}

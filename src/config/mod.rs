@@ -73,6 +73,10 @@ pub struct Settings {
     pub user: String,
     pub workdir: String,
     pub push_via: PushViaArg,
+    /// Seconds without bytes before a stream is shown as stalled.
+    pub stall_after: u64,
+    /// Seconds without bytes before exec-tar fails (None: never).
+    pub stall_timeout: Option<u64>,
     pub registry: Option<String>,
     pub registry_bin: Option<PathBuf>,
     pub registry_port: Option<u16>,
@@ -81,6 +85,8 @@ pub struct Settings {
     pub theme: ThemeName,
     pub mouse: bool,
     pub bell: bool,
+    /// A desktop notification (OSC 9 and OSC 777) when a freeze ends.
+    pub notify: bool,
     pub keys: KeyMap,
     /// The file read, if any (also when it was ignored for an error).
     pub file: Option<PathBuf>,
@@ -200,6 +206,10 @@ impl Settings {
                 PushViaArg::Stream => crate::freeze::push::PushVia::Stream,
                 PushViaArg::Daemon => crate::freeze::push::PushVia::Daemon,
             },
+            stall_timeout: self
+                .stall_timeout
+                .filter(|s| *s > 0)
+                .map(std::time::Duration::from_secs),
         }
     }
 }

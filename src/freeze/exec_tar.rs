@@ -263,8 +263,10 @@ impl ExecTar<'_> {
 
         let emit = rep.emit.clone();
         let out_path = out.to_path_buf();
-        let copy =
-            tokio::task::spawn_blocking(move || copy_with_progress(reader, file, &out_path, &emit));
+        let estimate = self.estimate;
+        let copy = tokio::task::spawn_blocking(move || {
+            copy_with_progress(reader, file, &out_path, &emit, estimate)
+        });
         let copy = tokio_util::task::AbortOnDropHandle::new(copy);
 
         let mut tick = tokio::time::interval(PROGRESS_INTERVAL);
@@ -272,7 +274,14 @@ impl ExecTar<'_> {
         let copied = loop {
             tokio::select! {
                 r = &mut copy => break r,
-                _ = tick.tick() => flush_batch(&capture, &rep.emit, Stage::ExecTar, OutputStream::Stderr),
+                _ = tick.tick() => {
+                    flush_batch(&capture, &rep.emit, Stage::ExecTar, OutputStream::Stderr);
+                    rep.checkpoint();
+                    if let Some(idle) = rep.stalled() {
+                        // The child is killed below; its pipe closes and the copy ends.
+                        break Ok(Err(format!("stalled: no bytes for {}s (--stall-timeout)", idle.as_secs())));
+                    }
+                }
             }
         };
         let copied = match copied {
@@ -567,6 +576,7 @@ fn copy_with_progress(
     file: File,
     path: &Path,
     emit: &Emitter,
+    estimate: Option<u64>,
 ) -> Result<Copied, String> {
     let started = Instant::now();
     let mut throttle = Throttle::new();
@@ -579,7 +589,8 @@ fn copy_with_progress(
             if throttle.ready() || last {
                 let progress = Progress {
                     bytes,
-                    total: None,
+                    // The guest's df figure: an estimate, marked as such by front ends.
+                    total: estimate,
                     entries: Some(scanner.entries()),
                     current_path: scanner.current_path(),
                     elapsed_ms: started.elapsed().as_millis() as u64,

@@ -53,6 +53,8 @@ pub struct FreezeConfig {
     pub registry_port: Option<u16>,
     /// How the image reaches the registry.
     pub push_via: push::PushVia,
+    /// Fail exec-tar when no bytes arrive for this long (None: wait for ever).
+    pub stall_timeout: Option<std::time::Duration>,
 }
 
 impl FreezeConfig {
@@ -222,6 +224,7 @@ fn begin(
         History::new(&cfg.state_dir),
         tx,
     );
+    rep.stall_timeout = cfg.stall_timeout;
     rep.started();
     Ok((machine, lock, rep))
 }
@@ -288,6 +291,7 @@ pub async fn run_resume(
         *record.stage_mut(*stage) = prev;
     }
     let mut rep = Reporter::new(record, history.clone(), tx);
+    rep.stall_timeout = cfg.stall_timeout;
     rep.started();
     rep.emit.note(
         kept.from,

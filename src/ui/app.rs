@@ -42,6 +42,10 @@ pub struct Settings {
     pub theme: super::theme::ThemeName,
     /// Ring the terminal bell when a freeze ends.
     pub bell: bool,
+    /// A desktop notification (OSC 9 / OSC 777) when a freeze ends.
+    pub notify: bool,
+    /// A stream without bytes this long is shown as stalled.
+    pub stall_after_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -304,6 +308,11 @@ impl App {
     pub(super) fn on_tick(&mut self, now_ms: u64, fx: &mut Effects) {
         let before = self.clock_text();
         self.now_ms = now_ms;
+        for f in self.freezes.values_mut() {
+            if !f.phase.is_finished() && f.current == Some(crate::freeze::Stage::ExecTar) {
+                f.throughput.advance(now_ms);
+            }
+        }
         if let Some(f) = &self.flash {
             if now_ms >= f.until_ms {
                 self.flash = None;

@@ -171,8 +171,13 @@ fn last_cell(app: &App, m: &BottleMachine, width: usize) -> Line<'static> {
                 match (stage, p.total) {
                     (Stage::ExecTar, _) => {
                         parts.push(format::bytes(p.bytes));
-                        if let Some(rate) = f.throughput.current() {
+                        if let Some(idle) = f.stalled_ms(app.now_ms, app.settings.stall_after_ms) {
+                            parts.push(format::stalled(idle));
+                        } else if let Some(rate) = f.throughput.current() {
                             parts.push(format!("{}/s", format::bytes(rate)));
+                        }
+                        if let Some(est) = p.total.filter(|t| *t > 0 && p.bytes <= *t) {
+                            parts.push(format!("~{}%", theme::percent(p.bytes, est)));
                         }
                     }
                     (_, Some(t)) if t > 0 => {

@@ -62,6 +62,9 @@ pub struct UiConfig {
     pub keys: KeyMap,
     pub theme: theme::ThemeName,
     pub bell: bool,
+    pub notify: bool,
+    /// Seconds without bytes before a stream is shown as stalled.
+    pub stall_after: u64,
     /// Mouse capture at start (a key turns it off and on).
     pub mouse: bool,
     /// A standing line under the machine list.
@@ -92,6 +95,8 @@ impl UiConfig {
             keys: s.keys.clone(),
             theme: s.theme,
             bell: s.bell,
+            notify: s.notify,
+            stall_after: s.stall_after,
             mouse: s.mouse,
             notice: None,
         }
@@ -105,6 +110,8 @@ impl UiConfig {
             refresh_ms: u64::try_from(self.refresh.as_millis()).unwrap_or(u64::MAX),
             theme: self.theme,
             bell: self.bell,
+            notify: self.notify,
+            stall_after_ms: self.stall_after.max(1) * 1000,
         }
     }
 }
