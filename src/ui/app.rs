@@ -31,6 +31,9 @@ pub const LATE_MS: u64 = 2_000;
 /// Lines a mouse wheel notch scrolls.
 pub const WHEEL_LINES: u64 = 3;
 
+/// How often the records of freezes run by other processes are read again.
+pub const ELSEWHERE_READ_MS: u64 = 2_000;
+
 /// What the dashboard needs to know of its configuration (paths are shown, never read).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
@@ -324,6 +327,15 @@ impl App {
             fx.commands.push(Command::Discover);
         }
         if !self.history.loaded && !self.history.loading && self.history.error.is_none() {
+            self.history.loading = true;
+            fx.commands.push(Command::LoadHistory);
+        }
+        // A freeze run by another process is followed from its record.
+        let elsewhere = self.last_freeze.values().any(|l| l.elsewhere.is_some());
+        if elsewhere
+            && !self.history.loading
+            && now_ms.saturating_sub(self.history.read_at_ms) >= ELSEWHERE_READ_MS
+        {
             self.history.loading = true;
             fx.commands.push(Command::LoadHistory);
         }

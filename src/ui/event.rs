@@ -163,7 +163,13 @@ impl Services {
             }
             Command::LoadHistory => {
                 let (h, tx) = (self.history.clone(), self.bg_tx.clone());
+                let (state, smolvm) = (self.cfg.state_dir.clone(), self.smolvm.clone());
                 tokio::spawn(async move {
+                    // Runs nobody holds any more (a killed CLI freeze) are finished first,
+                    // so no dead freeze shows as running.
+                    for line in crate::recover::recover_interrupted(&state, &smolvm).await {
+                        tracing::warn!("{line}");
+                    }
                     let r =
                         tokio::task::spawn_blocking(move || h.list().map_err(|e| e.to_string()))
                             .await

@@ -665,6 +665,7 @@ pub(super) fn session_last(f: &FreezeState) -> Option<LastFreeze> {
         outcome,
         at_ms: f.ended_at_ms.unwrap_or(f.started_at_ms),
         failed_stage: f.failure.as_ref().map(|x| x.stage),
+        elsewhere: None,
     })
 }
 
@@ -766,6 +767,34 @@ mod tests {
         assert!(a.freezes["bot-bottle-web"]
             .stalled_ms(a.now_ms, a.settings.stall_after_ms)
             .is_some());
+    }
+
+    #[test]
+    fn a_freeze_run_elsewhere_shows_live_from_its_record_and_is_read_again() {
+        let mut a = with_machines(120, 30);
+        let mut r = crate::history::Record::new(
+            "20270115T060000Z-web-9999",
+            crate::history::Kind::Freeze,
+            "bot-bottle-web",
+            "web",
+        );
+        r.pid = 4_000_000;
+        r.stage_mut(Stage::ExecTar).status = StageStatus::Running;
+        r.bytes = 3 * MIB;
+        a.update(Action::HistoryLoaded(Ok(vec![r])));
+        let text = screen(&a);
+        assert!(text.contains("▶ exec-tar by pid 4000000 3.0 MiB"), "{text}");
+        // Followed: the records are read again while it runs.
+        let fx = a.update(Action::Tick {
+            now_ms: a.now_ms + crate::ui::app::ELSEWHERE_READ_MS,
+        });
+        assert!(fx.commands.contains(&Command::LoadHistory));
+        // Once it ended, no more reading.
+        a.update(Action::HistoryLoaded(Ok(records())));
+        let fx = a.update(Action::Tick {
+            now_ms: a.now_ms + 2 * crate::ui::app::ELSEWHERE_READ_MS,
+        });
+        assert!(!fx.commands.contains(&Command::LoadHistory));
     }
 
     #[test]

@@ -21,6 +21,8 @@ pub struct HistoryState {
     pub loading: bool,
     pub error: Option<String>,
     pub selected: usize,
+    /// App clock of the last read, to follow freezes run elsewhere.
+    pub read_at_ms: u64,
 }
 
 /// What a line of a record view is, for its style.
@@ -242,6 +244,7 @@ impl RecordView {
 impl App {
     pub(super) fn on_history_loaded(&mut self, r: Result<Vec<Record>, String>, fx: &mut Effects) {
         self.history.loading = false;
+        self.history.read_at_ms = self.now_ms;
         match r {
             Ok(records) => {
                 self.history.loaded = true;

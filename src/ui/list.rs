@@ -16,6 +16,17 @@ pub struct LastFreeze {
     /// End (or start) time, Unix ms.
     pub at_ms: u64,
     pub failed_stage: Option<Stage>,
+    /// A freeze another process runs (the CLI, another operator): what its record says.
+    pub elsewhere: Option<Elsewhere>,
+}
+
+/// A running freeze of another process, as its record (saved every second) shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Elsewhere {
+    pub stage: Option<Stage>,
+    pub bytes: u64,
+    /// The process that holds the machine's lock.
+    pub pid: u32,
 }
 
 impl LastFreeze {
@@ -24,6 +35,30 @@ impl LastFreeze {
             outcome: r.outcome,
             at_ms: r.ended_at_ms.unwrap_or(r.started_at_ms),
             failed_stage: r.failure.as_ref().map(|f| f.stage),
+            // Our own runs are shown from their events; a record of ours that still says
+            // running is one the loader has not seen end yet.
+            elsewhere: (r.outcome == Outcome::Running && r.pid != std::process::id()).then(|| {
+                Elsewhere {
+                    stage: r
+                        .stages
+                        .iter()
+                        .rev()
+                        .find(|s| s.status == crate::history::StageStatus::Running)
+                        .map(|s| s.stage),
+                    bytes: r
+                        .stages
+                        .iter()
+                        .find(|s| s.status == crate::history::StageStatus::Running)
+                        .map_or(r.bytes, |s| {
+                            s.bytes.max(if s.stage == Stage::ExecTar {
+                                r.bytes
+                            } else {
+                                0
+                            })
+                        }),
+                    pid: r.pid,
+                }
+            }),
         }
     }
 }

@@ -10,6 +10,7 @@ use ratatui::Frame;
 use super::app::App;
 use super::keys::{Context, KeyAction};
 use super::layout;
+use super::list::LastFreeze;
 use super::state::SortKey;
 use super::theme;
 use crate::format;
@@ -200,6 +201,17 @@ fn last_cell(app: &App, m: &BottleMachine, width: usize) -> Line<'static> {
         }
     }
     match app.last_freeze.get(&m.machine.name) {
+        Some(LastFreeze {
+            elsewhere: Some(e), ..
+        }) => {
+            // Another process runs it: live figures from its record, and who holds the lock.
+            let stage = e.stage.map_or("starting".to_string(), |s| s.to_string());
+            let mut parts = vec![format!("▶ {stage} by pid {}", e.pid)];
+            if e.bytes > 0 {
+                parts.push(format::bytes(e.bytes));
+            }
+            Line::styled(fitting(&parts, width), theme::WARN)
+        }
         Some(l) => {
             let (mark, style) = theme::outcome_mark(l.outcome);
             let what = match (l.outcome, l.failed_stage) {
