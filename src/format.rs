@@ -108,6 +108,15 @@ pub fn against_estimate(bytes: u64, estimate: u64, rate: Option<u64>) -> String 
     s
 }
 
+/// Docker's classic builder's `Step 3/4 : USER node`, as (3, 4).
+pub fn docker_step(line: &str) -> Option<(u32, u32)> {
+    let rest = line.trim_start().strip_prefix("Step ")?;
+    let (n, rest) = rest.split_once('/')?;
+    let m: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    let (n, m) = (n.trim().parse().ok()?, m.parse().ok()?);
+    (n <= m && m > 0).then_some((n, m))
+}
+
 /// `stalled · no bytes for 12s`, as every front end says it.
 pub fn stalled(idle_ms: u64) -> String {
     format!("stalled · no bytes for {}s", idle_ms / 1000)
@@ -132,5 +141,8 @@ mod estimate_tests {
             "past the ~4.0 MiB estimate"
         );
         assert_eq!(stalled(12_400), "stalled · no bytes for 12s");
+        assert_eq!(docker_step("Step 3/4 : USER node"), Some((3, 4)));
+        assert_eq!(docker_step("build| Step 3/4"), None);
+        assert_eq!(docker_step("Step 5/4 : X"), None);
     }
 }

@@ -192,6 +192,19 @@ impl StageBars {
     }
 
     pub fn handle(&mut self, ev: &FreezeEvent) {
+        // The build's real progress is its steps (the context upload is done at once).
+        if let FreezeEvent::Output {
+            stage: Stage::Build,
+            lines,
+            ..
+        } = ev
+        {
+            if let Some((n, m)) = lines.iter().rev().find_map(|l| format::docker_step(l)) {
+                if let Some(b) = self.bar(Stage::Build) {
+                    b.set_message(format!("step {n}/{m}"));
+                }
+            }
+        }
         match ev {
             FreezeEvent::StageStarted { stage, .. } => {
                 if let Some(mut l) = self.live(*stage) {

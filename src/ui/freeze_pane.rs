@@ -48,6 +48,19 @@ fn stage_detail(f: &FreezeState, stage: Stage, width: usize) -> Vec<Span<'static
         (_, _) if finished && stage != Stage::ExecTar => {
             spans.push(Span::raw(format::bytes(p.bytes)))
         }
+        // The build's real steps, not the context upload that reaches 100% at once.
+        (Stage::Build, _) if s.steps.is_some() => {
+            let (n, m) = s.steps.unwrap_or((0, 1));
+            let text = format!("step {n}/{m} ");
+            let room = width.saturating_sub(theme::width(&text) + 1);
+            spans.push(Span::raw(text));
+            if room >= 4 {
+                spans.push(Span::styled(
+                    theme::gauge(u64::from(n.saturating_sub(1)), u64::from(m), room.min(20)),
+                    theme::INFO,
+                ));
+            }
+        }
         (Stage::ExecTar, est) => {
             spans.push(Span::raw(format::bytes(p.bytes)));
             // Against the guest's df figure: an estimate, so `~`, and never past 100%.
@@ -317,6 +330,12 @@ fn title(app: &App) -> Line<'static> {
             style.add_modifier(Modifier::BOLD),
         ));
         spans.push(Span::raw(format!("{} ", dur(f.elapsed_ms(app.now_ms)))));
+        if !f.phase.is_finished() && app.area.width >= 60 {
+            // One bar for the whole freeze.
+            let pm = f.overall_permille();
+            spans.push(Span::styled(theme::gauge(pm, 1000, 10), theme::INFO));
+            spans.push(Span::raw(format!(" {}% ", pm / 10)));
+        }
     }
     Line::from(spans)
 }

@@ -173,6 +173,8 @@ pub struct StageState {
     pub started_ms: Option<u64>,
     pub duration_ms: Option<u64>,
     pub progress: Option<Progress>,
+    /// The builder's `Step N/M` (Docker's build), the stage's real progress.
+    pub steps: Option<(u32, u32)>,
 }
 
 impl Default for StageState {
@@ -182,6 +184,7 @@ impl Default for StageState {
             started_ms: None,
             duration_ms: None,
             progress: None,
+            steps: None,
         }
     }
 }
@@ -293,6 +296,32 @@ impl FreezeState {
         self.ended_at_ms
             .unwrap_or(now_ms)
             .saturating_sub(self.started_at_ms)
+    }
+
+    /// The whole freeze's progress in per mille: the stages done, and the running one's
+    /// share (exec-tar against its estimate, build by steps, push by bytes).
+    pub fn overall_permille(&self) -> u64 {
+        let mut sum = 0u64;
+        for stage in Stage::ALL {
+            let s = self.stage(stage);
+            sum += match s.status {
+                StageStatus::Done | StageStatus::Warning | StageStatus::Skipped => 1000,
+                StageStatus::Running => {
+                    let p = s.progress.as_ref();
+                    let part = match (stage, s.steps, p.and_then(|p| p.total)) {
+                        (Stage::Build, Some((n, m)), _) => {
+                            u64::from(n.saturating_sub(1)) * 1000 / u64::from(m)
+                        }
+                        (_, _, Some(t)) if t > 0 => p.map_or(0, |p| p.bytes.min(t)) * 1000 / t,
+                        _ => 0,
+                    };
+                    // A stage is not over until it says so.
+                    part.min(990)
+                }
+                _ => 0,
+            };
+        }
+        sum / Stage::ALL.len() as u64
     }
 
     /// How long exec-tar has moved no bytes, once that is `stall_after_ms` or more.
@@ -424,6 +453,11 @@ impl App {
                     });
                 }
                 for l in lines {
+                    if stage == Stage::Build {
+                        if let Some(step) = crate::format::docker_step(&l) {
+                            f.stage_mut(stage).steps = Some(step);
+                        }
+                    }
                     f.tail.push(TailLine {
                         stage,
                         kind: TailKind::Line(stream),
@@ -795,6 +829,21 @@ mod tests {
             now_ms: a.now_ms + 2 * crate::ui::app::ELSEWHERE_READ_MS,
         });
         assert!(!fx.commands.contains(&Command::LoadHistory));
+    }
+
+    #[test]
+    fn build_shows_its_steps_and_one_bar_covers_the_freeze() {
+        let mut a = with_machines(120, 30);
+        freeze_until(&mut a, "web", Stage::Build);
+        let f = &a.freezes["bot-bottle-web"];
+        assert_eq!(f.stage(Stage::Build).steps, Some((2, 4)));
+        // exec-tar done (1/4) and one of four build steps behind: 1/4 + 1/16.
+        assert_eq!(f.overall_permille(), (1000 + 250) / 4);
+        let text = screen(&a);
+        assert!(text.contains("step 2/4"), "{text}");
+        assert!(text.contains(" 31% "), "{text}");
+        freeze_done(&mut a, "web");
+        assert!(!screen(&a).contains(" 31% "));
     }
 
     #[test]
