@@ -60,11 +60,11 @@ fn history_filters_and_show_keys_work_on_real_records() {
     );
     assert_eq!(
         ids(&w.run(&["history", "--json", "--machine", "bot-bottle-h-bad"])),
-        [bad.clone()]
+        vec![bad.clone()]
     );
     assert_eq!(
         ids(&w.run(&["history", "--json", "--failed"])),
-        [bad.clone()]
+        vec![bad.clone()]
     );
     assert_eq!(
         ids(&w.run(&["history", "--json", "--succeeded"])),
@@ -72,7 +72,7 @@ fn history_filters_and_show_keys_work_on_real_records() {
     );
     assert_eq!(
         ids(&w.run(&["history", "--json", "--succeeded", "--limit", "1"])),
-        [ok2.clone()]
+        vec![ok2.clone()]
     );
     assert_eq!(
         ids(&w.run(&["history", "--json", "--since", "1h"])).len(),

@@ -101,6 +101,11 @@ pub enum Action {
         result: Result<Box<LoadedRecord>, String>,
     },
     LogSaved(Result<PathBuf, String>),
+    /// The records whose logs contain `text`.
+    LogHits {
+        text: String,
+        ids: Vec<String>,
+    },
     /// SIGTERM or SIGHUP: cancel everything and leave, without asking.
     Terminate,
 }
@@ -139,6 +144,14 @@ pub enum Command {
     Bell,
     /// Turn mouse capture on or off.
     SetMouse(bool),
+    /// Find the records whose logs contain `text` (lowercase).
+    SearchLogs {
+        text: String,
+    },
+    /// Put `text` on the terminal's clipboard (OSC 52).
+    Copy(String),
+    /// A desktop notification (OSC 9 and OSC 777) beside the bell.
+    Notify(String),
 }
 
 /// What one update asks of the loop.
@@ -286,6 +299,7 @@ impl App {
             Action::HistoryLoaded(r) => self.on_history_loaded(r, &mut fx),
             Action::RecordLoaded { id, result } => self.on_record_loaded(&id, result, &mut fx),
             Action::LogSaved(r) => self.on_log_saved(r, &mut fx),
+            Action::LogHits { text, ids } => self.on_log_hits(text, ids, &mut fx),
             Action::Terminate => {
                 self.help = None;
                 self.dialog = None;
@@ -365,6 +379,10 @@ impl App {
         if self.help.is_none() && self.dialog.is_none() {
             if self.view == View::Dashboard && self.machines.filter_editing {
                 self.edit_filter(key);
+                return;
+            }
+            if self.view == View::History && self.history.filter_editing {
+                self.edit_history_filter(key, fx);
                 return;
             }
             if self.view == View::Record && self.record.as_ref().is_some_and(|r| r.search.editing) {
@@ -489,6 +507,7 @@ impl App {
             KeyAction::Down => self.move_selection(1),
             KeyAction::Top => self.move_selection(isize::MIN / 2),
             KeyAction::Freeze => self.open_freeze_dialog(fx),
+            KeyAction::Open => self.open_last_record(fx),
             KeyAction::Cancel => self.open_cancel_dialog(),
             KeyAction::Refresh if self.machines.refreshing_since.is_none() => {
                 self.machines.refreshing_since = Some(self.now_ms);

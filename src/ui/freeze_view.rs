@@ -571,9 +571,12 @@ impl App {
             self.last_freeze.insert(machine, l);
         }
         if let Some((level, text)) = ended {
-            self.flash(level, text);
+            self.flash(level, text.clone());
             if self.settings.bell {
                 fx.commands.push(Command::Bell);
+            }
+            if self.settings.notify {
+                fx.commands.push(Command::Notify(text.clone()));
             }
             if !self.history.loading {
                 self.history.loading = true;

@@ -159,6 +159,30 @@ fn history_list() {
     assert_snapshot!(screen(&a));
 }
 
+/// Issue 14: a preview beside the list, relative times, exports marked and listed apart.
+#[test]
+fn history_with_preview_200x50() {
+    let mut a = with_machines(200, 50);
+    a.update(key('h'));
+    let mut rs = records();
+    let mut export = rs[0].clone();
+    export.id = "20270115T063000Z-web-5555".into();
+    export.kind = crate::history::Kind::Export;
+    export.started_at_ms += 1_800_000;
+    rs.insert(0, export);
+    a.update(Action::HistoryLoaded(Ok(rs)));
+    a.update(key('j'));
+    let text = screen(&a);
+    // The export is listed after the freezes, marked.
+    let export_row = text.lines().position(|l| l.contains("· export")).unwrap();
+    let db_row = text.lines().position(|l| l.contains("cancelled")).unwrap();
+    assert!(export_row > db_row, "{text}");
+    assert!(text.contains("preview"), "{text}");
+    // The failed one's preview: its stage, status and first stderr lines.
+    assert!(text.contains("stage    build"), "{text}");
+    assert_snapshot!(text);
+}
+
 #[test]
 fn history_empty() {
     let mut a = with_machines(80, 24);
