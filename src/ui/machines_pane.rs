@@ -62,10 +62,11 @@ fn header(c: Col, app: &App) -> String {
     if sorted && (app.machines.sort != SortKey::Name || app.machines.descending) {
         format!(
             "{name}{}",
+            // As k9s: ↑ ascending, ↓ descending.
             if app.machines.descending {
-                "↑"
-            } else {
                 "↓"
+            } else {
+                "↑"
             }
         )
     } else {
@@ -73,23 +74,55 @@ fn header(c: Col, app: &App) -> String {
     }
 }
 
-fn width_of(c: Col) -> Constraint {
+/// What the content of the shown machines needs, so that wide terminals give the room to
+/// the columns that use it (the last freeze) rather than to a short slug.
+#[derive(Debug, Clone, Copy)]
+struct Needs {
+    slug: u16,
+    image: u16,
+    /// The table's width.
+    room: u16,
+}
+
+fn needs(app: &App, room: u16) -> Needs {
+    let mut n = Needs {
+        slug: 4,
+        image: 5,
+        room,
+    };
+    for m in app.visible() {
+        let slug = match &m.slug {
+            Ok(s) => theme::width(s.as_str()),
+            Err(_) => theme::width(&escape_str(&m.machine.name)) + 2,
+        };
+        n.slug = n.slug.max(u16::try_from(slug).unwrap_or(u16::MAX));
+        if let Some(i) = m.machine.image.as_deref() {
+            let w = u16::try_from(theme::width(&escape_str(i))).unwrap_or(u16::MAX);
+            n.image = n.image.max(w);
+        }
+    }
+    n
+}
+
+fn width_of(c: Col, n: Needs) -> Constraint {
     match c {
-        Col::Slug => Constraint::Fill(2),
+        // Fill with a cap: never wider than the longest slug needs (up to 40 columns).
+        Col::Slug => Constraint::Max(n.slug.clamp(8, 40).min(n.room / 4).max(8)),
         Col::State => Constraint::Length(11),
-        Col::Cpus => Constraint::Length(3),
+        // Room for the sort arrow.
+        Col::Cpus => Constraint::Length(4),
         Col::Memory => Constraint::Length(9),
-        Col::Image => Constraint::Fill(1),
+        Col::Image => Constraint::Max(n.image.clamp(6, 32).min(n.room / 6).max(6)),
         Col::Age => Constraint::Length(4),
         Col::Last => Constraint::Fill(3),
     }
 }
 
 /// The columns' widths as the table lays them out (after the one-column highlight).
-fn column_widths(cols: &[Col], width: u16) -> Vec<u16> {
+fn column_widths(cols: &[Col], width: u16, n: Needs) -> Vec<u16> {
     use ratatui::layout::{Flex, Layout};
     let area = Rect::new(0, 0, width.saturating_sub(1), 1);
-    Layout::horizontal(cols.iter().map(|&c| width_of(c)))
+    Layout::horizontal(cols.iter().map(|&c| width_of(c, n)))
         .flex(Flex::Start)
         .spacing(1)
         .split(area)
@@ -237,7 +270,13 @@ fn last_cell(app: &App, m: &BottleMachine, width: usize) -> Line<'static> {
     }
 }
 
-fn cell(c: Col, app: &App, m: &BottleMachine, last_width: usize) -> Cell<'static> {
+fn cell(
+    c: Col,
+    app: &App,
+    m: &BottleMachine,
+    last_width: usize,
+    image_width: usize,
+) -> Cell<'static> {
     let dash = || Cell::from(Span::styled("-", theme::DIM));
     match c {
         Col::Slug => match &m.slug {
@@ -268,7 +307,8 @@ fn cell(c: Col, app: &App, m: &BottleMachine, last_width: usize) -> Cell<'static
             .machine
             .image
             .as_deref()
-            .map(|i| Cell::from(escape_str(i)))
+            // Cut with an ellipsis, never silently.
+            .map(|i| Cell::from(theme::truncate(&escape_str(i), image_width)))
             .unwrap_or_else(dash),
         Col::Age => app
             .age_secs(m)
@@ -394,22 +434,28 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     }
     let cols = columns(inner.width.saturating_sub(2));
     let head = Row::new(cols.iter().map(|&c| Cell::from(header(c, app)))).style(theme::HEADER);
-    let widths_now = column_widths(&cols, body.width);
-    let last_width = cols
-        .iter()
-        .position(|&c| c == Col::Last)
-        .and_then(|i| widths_now.get(i))
-        .map(|&w| usize::from(w))
-        .unwrap_or(0);
+    let n = needs(app, body.width);
+    let widths_now = column_widths(&cols, body.width, n);
+    let width_of_col = |col: Col| {
+        cols.iter()
+            .position(|&c| c == col)
+            .and_then(|i| widths_now.get(i))
+            .map(|&w| usize::from(w))
+            .unwrap_or(0)
+    };
+    let (last_width, image_width) = (width_of_col(Col::Last), width_of_col(Col::Image));
     let rows = visible.iter().map(|m| {
-        let row = Row::new(cols.iter().map(|&c| cell(c, app, m, last_width)));
+        let row = Row::new(
+            cols.iter()
+                .map(|&c| cell(c, app, m, last_width, image_width)),
+        );
         if m.machine.is_running() && m.slug.is_ok() {
             row
         } else {
             row.style(theme::DIM)
         }
     });
-    let widths: Vec<Constraint> = cols.iter().map(|&c| width_of(c)).collect();
+    let widths: Vec<Constraint> = cols.iter().map(|&c| width_of(c, n)).collect();
     let table = Table::new(rows, widths)
         .header(head)
         .column_spacing(1)
