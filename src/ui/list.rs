@@ -239,6 +239,13 @@ impl App {
             .map(|m| m.machine.name.clone())
             .collect();
         if visible.is_empty() {
+            // Nothing shown, nothing selected: no pane or key acts on a hidden machine.
+            if self.machines.selected.take().is_some() {
+                self.tail_view = TailView {
+                    wrap: self.tail_view.wrap,
+                    ..TailView::default()
+                };
+            }
             return;
         }
         if let Some(name) = &self.machines.selected {
@@ -311,6 +318,26 @@ mod tests {
     use super::*;
 
     use crate::ui::fixtures::*;
+
+    #[test]
+    fn a_filter_hiding_every_machine_clears_the_selection() {
+        let mut a = with_machines(120, 30);
+        select(&mut a, "bot-bottle-web");
+        a.update(key('/'));
+        for c in "zzz".chars() {
+            a.update(key(c));
+        }
+        a.update(code(KeyCode::Enter));
+        assert_eq!(a.machines.selected, None);
+        assert!(a.selected_freeze().is_none());
+        let fx = a.update(key('f'));
+        assert!(a.dialog.is_none() && fx.commands.is_empty());
+        assert!(!screen(&a).contains("bot-bottle-web · running"));
+        // Clearing the filter selects again.
+        a.update(key('/'));
+        a.update(code(KeyCode::Esc));
+        assert!(a.machines.selected.is_some());
+    }
 
     #[test]
     fn filter_is_incremental_and_esc_clears() {

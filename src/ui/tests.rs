@@ -254,6 +254,29 @@ fn confirmation_dialog_low_space_pending_df() {
     assert_snapshot!(screen(&a));
 }
 
+/// Issue 14, item 14: a long artifact path wraps; the key line stays; a lock held by
+/// another process is said before confirming.
+#[test]
+fn confirmation_dialog_keeps_its_keys_with_a_long_path_and_says_the_lock_is_held() {
+    let state = tempfile::tempdir().unwrap();
+    let deep = state
+        .path()
+        .join("a-rather-long-folder-name-for-the-state/and-another-one-below-it");
+    let mut a = with_machines(80, 24);
+    a.settings.state_dir = deep.clone();
+    let slug = crate::names::Slug::parse("web").unwrap();
+    let _held = crate::lock::MachineLock::acquire(&deep, &slug, "bot-bottle-web").unwrap();
+    // The lock above is this process's; the dialog asks the same way for any holder.
+    a.update(key('f'));
+    let text = screen(&a);
+    assert!(text.contains("y/Enter") && text.contains("n/Esc"), "{text}");
+    assert!(text.contains("running in another process"), "{text}");
+    assert!(
+        text.contains(&format!("(pid {})", std::process::id())),
+        "{text}"
+    );
+}
+
 #[test]
 fn cancel_dialog() {
     let mut a = with_machines(80, 24);

@@ -181,16 +181,30 @@ pub fn wrap(s: &str, max: usize) -> Vec<String> {
     let mut out = Vec::new();
     let mut cur = String::new();
     let mut w = 0;
-    for c in s.chars() {
-        let cw = c.width().unwrap_or(0);
-        if w + cw > max && !cur.is_empty() {
-            out.push(std::mem::take(&mut cur));
+    // At word boundaries; only a word longer than the line is broken inside.
+    for word in s.split_inclusive(' ') {
+        let ww = width(word.trim_end());
+        if w > 0 && w + ww > max {
+            out.push(cur.trim_end().to_string());
+            cur.clear();
             w = 0;
         }
-        cur.push(c);
-        w += cw;
+        if ww > max {
+            for c in word.chars() {
+                let cw = c.width().unwrap_or(0);
+                if w + cw > max && !cur.is_empty() {
+                    out.push(std::mem::take(&mut cur));
+                    w = 0;
+                }
+                cur.push(c);
+                w += cw;
+            }
+            continue;
+        }
+        cur.push_str(word);
+        w += width(word);
     }
-    out.push(cur);
+    out.push(cur.trim_end().to_string());
     out
 }
 
@@ -244,6 +258,12 @@ mod tests {
         assert_eq!(wrap("abcdef", 4), ["abcd", "ef"]);
         assert_eq!(wrap("", 4), [""]);
         assert_eq!(wrap("日本語", 4), ["日本", "語"]);
+        // At word boundaries: `(exit status 2)` is not broken inside `exit`.
+        assert_eq!(
+            wrap("tar failed (exit status 2)", 16),
+            ["tar failed (exit", "status 2)"]
+        );
+        assert_eq!(wrap("a verylongword b", 5), ["a", "veryl", "ongwo", "rd b"]);
         assert_eq!(sparkline(&[0, 1, 2, 4, 8], 4), "▁▂▄█");
         assert_eq!(sparkline(&[], 4), "");
         assert_eq!(gauge(1, 4, 8), "██░░░░░░");
