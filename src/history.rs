@@ -298,6 +298,15 @@ impl History {
         Ok(records)
     }
 
+    /// When the record was last saved (Unix ms): for a run killed without a word, the
+    /// time of its last event (a running record is saved at least every second).
+    pub fn last_saved_ms(&self, id: &str) -> Option<u64> {
+        let path = self.dir(id).ok()?.join("record.json");
+        let modified = std::fs::metadata(path).ok()?.modified().ok()?;
+        let ms = modified.duration_since(UNIX_EPOCH).ok()?.as_millis();
+        u64::try_from(ms).ok()
+    }
+
     /// The full log of one stage, or None when the stage wrote none.
     pub fn read_log(&self, id: &str, stage: Stage) -> Result<Option<Vec<u8>>, HistoryError> {
         let path = self.log_path(id, stage)?;

@@ -148,6 +148,10 @@ fn a_cli_freeze_shows_live_and_a_killed_one_is_recovered_not_running() {
             .any(|l| l.contains(&format!("by pid {pid}")) && l.contains("MiB"))
     });
     // Killed: the dashboard recovers it on its next read and never shows it running.
+    let killed_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid as i32),
         nix::sys::signal::Signal::SIGKILL,
@@ -158,7 +162,12 @@ fn a_cli_freeze_shows_live_and_a_killed_one_is_recovered_not_running() {
         s.contains("interrupted")
     });
     assert!(!s.contains(&format!("by pid {pid}")), "{s}");
-    assert_eq!(newest_record(state.path())["outcome"], "interrupted");
+    let rec = newest_record(state.path());
+    assert_eq!(rec["outcome"], "interrupted");
+    // Item 21: its duration ends at its last event, not when the recovery ran.
+    let ended = rec["ended_at_ms"].as_u64().unwrap();
+    assert!(ended <= killed_ms, "{ended} > {killed_ms}");
+    assert!(ended >= rec["started_at_ms"].as_u64().unwrap());
     t.quit();
     // The killed run's leftovers were removed by the recovery.
     let _ = std::fs::remove_dir_all(tmp.path());
