@@ -412,6 +412,7 @@ impl App {
             }
         };
         if action == KeyAction::Quit {
+            self.help = None;
             self.request_quit();
             return;
         }
@@ -823,9 +824,13 @@ mod tests {
         // Keys of the dashboard do nothing under the help.
         let fx = a.update(key('f'));
         assert!(fx.commands.is_empty() && a.dialog.is_none());
+        a.update(key('?'));
+        assert_eq!(a.help, None);
+        // One rule for q: it quits, from help too.
+        a.update(key('?'));
         a.update(key('q'));
         assert_eq!(a.help, None);
-        assert!(!a.should_exit());
+        assert!(a.should_exit());
     }
 
     #[test]

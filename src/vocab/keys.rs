@@ -584,12 +584,7 @@ impl KeyMap {
                     b(A::Down, &[ch('j'), DOWN], "scroll down", None),
                     b(A::PageUp, &[PGUP], "one page up", None),
                     b(A::PageDown, &[PGDN], "one page down", None),
-                    b(
-                        A::Back,
-                        &[ESC, ch('?'), ch('q')],
-                        "close this help",
-                        Some("close"),
-                    ),
+                    b(A::Back, &[ESC, ch('?')], "close this help", Some("close")),
                 ],
             ),
             (
@@ -695,7 +690,9 @@ impl KeyMap {
         let mut keys = pending.to_vec();
         keys.push(KeyChord::from_event(ev));
         let mut ctxs = vec![ctx];
-        if !matches!(ctx, Context::Dialog | Context::Help | Context::Global) {
+        // Global keys work in help too (one rule for `q`: it quits); a dialog takes only
+        // its own answer.
+        if !matches!(ctx, Context::Dialog | Context::Global) {
             ctxs.push(Context::Global);
         }
         for c in ctxs {
@@ -790,7 +787,7 @@ mod tests {
         );
         assert_eq!(
             m.lookup(Context::Help, &key(KeyCode::Char('q'), KeyModifiers::NONE)),
-            Some(KeyAction::Back)
+            Some(KeyAction::Quit)
         );
     }
 
