@@ -464,6 +464,6 @@ mod tests {
         let (x, y) = find(" api ").unwrap();
         assert_ne!(buf[(x + 1, y)].fg, ratatui::style::Color::DarkGray);
         let (x, y) = find("failed").unwrap();
-        assert_eq!(buf[(x, y)].fg, ratatui::style::Color::Red);
+        assert_eq!(buf[(x, y)].fg, ratatui::style::Color::LightRed);
     }
 }
