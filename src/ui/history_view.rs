@@ -92,7 +92,15 @@ pub fn render_list(frame: &mut Frame, area: Rect, app: &App) {
         frame.render_widget(Paragraph::new(Line::styled(text, theme::DIM)), inner);
         return;
     }
-    let wide = inner.width >= 90;
+    // Ids are never cut: they are what `history show` and `--resume` take. Narrow,
+    // duration and size give way to the id; very narrow, the id goes whole.
+    let id_w = h
+        .visible
+        .iter()
+        .filter_map(|i| h.records.get(*i))
+        .map(|r| theme::width(&r.id))
+        .max()
+        .unwrap_or(2) as u16;
     let machine_w = h
         .visible
         .iter()
@@ -101,24 +109,20 @@ pub fn render_list(frame: &mut Frame, area: Rect, app: &App) {
         .max()
         .unwrap_or(10)
         .clamp(10, 40) as u16;
-    let mut head = vec!["STARTED", "MACHINE", "OUTCOME", "DURATION", "SIZE"];
+    let figures = inner.width >= 90;
+    let show_id = inner.width >= 60 + id_w.saturating_sub(26);
+    let mut head = vec!["STARTED", "MACHINE", "OUTCOME"];
     let mut widths = vec![
         Constraint::Length(8),
         Constraint::Length(machine_w),
         Constraint::Fill(1),
-        Constraint::Length(8),
-        Constraint::Length(10),
     ];
-    if wide {
-        // Ids are never cut: they are what `history show` and `--resume` take.
+    if figures {
+        head.extend(["DURATION", "SIZE"]);
+        widths.extend([Constraint::Length(8), Constraint::Length(10)]);
+    }
+    if show_id {
         head.push("ID");
-        let id_w = h
-            .visible
-            .iter()
-            .filter_map(|i| h.records.get(*i))
-            .map(|r| theme::width(&r.id))
-            .max()
-            .unwrap_or(2) as u16;
         widths.push(Constraint::Length(id_w));
     }
     let rows = h.visible.iter().filter_map(|i| h.records.get(*i)).map(|r| {
@@ -127,19 +131,20 @@ pub fn render_list(frame: &mut Frame, area: Rect, app: &App) {
         if r.kind == Kind::Export {
             machine.push(Span::styled(" · export", theme::INFO));
         }
-        let cells = vec![
+        let mut cells = vec![
             Cell::from(Span::styled(ago(app, r.started_at_ms), theme::DIM)),
             Cell::from(Line::from(machine)),
             Cell::from(Span::styled(format!("{mark} {}", r.outcome_text()), style)),
-            Cell::from(
+        ];
+        if figures {
+            cells.push(Cell::from(
                 r.duration_ms()
                     .map(|d| format::duration(Duration::from_millis(d)))
                     .unwrap_or_else(|| "-".into()),
-            ),
-            Cell::from(format::bytes(r.bytes)),
-        ];
-        let mut cells = cells;
-        if wide {
+            ));
+            cells.push(Cell::from(format::bytes(r.bytes)));
+        }
+        if show_id {
             cells.push(Cell::from(Span::styled(escape_str(&r.id), theme::DIM)));
         }
         Row::new(cells)

@@ -183,7 +183,15 @@ impl TerminalGuard {
 
 impl Drop for TerminalGuard {
     fn drop(&mut self) {
-        let _ = crossterm::execute!(std::io::stdout(), crossterm::event::DisableMouseCapture);
+        // Blank the alternate screen before leaving it: a terminal that grew while it was
+        // shown (tmux, some emulators) otherwise keeps part of the last frame on the main
+        // screen. Nothing is left, as vim and less leave nothing.
+        let _ = crossterm::execute!(
+            std::io::stdout(),
+            crossterm::event::DisableMouseCapture,
+            crossterm::terminal::Clear(crossterm::terminal::ClearType::All),
+            crossterm::cursor::MoveTo(0, 0)
+        );
         ratatui::restore();
     }
 }

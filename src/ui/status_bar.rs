@@ -80,7 +80,11 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
             format!(" · {} matching lines", rv.search.matches.len()),
         );
     } else if app.view == View::History && app.history.filter_editing && app.dialog.is_none() {
-        left = input("filter /", &app.history.filter, " · also searches the logs".into());
+        left = input(
+            "filter /",
+            &app.history.filter,
+            " · also searches the logs".into(),
+        );
     } else {
         // A message sits beside the key hints, never over them: the hints give way
         // (least needed first) to at most half the line.
