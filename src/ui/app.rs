@@ -191,6 +191,8 @@ pub struct App {
     pub mouse: bool,
     /// A standing line under the machine list (the demo says what is simulated).
     pub notice: Option<String>,
+    /// What each machine is for, by machine name (the demo's fleet).
+    pub purposes: HashMap<String, String>,
 }
 
 pub(super) fn is_ctrl_c(k: &KeyEvent) -> bool {
@@ -219,6 +221,7 @@ impl App {
             pending_keys: Vec::new(),
             mouse: true,
             notice: None,
+            purposes: HashMap::new(),
         }
     }
 

@@ -361,6 +361,9 @@ fn idle_lines(app: &App) -> Vec<Line<'static>> {
         facts.push(format::bytes(mib.saturating_mul(1024 * 1024)));
     }
     lines.push(Line::raw(facts.join(" · ")));
+    if let Some(p) = app.purposes.get(&m.machine.name) {
+        lines.push(Line::styled(format!("demo: {p}"), theme::INFO));
+    }
     match m.refusal() {
         Some(why) => lines.push(Line::styled(
             format!("cannot be frozen: {}", theme::guard(&why)),

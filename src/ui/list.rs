@@ -240,6 +240,10 @@ impl App {
             .collect();
         if visible.is_empty() {
             // Nothing shown, nothing selected: no pane or key acts on a hidden machine.
+            // (Before the first list, a chosen first selection waits for it.)
+            if self.machines.list.is_empty() {
+                return;
+            }
             if self.machines.selected.take().is_some() {
                 self.tail_view = TailView {
                     wrap: self.tail_view.wrap,
@@ -318,6 +322,20 @@ mod tests {
     use super::*;
 
     use crate::ui::fixtures::*;
+
+    #[test]
+    fn a_first_selection_waits_for_the_list_and_purposes_show() {
+        let mut a = app(120, 30);
+        a.machines.selected = Some("bot-bottle-db".into());
+        a.purposes.insert(
+            "bot-bottle-db".into(),
+            "stopped: listed, not freezable".into(),
+        );
+        a.update(Action::Tick { now_ms: NOW_MS });
+        a.update(Action::Machines(Ok(mixed())));
+        assert_eq!(a.machines.selected.as_deref(), Some("bot-bottle-db"));
+        assert!(screen(&a).contains("demo: stopped: listed, not freezable"));
+    }
 
     #[test]
     fn a_filter_hiding_every_machine_clears_the_selection() {

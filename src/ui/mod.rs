@@ -69,6 +69,10 @@ pub struct UiConfig {
     pub mouse: bool,
     /// A standing line under the machine list.
     pub notice: Option<String>,
+    /// The machine selected when the list first arrives (the demo's small one).
+    pub select_first: Option<String>,
+    /// What each machine is for, shown in the freeze pane (the demo's fleet).
+    pub purposes: Vec<(String, String)>,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -99,6 +103,8 @@ impl UiConfig {
             stall_after: s.stall_after,
             mouse: s.mouse,
             notice: None,
+            select_first: None,
+            purposes: Vec::new(),
         }
     }
 
@@ -239,6 +245,8 @@ pub async fn run(cfg: UiConfig) -> color_eyre::Result<()> {
     let mut app = App::new(cfg.settings(), cfg.keys.clone());
     app.mouse = cfg.mouse;
     app.notice = cfg.notice.clone();
+    app.machines.selected = cfg.select_first.clone();
+    app.purposes = cfg.purposes.iter().cloned().collect();
     let result = {
         let mut guard = TerminalGuard::enter(cfg.mouse)?;
         let input = crossterm::event::EventStream::new();
