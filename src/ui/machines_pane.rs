@@ -97,7 +97,9 @@ fn needs(app: &App, room: u16) -> Needs {
         };
         n.slug = n.slug.max(u16::try_from(slug).unwrap_or(u16::MAX));
         if let Some(i) = m.machine.image.as_deref() {
-            let w = u16::try_from(theme::width(&escape_str(i))).unwrap_or(u16::MAX);
+            // The raw width (no escaping allocation per machine and frame): a name with
+            // control characters is drawn wider and cut with an ellipsis.
+            let w = u16::try_from(theme::width(i)).unwrap_or(u16::MAX);
             n.image = n.image.max(w);
         }
     }
