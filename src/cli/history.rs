@@ -62,24 +62,12 @@ fn list(h: &History, args: &HistoryArgs) -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
-    // Exports are not freezes: they are listed apart, after them.
+    // Exports are not freezes: marked as such and listed apart, after them (one table,
+    // so that scripts reading the first column keep working).
     let (freezes, exports): (Vec<&Record>, Vec<&Record>) =
         records.iter().partition(|r| r.kind == Kind::Freeze);
-    let now = now_ms();
-    let mut first = true;
-    for (title, group) in [("", freezes), ("exports (exec-tar only):", exports)] {
-        if group.is_empty() {
-            continue;
-        }
-        if !first {
-            println!();
-        }
-        first = false;
-        if !title.is_empty() {
-            println!("{title}");
-        }
-        table(&group, now);
-    }
+    let rows: Vec<&Record> = freezes.into_iter().chain(exports).collect();
+    table(&rows, now_ms());
     ExitCode::SUCCESS
 }
 
@@ -93,13 +81,17 @@ fn table(records: &[&Record], now: u64) {
         .unwrap_or(7)
         .max(7);
     println!(
-        "{:<id_w$}  {:<m_w$}  {:<24} {:>9} {:>9} {:>10}",
-        "ID", "MACHINE", "OUTCOME", "STARTED", "DURATION", "SIZE"
+        "{:<id_w$}  {:<6}  {:<m_w$}  {:<24} {:>9} {:>9} {:>10}",
+        "ID", "KIND", "MACHINE", "OUTCOME", "STARTED", "DURATION", "SIZE"
     );
     for r in records {
         println!(
-            "{:<id_w$}  {:<m_w$}  {:<24} {:>9} {:>9} {:>10}",
+            "{:<id_w$}  {:<6}  {:<m_w$}  {:<24} {:>9} {:>9} {:>10}",
             r.id,
+            match r.kind {
+                Kind::Freeze => "freeze",
+                Kind::Export => "export",
+            },
             escape_str(&r.slug),
             r.outcome_text(),
             ago(now, r.started_at_ms),
