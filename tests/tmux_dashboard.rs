@@ -286,7 +286,8 @@ fn dashboard_freezes_fails_cancels_and_quits_cleanly_in_a_real_terminal() {
     t.keys(&["h"]);
     // The history lists machines by slug (issue 14: readable at every width).
     let s = t.wait(10, "the history view", |s| {
-        s.lines().any(|l| l.contains(" bad ") && l.contains("failed"))
+        s.lines()
+            .any(|l| l.contains(" bad ") && l.contains("failed"))
     });
     assert!(s.contains(" good "), "{s}");
     t.keys(&["Enter"]);
