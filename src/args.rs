@@ -153,6 +153,23 @@ pub struct ExecTarOpts {
     /// Folder inside the guest for the guest-file transport's scratch archive.
     #[arg(long, default_value = "/tmp")]
     pub guest_scratch_dir: String,
+    /// Leave PATH out of the archive (repeatable): an absolute path in the guest, with all
+    /// below it, or a name matched anywhere (`.env`); passed to the guest's tar.
+    #[arg(long, value_name = "PATH")]
+    pub exclude: Vec<String>,
+    /// Refuse, instead of warning, when the root holds files named like credentials
+    /// (SSH keys, .aws/credentials, .npmrc, .env…).
+    #[arg(long)]
+    pub fail_on_secrets: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BuilderArg {
+    /// Write the image as a `docker save` archive while exec-tar streams (no Docker needed).
+    Native,
+    /// Have the Docker daemon build it from rootfs.tar and a Dockerfile.
+    Docker,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
@@ -207,6 +224,20 @@ pub struct FreezeArgs {
         default_value = "stream"
     )]
     pub push_via: PushViaArg,
+    /// Who builds the image: `native` (an archive written in the exec-tar pass; smolvm packs
+    /// it directly, Docker only loads it when there is a daemon) or `docker` (a Dockerfile
+    /// build by the daemon, then a push to the throw-away registry).
+    #[arg(
+        long,
+        value_enum,
+        env = "BOTTLE_FREEZE_BUILDER",
+        default_value = "native"
+    )]
+    pub builder: BuilderArg,
+    /// Also publish the image to this registry repository (HOST[:PORT]/REPO[:TAG]) through
+    /// the Docker daemon, with the credentials of the Docker config file.
+    #[arg(long, value_name = "REPO", env = "BOTTLE_FREEZE_PUSH_TO")]
+    pub push_to: Option<String>,
     /// Retry a failed freeze (by history id) from the stage that failed, with what it kept.
     #[arg(long, value_name = "ID", conflicts_with = "machine")]
     pub resume: Option<String>,

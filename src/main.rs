@@ -4,6 +4,9 @@ use clap::{CommandFactory as _, FromArgMatches as _};
 
 fn main() -> ExitCode {
     use bottle_freeze::args::Cli;
+    // Everything this process and its children write (archives, images' layers in the
+    // registry, artifacts, logs) holds the guest's data: private whatever the umask.
+    bottle_freeze::private::private_umask();
     // The matches are kept beside the parsed struct: they say which values were given
     // as flags, which the configuration file must not override.
     let matches = Cli::command().get_matches();

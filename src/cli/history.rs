@@ -38,13 +38,20 @@ fn filter_of(args: &HistoryArgs) -> RecordFilter {
 }
 
 fn list(h: &History, args: &HistoryArgs) -> ExitCode {
-    let records = match h.list() {
+    let (records, damaged) = match h.list_all() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("bottle-freeze: {e}");
             return ExitCode::from(2);
         }
     };
+    for d in &damaged {
+        eprintln!(
+            "bottle-freeze: damaged record {} (not listed): {}",
+            h.root().join(&d.folder).display(),
+            d.why
+        );
+    }
     let filter = filter_of(args);
     let records: Vec<Record> = records
         .into_iter()
@@ -179,6 +186,12 @@ fn show(h: &History, key: &str, json: bool) -> ExitCode {
             .map(|t| format!(" via {}", t.name()))
             .unwrap_or_default()
     );
+    if let Some(d) = &record.layer_digest {
+        println!("layer     {d}");
+    }
+    if let Some(d) = &record.docker {
+        println!("docker    {}", escape_str(d));
+    }
     if let Some(a) = &record.artifact {
         println!("artifact  {}", a.sidecar.display());
         println!("          {}", a.hint);
@@ -192,15 +205,28 @@ fn show(h: &History, key: &str, json: bool) -> ExitCode {
     for w in &record.warnings {
         println!("warning   {w}");
     }
+    if let Some(found) = record.credentials.as_ref().filter(|f| !f.is_empty()) {
+        println!("\nfiles named like credentials (names only; --exclude PATH leaves them out):");
+        for c in &found.listed {
+            println!("  {}  ({})", c.path, c.kind);
+        }
+        if found.more > 0 {
+            println!("  … and {} more", found.more);
+        }
+    }
     println!("\nstages:");
     for s in &record.stages {
         println!(
-            "  {:<9} {:<10} {:>8}",
+            "  {:<9} {:<10} {:>8}{}",
             s.stage.name(),
             format!("{:?}", s.status).to_lowercase(),
             s.duration_ms
                 .map(|d| format::duration(Duration::from_millis(d)))
-                .unwrap_or_else(|| "-".into())
+                .unwrap_or_else(|| "-".into()),
+            s.does
+                .as_deref()
+                .map(|d| format!("  {}", escape_str(d)))
+                .unwrap_or_default()
         );
     }
     if !record.commands.is_empty() {

@@ -2,6 +2,10 @@
 //! man. It is handed the resolved [`Settings`] by the entry (`src/entry.rs`) and knows
 //! nothing of the dashboard.
 
+// First: its macros replace std's printing ones in the modules below (see out.rs).
+#[macro_use]
+pub mod out;
+
 mod history;
 mod list;
 mod progress;
@@ -44,8 +48,12 @@ fn completions(shell: crate::args::CompletionShell) -> ExitCode {
 fn man() -> ExitCode {
     use clap::CommandFactory as _;
     let page = clap_mangen::Man::new(Cli::command());
-    match page.render(&mut std::io::stdout()) {
-        Ok(()) => ExitCode::SUCCESS,
+    let mut page_bytes = Vec::new();
+    match page.render(&mut page_bytes) {
+        Ok(()) => {
+            out::write_out_bytes(&page_bytes);
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("bottle-freeze: cannot write the man page: {e}");
             ExitCode::from(2)

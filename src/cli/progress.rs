@@ -206,12 +206,15 @@ impl StageBars {
             }
         }
         match ev {
-            FreezeEvent::StageStarted { stage, .. } => {
+            FreezeEvent::StageStarted { stage, does, .. } => {
                 if let Some(mut l) = self.live(*stage) {
                     l.started = Some(Instant::now());
                     l.moved_at = Some(Instant::now());
                 }
                 if let Some(b) = self.bar(*stage) {
+                    if let Some(d) = does {
+                        b.set_prefix(format!("{} · {d}", stage.name()));
+                    }
                     b.enable_steady_tick(std::time::Duration::from_millis(120));
                     b.set_message("");
                 }

@@ -141,6 +141,11 @@ fn report(outcome: &RunOutcome, json: bool) -> ExitCode {
             }
             ExitCode::from(1)
         }
+        RunOutcome::Refused(why) => {
+            // Said even with --json: no event describes a run that never started.
+            eprintln!("bottle-freeze: cannot resume: {why}");
+            ExitCode::from(2)
+        }
         RunOutcome::Cancelled => {
             if !json {
                 eprintln!(

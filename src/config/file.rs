@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::args::{PushViaArg, TransportArg};
+use crate::args::{BuilderArg, PushViaArg, TransportArg};
 use crate::vocab::theme::ThemeName;
 
 /// The file's shape. Unknown keys are found separately (see [`unknown_keys`]), so that
@@ -38,6 +38,10 @@ pub(super) struct FreezeSection {
     pub(super) push_via: Option<PushViaArg>,
     pub(super) stall_after: Option<u64>,
     pub(super) stall_timeout: Option<u64>,
+    pub(super) exclude: Option<Vec<String>>,
+    pub(super) fail_on_secrets: Option<bool>,
+    pub(super) builder: Option<BuilderArg>,
+    pub(super) push_to: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -88,6 +92,10 @@ const FREEZE_KEYS: &[&str] = &[
     "push_via",
     "stall_after",
     "stall_timeout",
+    "exclude",
+    "fail_on_secrets",
+    "builder",
+    "push_to",
 ];
 const REGISTRY_KEYS: &[&str] = &["address", "bin", "port", "push_host", "pull_host"];
 const UI_KEYS: &[&str] = &["theme", "mouse", "bell", "notify"];

@@ -21,7 +21,7 @@ mod tests;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use crate::args::{PushViaArg, TransportArg};
+use crate::args::{BuilderArg, PushViaArg, TransportArg};
 use crate::vocab::keys::{Context, KeyMap};
 use crate::vocab::theme::ThemeName;
 
@@ -70,6 +70,9 @@ pub struct Settings {
     pub log_level: String,
     pub transport: TransportArg,
     pub guest_scratch_dir: String,
+    /// Paths left out of the archive (`--exclude`, `[freeze] exclude`).
+    pub exclude: Vec<String>,
+    pub fail_on_secrets: bool,
     pub user: String,
     pub workdir: String,
     pub push_via: PushViaArg,
@@ -77,6 +80,8 @@ pub struct Settings {
     pub stall_after: u64,
     /// Seconds without bytes before exec-tar fails (None: never).
     pub stall_timeout: Option<u64>,
+    pub builder: BuilderArg,
+    pub push_to: Option<String>,
     pub registry: Option<String>,
     pub registry_bin: Option<PathBuf>,
     pub registry_port: Option<u16>,
@@ -191,6 +196,8 @@ impl Settings {
                 TransportArg::GuestFile => TransportChoice::GuestFile,
             },
             guest_scratch_dir: self.guest_scratch_dir.clone(),
+            exclude: self.exclude.clone(),
+            fail_on_secrets: self.fail_on_secrets,
             user: self.user.clone(),
             workdir: self.workdir.clone(),
             registry: match &self.registry {
@@ -210,6 +217,11 @@ impl Settings {
                 .stall_timeout
                 .filter(|s| *s > 0)
                 .map(std::time::Duration::from_secs),
+            builder: match self.builder {
+                BuilderArg::Native => crate::freeze::Builder::Native,
+                BuilderArg::Docker => crate::freeze::Builder::Docker,
+            },
+            push_to: self.push_to.clone(),
         }
     }
 }

@@ -7,7 +7,7 @@ use clap::parser::ValueSource;
 use clap::ArgMatches;
 
 use super::{file, keys, Entry, Settings, Source};
-use crate::args::{PushViaArg, TransportArg};
+use crate::args::{BuilderArg, PushViaArg, TransportArg};
 use crate::vocab::theme::ThemeName;
 
 /// Something a value can be shown as in TOML.
@@ -40,6 +40,11 @@ impl ToToml for f64 {
         toml::Value::Float(*self)
     }
 }
+impl ToToml for Vec<String> {
+    fn to_toml(&self) -> toml::Value {
+        toml::Value::Array(self.iter().cloned().map(toml::Value::String).collect())
+    }
+}
 impl ToToml for bool {
     fn to_toml(&self) -> toml::Value {
         toml::Value::Boolean(*self)
@@ -59,6 +64,11 @@ impl ToToml for TransportArg {
     }
 }
 impl ToToml for PushViaArg {
+    fn to_toml(&self) -> toml::Value {
+        value_name(self)
+    }
+}
+impl ToToml for BuilderArg {
     fn to_toml(&self) -> toml::Value {
         value_name(self)
     }
@@ -104,6 +114,24 @@ impl Resolver<'_> {
             if let Ok(Some(v)) = m.try_get_one::<T>(id) {
                 if m.value_source(id) == Some(ValueSource::CommandLine) {
                     return Some(v.clone());
+                }
+            }
+        }
+        None
+    }
+
+    /// A repeatable flag's values given on the command line (all of them), looked up as
+    /// [`Resolver::flag`] does.
+    fn flags(&self, id: &str) -> Option<Vec<String>> {
+        let top = self.matches?;
+        let mut chain = vec![top];
+        if let Some((_, sub)) = top.subcommand() {
+            chain.insert(0, sub);
+        }
+        for m in chain {
+            if let Ok(Some(v)) = m.try_get_many::<String>(id) {
+                if m.value_source(id) == Some(ValueSource::CommandLine) {
+                    return Some(v.cloned().collect());
                 }
             }
         }
@@ -340,6 +368,54 @@ impl Settings {
                 Some("/tmp".into()),
             )
             .unwrap_or_else(|| "/tmp".into());
+        // A list: the flags given replace the file's list, as any flag replaces a value.
+        let exclude_flags = r.flags("exclude");
+        let exclude_spec = spec(
+            "freeze",
+            "exclude",
+            Some(("exclude", "--exclude")),
+            None,
+            "paths left out of the archive: absolute guest paths (with all below them) or names matched anywhere",
+        );
+        let exclude = match exclude_flags {
+            Some(v) => {
+                r.entries.push(Entry {
+                    section: exclude_spec.section,
+                    key: exclude_spec.key,
+                    value: Some(v.to_toml()),
+                    source: Source::Flag("--exclude"),
+                    help: exclude_spec.help,
+                });
+                v
+            }
+            None => {
+                let spec = Spec {
+                    arg: None,
+                    ..exclude_spec
+                };
+                r.pick(
+                    spec,
+                    |v| Ok(vec![v.to_string()]),
+                    f.freeze.exclude,
+                    Some(Vec::new()),
+                )
+                .unwrap_or_default()
+            }
+        };
+        let fail_on_secrets = r
+            .pick(
+                spec(
+                    "freeze",
+                    "fail_on_secrets",
+                    Some(("fail_on_secrets", "--fail-on-secrets")),
+                    None,
+                    "refuse, instead of warning, when the root holds files named like credentials",
+                ),
+                num::<bool>,
+                f.freeze.fail_on_secrets,
+                Some(false),
+            )
+            .unwrap_or(false);
         let user = r
             .pick(
                 spec(
@@ -410,6 +486,35 @@ impl Settings {
             ),
             num::<u64>,
             f.freeze.stall_timeout,
+            None,
+        );
+        let builder = r
+            .pick(
+                spec(
+                    "freeze",
+                    "builder",
+                    Some(("builder", "--builder")),
+                    Some("BOTTLE_FREEZE_BUILDER"),
+                    "who builds the image: native (an archive written as exec-tar streams) or docker (a Dockerfile build by the daemon)",
+                ),
+                |v| {
+                    use clap::ValueEnum as _;
+                    BuilderArg::from_str(v, true)
+                },
+                f.freeze.builder,
+                Some(BuilderArg::Native),
+            )
+            .unwrap_or(BuilderArg::Native);
+        let push_to = r.pick(
+            spec(
+                "freeze",
+                "push_to",
+                Some(("push_to", "--push-to")),
+                Some("BOTTLE_FREEZE_PUSH_TO"),
+                "also publish the image to HOST[:PORT]/REPO[:TAG] through the Docker daemon; unset: do not",
+            ),
+            s,
+            f.freeze.push_to,
             None,
         );
         let registry = r.pick(
@@ -559,9 +664,13 @@ impl Settings {
             log_level,
             transport,
             guest_scratch_dir,
+            exclude,
+            fail_on_secrets,
             user,
             workdir,
             push_via,
+            builder,
+            push_to,
             registry,
             registry_bin,
             registry_port,

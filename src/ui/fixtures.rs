@@ -187,6 +187,7 @@ fn play(a: &mut App, slug: &str, upto: Stage, start: u64) {
         FreezeEvent::StageStarted {
             id: id.clone(),
             stage: Stage::ExecTar,
+            does: None,
         },
     );
     ev(
@@ -266,6 +267,7 @@ fn play(a: &mut App, slug: &str, upto: Stage, start: u64) {
         FreezeEvent::StageStarted {
             id: id.clone(),
             stage: Stage::Build,
+            does: None,
         },
     );
     ev(
@@ -332,6 +334,7 @@ fn play(a: &mut App, slug: &str, upto: Stage, start: u64) {
         FreezeEvent::StageStarted {
             id: id.clone(),
             stage: Stage::Push,
+            does: None,
         },
     );
     ev(
@@ -371,6 +374,7 @@ fn play(a: &mut App, slug: &str, upto: Stage, start: u64) {
         FreezeEvent::StageStarted {
             id: id.clone(),
             stage: Stage::Pack,
+            does: None,
         },
     );
     ev(

@@ -175,6 +175,8 @@ pub struct StageState {
     pub progress: Option<Progress>,
     /// The builder's `Step N/M` (Docker's build), the stage's real progress.
     pub steps: Option<(u32, u32)>,
+    /// What the stage does in this run, when the core said ("native archive", …).
+    pub does: Option<String>,
 }
 
 impl Default for StageState {
@@ -185,6 +187,7 @@ impl Default for StageState {
             duration_ms: None,
             progress: None,
             steps: None,
+            does: None,
         }
     }
 }
@@ -414,8 +417,9 @@ impl App {
         let mut ended: Option<(Level, String)> = None;
         match ev {
             FreezeEvent::Started { .. } => {}
-            FreezeEvent::StageStarted { stage, .. } => {
+            FreezeEvent::StageStarted { stage, does, .. } => {
                 let s = f.stage_mut(stage);
+                s.does = does.map(|d| guard(&d));
                 s.status = StageStatus::Running;
                 s.started_ms = Some(now);
                 f.current = Some(stage);
@@ -999,6 +1003,7 @@ mod tests {
         a.update(Action::Freeze(FreezeEvent::StageStarted {
             id: "unknown".into(),
             stage: Stage::Pack,
+            does: None,
         }));
         assert_eq!(a.freezes, before);
     }

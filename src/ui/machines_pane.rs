@@ -451,7 +451,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
             cols.iter()
                 .map(|&c| cell(c, app, m, last_width, image_width)),
         );
-        if m.machine.is_running() && m.slug.is_ok() {
+        if m.refusal().is_none() {
             row
         } else {
             row.style(theme::DIM)
