@@ -81,6 +81,9 @@ pub struct GlobalOpts {
     /// prefer an SSH forward to a unix socket or a loopback port.
     #[arg(long, global = true)]
     pub insecure_remote: bool,
+    /// Fail exec-tar when the stream moves no bytes for this many seconds [default: never].
+    #[arg(long, global = true, value_name = "SECS")]
+    pub stall_timeout: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -274,9 +277,27 @@ pub struct FreezeArgs {
 
 #[derive(Debug, Args)]
 pub struct HistoryArgs {
-    /// Print JSON.
+    /// Print JSON (the same record shape as `history show --json`).
     #[arg(long)]
     pub json: bool,
+    /// Only this machine's records (its slug or full machine name).
+    #[arg(long, value_name = "SLUG")]
+    pub machine: Option<String>,
+    /// Only failed (and interrupted) runs.
+    #[arg(long)]
+    pub failed: bool,
+    /// Only runs that succeeded (with or without warnings).
+    #[arg(long)]
+    pub succeeded: bool,
+    /// Only cancelled runs.
+    #[arg(long)]
+    pub cancelled: bool,
+    /// Only runs started within this long (e.g. 45m, 2h, 3d).
+    #[arg(long, value_name = "AGE", value_parser = crate::history::parse_age)]
+    pub since: Option<u64>,
+    /// At most this many records (newest first).
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
     #[command(subcommand)]
     pub command: Option<HistoryCommand>,
 }
@@ -285,7 +306,8 @@ pub struct HistoryArgs {
 pub enum HistoryCommand {
     /// One record with each stage's full log.
     Show {
-        /// The freeze id (as `history` lists it).
+        /// `last`, a freeze id or a unique prefix of one, or a machine's slug (its latest
+        /// record).
         id: String,
         /// Print JSON.
         #[arg(long)]

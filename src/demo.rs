@@ -138,6 +138,13 @@ pub async fn ui_config(settings: &crate::config::Settings) -> crate::ui::UiConfi
         crate::registry::find_binary(settings.registry_bin.as_deref()).map_err(|e| e.to_string());
     let mut ui = crate::ui::UiConfig::from_settings(settings);
     ui.notice = Some(parts_line(docker, registry));
+    // A newcomer's first f, y should succeed: the small one first; each says what it shows.
+    let name = |slug: &str| format!("{}{slug}", crate::names::DEFAULT_PREFIX);
+    ui.select_first = Some(name("demo-small"));
+    ui.purposes = MACHINES
+        .iter()
+        .map(|(slug, what)| (name(slug), (*what).to_string()))
+        .collect();
     ui
 }
 

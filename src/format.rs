@@ -88,3 +88,61 @@ mod shell_words_tests {
         );
     }
 }
+
+/// Progress against an estimate (exec-tar against the guest's `df`), marked `~`: the
+/// percentage and, given a rate, the time left; past the estimate it says so instead of
+/// counting beyond 100%.
+pub fn against_estimate(bytes: u64, estimate: u64, rate: Option<u64>) -> String {
+    if estimate == 0 {
+        return String::new();
+    }
+    if bytes > estimate {
+        return format!("past the ~{} estimate", self::bytes(estimate));
+    }
+    let pct = (u128::from(bytes) * 100 / u128::from(estimate)) as u64;
+    let mut s = format!("~{pct}% of ~{}", self::bytes(estimate));
+    if let Some(r) = rate.filter(|r| *r > 0) {
+        let left = (estimate - bytes).div_ceil(r);
+        s.push_str(&format!(" · ETA ~{}", duration(Duration::from_secs(left))));
+    }
+    s
+}
+
+/// Docker's classic builder's `Step 3/4 : USER node`, as (3, 4).
+pub fn docker_step(line: &str) -> Option<(u32, u32)> {
+    let rest = line.trim_start().strip_prefix("Step ")?;
+    let (n, rest) = rest.split_once('/')?;
+    let m: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    let (n, m) = (n.trim().parse().ok()?, m.parse().ok()?);
+    (n <= m && m > 0).then_some((n, m))
+}
+
+/// `stalled · no bytes for 12s`, as every front end says it.
+pub fn stalled(idle_ms: u64) -> String {
+    format!("stalled · no bytes for {}s", idle_ms / 1000)
+}
+
+#[cfg(test)]
+mod estimate_tests {
+    use super::*;
+
+    #[test]
+    fn progress_against_an_estimate_is_marked_and_never_passes_it() {
+        assert_eq!(
+            against_estimate(1 << 20, 4 << 20, Some(1 << 20)),
+            "~25% of ~4.0 MiB · ETA ~3.0s"
+        );
+        assert_eq!(
+            against_estimate(1 << 20, 4 << 20, Some(0)),
+            "~25% of ~4.0 MiB"
+        );
+        assert_eq!(
+            against_estimate(5 << 20, 4 << 20, Some(1 << 20)),
+            "past the ~4.0 MiB estimate"
+        );
+        assert_eq!(stalled(12_400), "stalled · no bytes for 12s");
+        assert_eq!(docker_step("Step 3/4 : USER node"), Some((3, 4)));
+        assert_eq!(docker_step("build| Step 3/4"), None);
+        assert_eq!(docker_step("Step 5/4 : X"), None);
+    }
+}

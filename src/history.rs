@@ -417,6 +417,15 @@ impl History {
         Ok((records, damaged))
     }
 
+    /// When the record was last saved (Unix ms): for a run killed without a word, the
+    /// time of its last event (a running record is saved at least every second).
+    pub fn last_saved_ms(&self, id: &str) -> Option<u64> {
+        let path = self.dir(id).ok()?.join("record.json");
+        let modified = std::fs::metadata(path).ok()?.modified().ok()?;
+        let ms = modified.duration_since(UNIX_EPOCH).ok()?.as_millis();
+        u64::try_from(ms).ok()
+    }
+
     /// The full log of one stage, or None when the stage wrote none.
     pub fn read_log(&self, id: &str, stage: Stage) -> Result<Option<Vec<u8>>, HistoryError> {
         let path = self.log_path(id, stage)?;
@@ -536,5 +545,136 @@ mod tests {
         let id = new_id("web");
         assert!(h.dir(&id).is_ok(), "{id}");
         assert!(id.contains("-web-"));
+    }
+}
+
+/// `45s`, `30m`, `2h`, `3d`, `1w` as milliseconds (for `history --since`).
+pub fn parse_age(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (n, unit) = t.split_at(split);
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("{text:?} is not an age like 45m, 2h or 3d"))?;
+    let secs = match unit.trim() {
+        "s" | "sec" | "secs" => 1,
+        "m" | "min" | "mins" => 60,
+        "h" | "hour" | "hours" => 3600,
+        "d" | "day" | "days" => 86_400,
+        "w" | "week" | "weeks" => 604_800,
+        _ => return Err(format!("{text:?} is not an age like 45m, 2h or 3d")),
+    };
+    Ok(n.saturating_mul(secs).saturating_mul(1000))
+}
+
+/// Which records to show: every field set narrows the list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecordFilter {
+    /// A slug or a full machine name.
+    pub machine: Option<String>,
+    /// Outcomes wanted (empty: all).
+    pub outcomes: Vec<Outcome>,
+    /// Started no earlier than this (Unix ms).
+    pub since_ms: Option<u64>,
+    pub kind: Option<Kind>,
+}
+
+impl RecordFilter {
+    pub fn matches(&self, r: &Record) -> bool {
+        if let Some(m) = &self.machine {
+            if r.slug != *m && r.machine != *m {
+                return false;
+            }
+        }
+        if !self.outcomes.is_empty() && !self.outcomes.contains(&r.outcome) {
+            return false;
+        }
+        if self.since_ms.is_some_and(|t| r.started_at_ms < t) {
+            return false;
+        }
+        self.kind.is_none_or(|k| k == r.kind)
+    }
+}
+
+/// How `history show` finds a record: `last`, an id, a unique prefix of one, or a slug
+/// (its newest record). `records` are newest first.
+pub fn resolve<'a>(records: &'a [Record], key: &str) -> Result<&'a Record, String> {
+    if key == "last" {
+        return records
+            .first()
+            .ok_or_else(|| "the history is empty".to_string());
+    }
+    if let Some(r) = records.iter().find(|r| r.id == key) {
+        return Ok(r);
+    }
+    let by_prefix: Vec<&Record> = records.iter().filter(|r| r.id.starts_with(key)).collect();
+    match by_prefix.len() {
+        1 => return Ok(by_prefix[0]),
+        0 => {}
+        n => {
+            let ids: Vec<&str> = by_prefix.iter().take(5).map(|r| r.id.as_str()).collect();
+            return Err(format!(
+                "{key:?} matches {n} records ({}{}); give more of the id",
+                ids.join(", "),
+                if n > 5 { ", …" } else { "" }
+            ));
+        }
+    }
+    records
+        .iter()
+        .find(|r| r.slug == key || r.machine == key)
+        .ok_or_else(|| format!("no freeze with id, id prefix or machine {key:?} in the history"))
+}
+
+#[cfg(test)]
+mod filter_tests {
+    use super::*;
+
+    fn rec(id: &str, slug: &str, outcome: Outcome, at: u64) -> Record {
+        let mut r = Record::new(id, Kind::Freeze, &format!("bot-bottle-{slug}"), slug);
+        r.outcome = outcome;
+        r.started_at_ms = at;
+        r
+    }
+
+    #[test]
+    fn records_are_found_by_last_id_prefix_and_slug() {
+        let rs = vec![
+            rec("20270102T000000Z-web-bbbb", "web", Outcome::Failed, 3),
+            rec("20270101T000000Z-api-aaaa", "api", Outcome::Succeeded, 2),
+            rec("20270101T000000Z-web-cccc", "web", Outcome::Succeeded, 1),
+        ];
+        assert_eq!(resolve(&rs, "last").unwrap().id, rs[0].id);
+        assert_eq!(resolve(&rs, "20270101T000000Z-api").unwrap().id, rs[1].id);
+        assert_eq!(resolve(&rs, "web").unwrap().id, rs[0].id);
+        assert_eq!(resolve(&rs, "bot-bottle-api").unwrap().id, rs[1].id);
+        let e = resolve(&rs, "20270101").unwrap_err();
+        assert!(e.contains("matches 2 records"), "{e}");
+        assert!(resolve(&rs, "nothing").is_err());
+        assert!(resolve(&[], "last").is_err());
+    }
+
+    #[test]
+    fn the_filter_narrows_by_machine_outcome_age_and_kind() {
+        let r = rec("x", "web", Outcome::Failed, 5_000);
+        let mut f = RecordFilter::default();
+        assert!(f.matches(&r));
+        f.machine = Some("web".into());
+        assert!(f.matches(&r));
+        f.machine = Some("bot-bottle-api".into());
+        assert!(!f.matches(&r));
+        f.machine = None;
+        f.outcomes = vec![Outcome::Succeeded];
+        assert!(!f.matches(&r));
+        f.outcomes.push(Outcome::Failed);
+        assert!(f.matches(&r));
+        f.since_ms = Some(6_000);
+        assert!(!f.matches(&r));
+        f.since_ms = None;
+        f.kind = Some(Kind::Export);
+        assert!(!f.matches(&r));
+        assert_eq!(parse_age("2h"), Ok(7_200_000));
+        assert_eq!(parse_age("45m"), Ok(2_700_000));
+        assert!(parse_age("soon").is_err());
     }
 }

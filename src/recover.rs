@@ -60,7 +60,12 @@ pub async fn recover_interrupted(state_dir: &Path, smolvm: &Smolvm) -> Vec<Strin
             s.status = StageStatus::Cancelled;
         }
         rec.outcome = Outcome::Interrupted;
-        rec.ended_at_ms.get_or_insert(now_ms());
+        // Its duration ends with its last event, not with this recovery.
+        let last = history
+            .last_saved_ms(&rec.id)
+            .filter(|t| *t >= rec.started_at_ms)
+            .unwrap_or_else(now_ms);
+        rec.ended_at_ms.get_or_insert(last);
         let line = format!(
             "freeze {} of {} was interrupted{}",
             rec.id,

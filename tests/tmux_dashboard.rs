@@ -284,10 +284,12 @@ fn dashboard_freezes_fails_cancels_and_quits_cleanly_in_a_real_terminal() {
 
     // The history view lists it, and the record shows its stderr.
     t.keys(&["h"]);
+    // The history lists machines by slug (issue 14: readable at every width).
     let s = t.wait(10, "the history view", |s| {
-        s.contains("failed") && s.contains("bot-bottle-bad")
+        s.lines()
+            .any(|l| l.contains(" bad ") && l.contains("failed"))
     });
-    assert!(s.contains("bot-bottle-good"), "{s}");
+    assert!(s.contains(" good "), "{s}");
     t.keys(&["Enter"]);
     t.wait(10, "the record with its log", |s| {
         s.contains("pwned") && s.contains("exec-tar")

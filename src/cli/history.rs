@@ -6,18 +6,38 @@ use std::time::Duration;
 use crate::args::{HistoryArgs, HistoryCommand};
 use crate::format;
 use crate::freeze::Stage;
-use crate::history::{when, History};
+use crate::history::{now_ms, resolve, when, History, Kind, Outcome, Record, RecordFilter};
 use crate::sanitize::{escape_str, escape_text};
 
 pub fn run(state_dir: &std::path::Path, args: &HistoryArgs) -> ExitCode {
     let h = History::new(state_dir);
     match &args.command {
         Some(HistoryCommand::Show { id, json }) => show(&h, id, *json || args.json),
-        None => list(&h, args.json),
+        None => list(&h, args),
     }
 }
 
-fn list(h: &History, json: bool) -> ExitCode {
+/// The filter the flags ask for.
+fn filter_of(args: &HistoryArgs) -> RecordFilter {
+    let mut outcomes = Vec::new();
+    if args.failed {
+        outcomes.extend([Outcome::Failed, Outcome::Interrupted]);
+    }
+    if args.succeeded {
+        outcomes.extend([Outcome::Succeeded, Outcome::SucceededWithWarnings]);
+    }
+    if args.cancelled {
+        outcomes.push(Outcome::Cancelled);
+    }
+    RecordFilter {
+        machine: args.machine.clone(),
+        outcomes,
+        since_ms: args.since.map(|age| now_ms().saturating_sub(age)),
+        kind: None,
+    }
+}
+
+fn list(h: &History, args: &HistoryArgs) -> ExitCode {
     let (records, damaged) = match h.list_all() {
         Ok(r) => r,
         Err(e) => {
@@ -32,31 +52,67 @@ fn list(h: &History, json: bool) -> ExitCode {
             d.why
         );
     }
-    if json {
+    let filter = filter_of(args);
+    let records: Vec<Record> = records
+        .into_iter()
+        .filter(|r| filter.matches(r))
+        .take(args.limit.unwrap_or(usize::MAX))
+        .collect();
+    if args.json {
         return print_json(&records);
     }
     if records.is_empty() {
-        println!("no freezes yet (history in {})", h.root().display());
+        if filter == RecordFilter::default() {
+            println!("no freezes yet (history in {})", h.root().display());
+        } else {
+            println!("no records match");
+        }
         return ExitCode::SUCCESS;
     }
+    // Exports are not freezes: marked as such and listed apart, after them (one table,
+    // so that scripts reading the first column keep working).
+    let (freezes, exports): (Vec<&Record>, Vec<&Record>) =
+        records.iter().partition(|r| r.kind == Kind::Freeze);
+    let rows: Vec<&Record> = freezes.into_iter().chain(exports).collect();
+    table(&rows, now_ms());
+    ExitCode::SUCCESS
+}
+
+/// Record ids are printed whole: `history show` and `--resume` need them.
+fn table(records: &[&Record], now: u64) {
+    let id_w = records.iter().map(|r| r.id.len()).max().unwrap_or(2).max(2);
+    let m_w = records
+        .iter()
+        .map(|r| escape_str(&r.slug).chars().count())
+        .max()
+        .unwrap_or(7)
+        .max(7);
     println!(
-        "{:<40} {:<24} {:<24} {:<20} {:>9} {:>10}",
-        "ID", "MACHINE", "OUTCOME", "STARTED", "DURATION", "SIZE"
+        "{:<id_w$}  {:<6}  {:<m_w$}  {:<24} {:>9} {:>9} {:>10}",
+        "ID", "KIND", "MACHINE", "OUTCOME", "STARTED", "DURATION", "SIZE"
     );
-    for r in &records {
+    for r in records {
         println!(
-            "{:<40} {:<24} {:<24} {:<20} {:>9} {:>10}",
+            "{:<id_w$}  {:<6}  {:<m_w$}  {:<24} {:>9} {:>9} {:>10}",
             r.id,
-            escape_str(&r.machine),
+            match r.kind {
+                Kind::Freeze => "freeze",
+                Kind::Export => "export",
+            },
+            escape_str(&r.slug),
             r.outcome_text(),
-            when(r.started_at_ms),
+            ago(now, r.started_at_ms),
             r.duration_ms()
                 .map(|d| format::duration(Duration::from_millis(d)))
                 .unwrap_or_else(|| "-".into()),
             format::bytes(r.bytes),
         );
     }
-    ExitCode::SUCCESS
+}
+
+/// `3m ago`, from `at_ms` to `now_ms`.
+fn ago(now_ms: u64, at_ms: u64) -> String {
+    format!("{} ago", format::age(now_ms.saturating_sub(at_ms) / 1000))
 }
 
 fn print_json<T: serde::Serialize>(v: &T) -> ExitCode {
@@ -72,14 +128,22 @@ fn print_json<T: serde::Serialize>(v: &T) -> ExitCode {
     }
 }
 
-fn show(h: &History, id: &str, json: bool) -> ExitCode {
-    let record = match h.load(id) {
+fn show(h: &History, key: &str, json: bool) -> ExitCode {
+    let records = match h.list() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("bottle-freeze: {e}");
             return ExitCode::from(2);
         }
     };
+    let record = match resolve(&records, key) {
+        Ok(r) => r.clone(),
+        Err(e) => {
+            eprintln!("bottle-freeze: {}", escape_str(&e));
+            return ExitCode::from(2);
+        }
+    };
+    let id = record.id.as_str();
     let logs: Vec<(Stage, Option<String>)> = record
         .stages_failed_first()
         .into_iter()
@@ -102,7 +166,14 @@ fn show(h: &History, id: &str, json: bool) -> ExitCode {
     println!("freeze {}", record.id);
     println!("machine   {}", escape_str(&record.machine));
     println!("outcome   {}", record.outcome_text());
-    println!("started   {}", when(record.started_at_ms));
+    println!(
+        "started   {} ({})",
+        when(record.started_at_ms),
+        ago(now_ms(), record.started_at_ms)
+    );
+    if record.kind == Kind::Export {
+        println!("kind      export (exec-tar only)");
+    }
     if let Some(d) = record.duration_ms() {
         println!("duration  {}", format::duration(Duration::from_millis(d)));
     }

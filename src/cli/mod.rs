@@ -82,6 +82,7 @@ pub async fn run(command: Command, global: &GlobalOpts, settings: &Settings) -> 
     let show = run::Show {
         verbose: global.verbose,
         bell: settings.bell,
+        stall_after: settings.stall_after,
     };
     match command {
         Command::List(args) => list::run(&cfg, &args, settings).await,

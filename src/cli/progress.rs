@@ -1,20 +1,112 @@
-//! Headless progress: one indicatif bar per stage, fed by the core's events.
+//! Headless progress: one indicatif bar per stage, fed by the core's events. The figures
+//! that move with time (elapsed, rate, stall) are drawn from the clock on every tick, not
+//! from the last event, so a stream that stops shows a rate falling to 0 and then
+//! `stalled · no bytes for 12s`.
 
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
 use crate::format;
 use crate::freeze::{FreezeEvent, Progress, Stage, Transport};
 
 pub struct StageBars {
     multi: MultiProgress,
-    bars: Vec<(Stage, ProgressBar)>,
+    bars: Vec<(Stage, ProgressBar, Arc<Mutex<Live>>)>,
     transport: Option<Transport>,
     verbose: bool,
+    stall_after: Duration,
 }
 
-fn style() -> ProgressStyle {
-    ProgressStyle::with_template("{prefix:>9} {spinner} {wide_msg}")
+/// What one stage's line shows, kept between events for the clock to read.
+#[derive(Debug, Default)]
+pub struct Live {
+    started: Option<Instant>,
+    /// Set once the stage ended: the line stops moving.
+    ended: bool,
+    bytes: u64,
+    total: Option<u64>,
+    moved_at: Option<Instant>,
+    /// (when, bytes) about a second ago, for the current rate.
+    window: Option<(Instant, u64)>,
+    rate: u64,
+    stall_after: Duration,
+}
+
+impl Live {
+    fn seen(&mut self, bytes: u64, total: Option<u64>, now: Instant) {
+        if bytes > self.bytes || self.moved_at.is_none() {
+            self.moved_at = Some(now);
+        }
+        self.bytes = self.bytes.max(bytes);
+        self.total = total;
+        self.advance(now);
+    }
+
+    /// Moves the one-second window: the rate is the bytes of the last second.
+    fn advance(&mut self, now: Instant) {
+        match self.window {
+            None => self.window = Some((now, self.bytes)),
+            Some((t, b)) => {
+                let dt = now.saturating_duration_since(t);
+                if dt >= Duration::from_secs(1) {
+                    self.rate = ((self.bytes - b.min(self.bytes)) as f64 / dt.as_secs_f64()) as u64;
+                    self.window = Some((now, self.bytes));
+                }
+            }
+        }
+    }
+
+    /// The clock-driven part of the line: elapsed, rate or stall, estimate.
+    pub fn text(&mut self, now: Instant, exec_tar: bool) -> String {
+        let Some(started) = self.started.filter(|_| !self.ended) else {
+            return String::new();
+        };
+        self.advance(now);
+        let elapsed = now.saturating_duration_since(started);
+        let mut s = match self.total {
+            Some(t) if t > 0 && !exec_tar => {
+                format!("{} / {}", format::bytes(self.bytes), format::bytes(t))
+            }
+            _ => format::bytes(self.bytes),
+        };
+        let idle = self.moved_at.map(|t| now.saturating_duration_since(t));
+        match idle {
+            Some(idle) if idle >= self.stall_after && exec_tar => {
+                s.push_str("  ");
+                s.push_str(&format::stalled(idle.as_millis() as u64));
+            }
+            _ if self.bytes > 0 => {
+                s.push_str(&format!("  {}/s", format::bytes(self.rate)));
+            }
+            _ => {}
+        }
+        if exec_tar {
+            if let Some(est) = self.total.filter(|t| *t > 0) {
+                s.push_str("  ");
+                s.push_str(&format::against_estimate(self.bytes, est, Some(self.rate)));
+            }
+        }
+        s.push_str(&format!("  {}", format::duration(elapsed)));
+        s
+    }
+}
+
+fn style(live: Arc<Mutex<Live>>, exec_tar: bool) -> ProgressStyle {
+    ProgressStyle::with_template("{prefix:>9} {spinner} {live}{wide_msg}")
         .unwrap_or_else(|_| ProgressStyle::default_spinner())
+        .with_key(
+            "live",
+            move |_: &ProgressState, w: &mut dyn std::fmt::Write| {
+                if let Ok(mut l) = live.lock() {
+                    let t = l.text(Instant::now(), exec_tar);
+                    if !t.is_empty() {
+                        let _ = write!(w, "{t}  ");
+                    }
+                }
+            },
+        )
         .tick_chars("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏✓")
 }
 
@@ -25,10 +117,16 @@ impl StageBars {
         let bars = stages
             .iter()
             .map(|&s| {
-                let bar = multi.add(ProgressBar::new_spinner().with_style(style()));
+                let live = Arc::new(Mutex::new(Live {
+                    stall_after: Duration::from_secs(10),
+                    ..Live::default()
+                }));
+                let bar = multi.add(
+                    ProgressBar::new_spinner().with_style(style(live.clone(), s == Stage::ExecTar)),
+                );
                 bar.set_prefix(s.name());
                 bar.set_message("waiting");
-                (s, bar)
+                (s, bar, live)
             })
             .collect();
         StageBars {
@@ -36,11 +134,33 @@ impl StageBars {
             bars,
             transport: None,
             verbose,
+            stall_after: Duration::from_secs(10),
         }
     }
 
+    /// Seconds without bytes before a stage's line says it stalled.
+    pub fn stall_after(mut self, secs: u64) -> StageBars {
+        self.stall_after = Duration::from_secs(secs.max(1));
+        for (_, _, live) in &self.bars {
+            if let Ok(mut l) = live.lock() {
+                l.stall_after = self.stall_after;
+            }
+        }
+        self
+    }
+
     fn bar(&self, stage: Stage) -> Option<&ProgressBar> {
-        self.bars.iter().find(|(s, _)| *s == stage).map(|(_, b)| b)
+        self.bars
+            .iter()
+            .find(|(s, ..)| *s == stage)
+            .map(|(_, b, _)| b)
+    }
+
+    fn live(&self, stage: Stage) -> Option<std::sync::MutexGuard<'_, Live>> {
+        self.bars
+            .iter()
+            .find(|(s, ..)| *s == stage)
+            .and_then(|(.., l)| l.lock().ok())
     }
 
     /// A line above the bars (or plain on stderr when they are hidden).
@@ -52,21 +172,13 @@ impl StageBars {
         }
     }
 
+    /// The event-driven part of the line (entries, transport, path); the clock draws
+    /// the rest.
     fn progress_text(&self, stage: Stage, p: &Progress) -> String {
-        let secs = (p.elapsed_ms as f64 / 1000.0).max(0.001);
-        let rate = p.bytes as f64 / secs;
-        let mut s = match p.total {
-            Some(t) if t > 0 => format!("{} / {}", format::bytes(p.bytes), format::bytes(t)),
-            _ => format::bytes(p.bytes),
-        };
-        s.push_str(&format!(
-            "  {}/s  {}",
-            format::bytes(rate as u64),
-            format::duration(std::time::Duration::from_millis(p.elapsed_ms))
-        ));
+        let mut s = String::new();
         if stage == Stage::ExecTar {
             if let Some(e) = p.entries {
-                s.push_str(&format!("  {e} entries"));
+                s.push_str(&format!("{e} entries"));
             }
             if let Some(t) = self.transport {
                 s.push_str(&format!("  [{}]", t.name()));
@@ -80,14 +192,31 @@ impl StageBars {
     }
 
     pub fn handle(&mut self, ev: &FreezeEvent) {
+        // The build's real progress is its steps (the context upload is done at once).
+        if let FreezeEvent::Output {
+            stage: Stage::Build,
+            lines,
+            ..
+        } = ev
+        {
+            if let Some((n, m)) = lines.iter().rev().find_map(|l| format::docker_step(l)) {
+                if let Some(b) = self.bar(Stage::Build) {
+                    b.set_message(format!("step {n}/{m}"));
+                }
+            }
+        }
         match ev {
             FreezeEvent::StageStarted { stage, does, .. } => {
+                if let Some(mut l) = self.live(*stage) {
+                    l.started = Some(Instant::now());
+                    l.moved_at = Some(Instant::now());
+                }
                 if let Some(b) = self.bar(*stage) {
                     if let Some(d) = does {
                         b.set_prefix(format!("{} · {d}", stage.name()));
                     }
                     b.enable_steady_tick(std::time::Duration::from_millis(120));
-                    b.set_message("starting");
+                    b.set_message("");
                 }
             }
             FreezeEvent::TransportChosen { transport, .. } => self.transport = Some(*transport),
@@ -95,6 +224,9 @@ impl StageBars {
                 stage, progress, ..
             } => {
                 let text = self.progress_text(*stage, progress);
+                if let Some(mut l) = self.live(*stage) {
+                    l.seen(progress.bytes, progress.total, Instant::now());
+                }
                 if let Some(b) = self.bar(*stage) {
                     b.set_message(text);
                 }
@@ -126,6 +258,9 @@ impl StageBars {
                 warnings,
                 ..
             } => {
+                if let Some(mut l) = self.live(*stage) {
+                    l.ended = true;
+                }
                 if let Some(b) = self.bar(*stage) {
                     let mark = if warnings.is_empty() {
                         "done"
@@ -143,18 +278,30 @@ impl StageBars {
                 }
             }
             FreezeEvent::Failed { failure, .. } => {
-                for (s, b) in &self.bars {
+                for (s, b, live) in &self.bars {
+                    let ran = live.lock().map(|mut l| {
+                        l.ended = true;
+                        l.started.is_some()
+                    });
                     if *s == failure.stage {
                         b.abandon_with_message("FAILED");
                     } else if !b.is_finished() {
-                        b.abandon_with_message("-");
+                        b.abandon_with_message(if ran.unwrap_or(false) { "-" } else { "skipped" });
                     }
                 }
             }
             FreezeEvent::Cancelled { .. } => {
-                for (_, b) in &self.bars {
+                for (_, b, live) in &self.bars {
+                    let ran = live.lock().map(|mut l| {
+                        l.ended = true;
+                        l.started.is_some()
+                    });
                     if !b.is_finished() {
-                        b.abandon_with_message("cancelled");
+                        b.abandon_with_message(if ran.unwrap_or(false) {
+                            "cancelled"
+                        } else {
+                            "skipped"
+                        });
                     }
                 }
             }
@@ -164,5 +311,34 @@ impl StageBars {
 
     pub fn clear(&self) {
         let _ = self.multi.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_line_follows_the_clock_and_says_when_the_stream_stalled() {
+        let t0 = Instant::now();
+        let mut l = Live {
+            started: Some(t0),
+            moved_at: Some(t0),
+            stall_after: Duration::from_secs(10),
+            ..Live::default()
+        };
+        l.seen(0, Some(4 << 20), t0);
+        l.seen(1 << 20, Some(4 << 20), t0 + Duration::from_millis(1000));
+        let text = l.text(t0 + Duration::from_millis(1000), true);
+        assert!(text.contains("1.0 MiB/s"), "{text}");
+        assert!(text.contains("~25% of ~4.0 MiB"), "{text}");
+        // No event for three seconds: the rate falls and the elapsed time goes on.
+        let text = l.text(t0 + Duration::from_secs(4), true);
+        assert!(text.contains(" 0 B/s"), "{text}");
+        assert!(text.contains("4.0s"), "{text}");
+        let text = l.text(t0 + Duration::from_secs(13), true);
+        assert!(text.contains("stalled · no bytes for 12s"), "{text}");
+        l.ended = true;
+        assert_eq!(l.text(t0 + Duration::from_secs(14), true), "");
     }
 }

@@ -26,6 +26,8 @@ pub struct Show {
     pub verbose: bool,
     /// The terminal bell when a freeze ends (`[ui] bell`).
     pub bell: bool,
+    /// Seconds without bytes before the progress line says the stream stalled.
+    pub stall_after: u64,
 }
 
 /// Cancels on Ctrl-C, SIGTERM or SIGHUP, so that every path out cleans up.
@@ -52,7 +54,7 @@ fn cancel_on_signals(cancel: CancellationToken) {
 async fn drive<F>(
     stages: &[Stage],
     json: bool,
-    verbose: bool,
+    show: Show,
     start: impl FnOnce(EventTx, CancellationToken) -> F,
 ) -> RunOutcome
 where
@@ -62,7 +64,8 @@ where
     let cancel = CancellationToken::new();
     cancel_on_signals(cancel.clone());
     let mut task = tokio::spawn(start(tx, cancel));
-    let mut bars = (!json).then(|| StageBars::new(stages, verbose));
+    let mut bars =
+        (!json).then(|| StageBars::new(stages, show.verbose).stall_after(show.stall_after));
     let mut show = |ev: FreezeEvent| {
         if json {
             if let Ok(line) = serde_json::to_string(&ev) {
@@ -196,7 +199,7 @@ pub async fn freeze(
     }
     recover(&cfg).await;
     if let Some(id) = args.resume.clone() {
-        let outcome = drive(&Stage::ALL, args.json, show.verbose, move |tx, cancel| {
+        let outcome = drive(&Stage::ALL, args.json, show, move |tx, cancel| {
             run_resume(cfg, id, tx, cancel)
         })
         .await;
@@ -213,7 +216,7 @@ pub async fn freeze(
             return ExitCode::from(2);
         }
     };
-    let outcome = drive(&Stage::ALL, args.json, show.verbose, move |tx, cancel| {
+    let outcome = drive(&Stage::ALL, args.json, show, move |tx, cancel| {
         run_freeze_on(cfg, host, slug, tx, cancel)
     })
     .await;
@@ -254,12 +257,9 @@ pub async fn export(cfg: FreezeConfig, show: Show, args: &ExportArgs) -> ExitCod
     };
     recover(&cfg).await;
     let output: PathBuf = args.output.clone();
-    let outcome = drive(
-        &[Stage::ExecTar],
-        args.json,
-        show.verbose,
-        move |tx, cancel| run_export(cfg, slug, output, tx, cancel),
-    )
+    let outcome = drive(&[Stage::ExecTar], args.json, show, move |tx, cancel| {
+        run_export(cfg, slug, output, tx, cancel)
+    })
     .await;
     report(&outcome, args.json)
 }

@@ -37,6 +37,8 @@ pub(super) struct FreezeSection {
     pub(super) user: Option<String>,
     pub(super) workdir: Option<String>,
     pub(super) push_via: Option<PushViaArg>,
+    pub(super) stall_after: Option<u64>,
+    pub(super) stall_timeout: Option<u64>,
     pub(super) exclude: Option<Vec<String>>,
     pub(super) fail_on_secrets: Option<bool>,
     pub(super) builder: Option<BuilderArg>,
@@ -59,6 +61,7 @@ pub(super) struct UiSection {
     pub(super) theme: Option<ThemeName>,
     pub(super) mouse: Option<bool>,
     pub(super) bell: Option<bool>,
+    pub(super) notify: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -89,13 +92,15 @@ const FREEZE_KEYS: &[&str] = &[
     "user",
     "workdir",
     "push_via",
+    "stall_after",
+    "stall_timeout",
     "exclude",
     "fail_on_secrets",
     "builder",
     "push_to",
 ];
 const REGISTRY_KEYS: &[&str] = &["address", "bin", "port", "push_host", "pull_host"];
-const UI_KEYS: &[&str] = &["theme", "mouse", "bell"];
+const UI_KEYS: &[&str] = &["theme", "mouse", "bell", "notify"];
 
 /// `line:column` (both from 1) of a byte offset in `text`.
 fn line_col(text: &str, offset: usize) -> (usize, usize) {

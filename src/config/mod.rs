@@ -80,6 +80,10 @@ pub struct Settings {
     pub user: String,
     pub workdir: String,
     pub push_via: PushViaArg,
+    /// Seconds without bytes before a stream is shown as stalled.
+    pub stall_after: u64,
+    /// Seconds without bytes before exec-tar fails (None: never).
+    pub stall_timeout: Option<u64>,
     pub builder: BuilderArg,
     pub push_to: Option<String>,
     pub registry: Option<String>,
@@ -90,6 +94,8 @@ pub struct Settings {
     pub theme: ThemeName,
     pub mouse: bool,
     pub bell: bool,
+    /// A desktop notification (OSC 9 and OSC 777) when a freeze ends.
+    pub notify: bool,
     pub keys: KeyMap,
     /// The file read, if any (also when it was ignored for an error).
     pub file: Option<PathBuf>,
@@ -211,6 +217,10 @@ impl Settings {
                 PushViaArg::Stream => crate::freeze::push::PushVia::Stream,
                 PushViaArg::Daemon => crate::freeze::push::PushVia::Daemon,
             },
+            stall_timeout: self
+                .stall_timeout
+                .filter(|s| *s > 0)
+                .map(std::time::Duration::from_secs),
             builder: match self.builder {
                 BuilderArg::Native => crate::freeze::Builder::Native,
                 BuilderArg::Docker => crate::freeze::Builder::Docker,

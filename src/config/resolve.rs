@@ -496,6 +496,33 @@ impl Settings {
                 Some(PushViaArg::Stream),
             )
             .unwrap_or(PushViaArg::Stream);
+        let stall_after = r
+            .pick(
+                spec(
+                    "freeze",
+                    "stall_after",
+                    None,
+                    Some("BOTTLE_FREEZE_STALL_AFTER"),
+                    "seconds without bytes before a stream is shown as stalled",
+                ),
+                num::<u64>,
+                f.freeze.stall_after,
+                Some(10),
+            )
+            .unwrap_or(10)
+            .max(1);
+        let stall_timeout = r.pick(
+            spec(
+                "freeze",
+                "stall_timeout",
+                Some(("stall_timeout", "--stall-timeout")),
+                Some("BOTTLE_FREEZE_STALL_TIMEOUT"),
+                "seconds without bytes before exec-tar fails [default: never]",
+            ),
+            num::<u64>,
+            f.freeze.stall_timeout,
+            None,
+        );
         let builder = r
             .pick(
                 spec(
@@ -644,6 +671,20 @@ impl Settings {
                 Some(true),
             )
             .unwrap_or(true);
+        let notify = r
+            .pick(
+                spec(
+                    "ui",
+                    "notify",
+                    None,
+                    None,
+                    "a desktop notification (OSC 9 / OSC 777) when a freeze ends",
+                ),
+                num::<bool>,
+                f.ui.notify,
+                Some(false),
+            )
+            .unwrap_or(false);
         let mut warnings = r.warnings;
         let keys = keys::apply(&f.keys, &mut warnings);
         let file_read = file.filter(|p| p.exists()).map(Path::to_path_buf);
@@ -675,6 +716,9 @@ impl Settings {
             theme,
             mouse,
             bell,
+            notify,
+            stall_after,
+            stall_timeout,
             keys,
             file: file_read,
             entries: r.entries,

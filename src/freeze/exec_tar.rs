@@ -347,7 +347,14 @@ impl ExecTar<'_> {
         let copied = loop {
             tokio::select! {
                 r = &mut copy => break r,
-                _ = tick.tick() => flush_batch(&capture, &rep.emit, Stage::ExecTar, OutputStream::Stderr),
+                _ = tick.tick() => {
+                    flush_batch(&capture, &rep.emit, Stage::ExecTar, OutputStream::Stderr);
+                    rep.checkpoint();
+                    if let Some(idle) = rep.stalled() {
+                        // The child is killed below; its pipe closes and the copy ends.
+                        break Ok(Err(format!("stalled: no bytes for {}s (--stall-timeout)", idle.as_secs())));
+                    }
+                }
             }
         };
         let copied = match copied {

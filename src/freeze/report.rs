@@ -2,7 +2,8 @@
 //! kept in step in one place.
 
 use std::path::Path;
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -18,6 +19,16 @@ pub type EventTx = UnboundedSender<FreezeEvent>;
 pub struct Emitter {
     id: String,
     tx: EventTx,
+    seen: Arc<Mutex<Seen>>,
+}
+
+/// The last progress sent per stage, so the record keeps the bytes of a run that did not
+/// finish, and the time bytes last moved, for the stall timeout.
+#[derive(Debug, Clone, Copy, Default)]
+struct Seen {
+    bytes: [u64; 4],
+    entries: Option<u64>,
+    moved_at: Option<Instant>,
 }
 
 impl Emitter {
@@ -25,6 +36,7 @@ impl Emitter {
         Emitter {
             id: id.to_string(),
             tx,
+            seen: Arc::default(),
         }
     }
 
@@ -38,6 +50,16 @@ impl Emitter {
     }
 
     pub fn progress(&self, stage: Stage, progress: Progress) {
+        if let Ok(mut seen) = self.seen.lock() {
+            let i = stage.index();
+            if progress.bytes > seen.bytes[i] || seen.moved_at.is_none() {
+                seen.moved_at = Some(Instant::now());
+            }
+            seen.bytes[i] = seen.bytes[i].max(progress.bytes);
+            if stage == Stage::ExecTar && progress.entries.is_some() {
+                seen.entries = progress.entries;
+            }
+        }
         self.send(|id| FreezeEvent::Progress {
             id,
             stage,
@@ -95,9 +117,15 @@ pub struct Reporter {
     pub record: Record,
     history: History,
     stage_started: Option<(Stage, Instant)>,
+    /// Fail a stage whose bytes stop moving this long (`--stall-timeout`).
+    pub stall_timeout: Option<Duration>,
+    checkpointed: Option<Instant>,
     /// When each stage started, for its duration.
     starts: [Option<Instant>; 4],
 }
+
+/// The least time between two saves of a running record's progress.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
 
 impl Reporter {
     pub fn new(record: Record, history: History, tx: EventTx) -> Reporter {
@@ -106,8 +134,58 @@ impl Reporter {
             record,
             history,
             stage_started: None,
+            stall_timeout: None,
+            checkpointed: None,
             starts: [None; 4],
         }
+    }
+
+    /// Copies the progress seen so far into the record: bytes and entries of a run that
+    /// does not finish are kept.
+    fn keep_progress(&mut self) {
+        let Ok(seen) = self.emit.seen.lock().map(|s| *s) else {
+            return;
+        };
+        for stage in Stage::ALL {
+            let s = self.record.stage_mut(stage);
+            s.bytes = s.bytes.max(seen.bytes[stage.index()]);
+        }
+        let streamed = seen.bytes[Stage::ExecTar.index()];
+        if self.record.bytes < streamed {
+            self.record.bytes = streamed;
+        }
+        if let Some(e) = seen.entries {
+            self.record.entries = self.record.entries.max(e);
+        }
+    }
+
+    /// Saves the running record's progress at most once a second, so that another
+    /// dashboard can show it live. Called from a stage's progress loop.
+    pub fn checkpoint(&mut self) {
+        if self
+            .checkpointed
+            .is_some_and(|t| t.elapsed() < CHECKPOINT_INTERVAL)
+        {
+            return;
+        }
+        self.checkpointed = Some(Instant::now());
+        self.keep_progress();
+        self.save();
+    }
+
+    /// `Some(how long)` once the running stage has moved no bytes for longer than the
+    /// stall timeout.
+    pub fn stalled(&self) -> Option<Duration> {
+        let limit = self.stall_timeout?;
+        let since = self
+            .emit
+            .seen
+            .lock()
+            .ok()
+            .and_then(|s| s.moved_at)
+            .or(self.stage_started.map(|s| s.1))?;
+        let idle = since.elapsed();
+        (idle >= limit).then_some(idle)
     }
 
     pub fn history(&self) -> &History {
@@ -185,6 +263,9 @@ impl Reporter {
         let does = does.map(str::to_string);
         self.record.stage_mut(stage).does = does.clone();
         self.stage_started = Some((stage, Instant::now()));
+        if let Ok(mut seen) = self.emit.seen.lock() {
+            seen.moved_at = None;
+        }
         self.starts[stage.index()] = Some(Instant::now());
         let log = self.log_path(stage);
         let s = self.record.stage_mut(stage);
@@ -230,6 +311,15 @@ impl Reporter {
     }
 
     fn end(&mut self, outcome: Outcome) {
+        self.keep_progress();
+        if matches!(outcome, Outcome::Failed | Outcome::Cancelled) {
+            // Stages after the one that stopped never ran.
+            for s in &mut self.record.stages {
+                if s.status == StageStatus::Waiting {
+                    s.status = StageStatus::Skipped;
+                }
+            }
+        }
         self.record.outcome = outcome;
         self.record.ended_at_ms = Some(now_ms());
         self.record.temp_dir = None;

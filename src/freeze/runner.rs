@@ -57,6 +57,8 @@ pub struct FreezeConfig {
     pub registry_port: Option<u16>,
     /// How the image reaches the registry.
     pub push_via: push::PushVia,
+    /// Fail exec-tar when no bytes arrive for this long (None: wait for ever).
+    pub stall_timeout: Option<std::time::Duration>,
     /// Paths the operator leaves out of the archive (`--exclude`, `exclude = [...]`).
     pub exclude: Vec<String>,
     /// Refuse a root holding files named like credentials, instead of warning.
@@ -294,6 +296,7 @@ fn begin(
     let mut record = Record::new(&id, kind, &machine, slug.as_str());
     record.host = host.map(|h| h.label.to_string());
     let mut rep = Reporter::new(record, History::new(&cfg.state_dir), tx);
+    rep.stall_timeout = cfg.stall_timeout;
     rep.started();
     Ok((machine, lock, rep))
 }
@@ -384,6 +387,7 @@ pub async fn run_resume(
         *record.stage_mut(*stage) = prev;
     }
     let mut rep = Reporter::new(record, history.clone(), tx);
+    rep.stall_timeout = cfg.stall_timeout;
     rep.started();
     rep.emit.note(
         kept.from,

@@ -31,6 +31,9 @@ pub const LATE_MS: u64 = 2_000;
 /// Lines a mouse wheel notch scrolls.
 pub const WHEEL_LINES: u64 = 3;
 
+/// How often the records of freezes run by other processes are read again.
+pub const ELSEWHERE_READ_MS: u64 = 2_000;
+
 /// What the dashboard needs to know of its configuration (paths are shown, never read).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
@@ -42,6 +45,10 @@ pub struct Settings {
     pub theme: super::theme::ThemeName,
     /// Ring the terminal bell when a freeze ends.
     pub bell: bool,
+    /// A desktop notification (OSC 9 / OSC 777) when a freeze ends.
+    pub notify: bool,
+    /// A stream without bytes this long is shown as stalled.
+    pub stall_after_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,6 +109,11 @@ pub enum Action {
         versions: String,
         missing: Option<String>,
     },
+    /// The records whose logs contain `text`.
+    LogHits {
+        text: String,
+        ids: Vec<String>,
+    },
     /// SIGTERM or SIGHUP: cancel everything and leave, without asking.
     Terminate,
 }
@@ -140,6 +152,14 @@ pub enum Command {
     Bell,
     /// Turn mouse capture on or off.
     SetMouse(bool),
+    /// Find the records whose logs contain `text` (lowercase).
+    SearchLogs {
+        text: String,
+    },
+    /// Put `text` on the terminal's clipboard (OSC 52).
+    Copy(String),
+    /// A desktop notification (OSC 9 and OSC 777) beside the bell.
+    Notify(String),
 }
 
 /// What one update asks of the loop.
@@ -183,6 +203,8 @@ pub struct App {
     pub host_versions: Option<String>,
     /// What this host lacks (from `doctor`), shown under the machine list.
     pub host_missing: Option<String>,
+    /// What each machine is for, by machine name (the demo's fleet).
+    pub purposes: HashMap<String, String>,
 }
 
 pub(super) fn is_ctrl_c(k: &KeyEvent) -> bool {
@@ -213,6 +235,7 @@ impl App {
             notice: None,
             host_versions: None,
             host_missing: None,
+            purposes: HashMap::new(),
         }
     }
 
@@ -299,6 +322,7 @@ impl App {
                 self.host_missing = missing;
                 fx.redraw = true;
             }
+            Action::LogHits { text, ids } => self.on_log_hits(text, ids, &mut fx),
             Action::Terminate => {
                 self.help = None;
                 self.dialog = None;
@@ -324,6 +348,11 @@ impl App {
     pub(super) fn on_tick(&mut self, now_ms: u64, fx: &mut Effects) {
         let before = self.clock_text();
         self.now_ms = now_ms;
+        for f in self.freezes.values_mut() {
+            if !f.phase.is_finished() && f.current == Some(crate::freeze::Stage::ExecTar) {
+                f.throughput.advance(now_ms);
+            }
+        }
         if let Some(f) = &self.flash {
             if now_ms >= f.until_ms {
                 self.flash = None;
@@ -335,6 +364,15 @@ impl App {
             fx.commands.push(Command::Discover);
         }
         if !self.history.loaded && !self.history.loading && self.history.error.is_none() {
+            self.history.loading = true;
+            fx.commands.push(Command::LoadHistory);
+        }
+        // A freeze run by another process is followed from its record.
+        let elsewhere = self.last_freeze.values().any(|l| l.elsewhere.is_some());
+        if elsewhere
+            && !self.history.loading
+            && now_ms.saturating_sub(self.history.read_at_ms) >= ELSEWHERE_READ_MS
+        {
             self.history.loading = true;
             fx.commands.push(Command::LoadHistory);
         }
@@ -366,6 +404,10 @@ impl App {
                 self.edit_filter(key);
                 return;
             }
+            if self.view == View::History && self.history.filter_editing {
+                self.edit_history_filter(key, fx);
+                return;
+            }
             if self.view == View::Record && self.record.as_ref().is_some_and(|r| r.search.editing) {
                 self.edit_search(key);
                 return;
@@ -393,6 +435,7 @@ impl App {
             }
         };
         if action == KeyAction::Quit {
+            self.help = None;
             self.request_quit();
             return;
         }
@@ -488,6 +531,7 @@ impl App {
             KeyAction::Down => self.move_selection(1),
             KeyAction::Top => self.move_selection(isize::MIN / 2),
             KeyAction::Freeze => self.open_freeze_dialog(fx),
+            KeyAction::Open => self.open_last_record(fx),
             KeyAction::Cancel => self.open_cancel_dialog(),
             KeyAction::Refresh if self.machines.refreshing_since.is_none() => {
                 self.machines.refreshing_since = Some(self.now_ms);
@@ -804,9 +848,13 @@ mod tests {
         // Keys of the dashboard do nothing under the help.
         let fx = a.update(key('f'));
         assert!(fx.commands.is_empty() && a.dialog.is_none());
+        a.update(key('?'));
+        assert_eq!(a.help, None);
+        // One rule for q: it quits, from help too.
+        a.update(key('?'));
         a.update(key('q'));
         assert_eq!(a.help, None);
-        assert!(!a.should_exit());
+        assert!(a.should_exit());
     }
 
     #[test]

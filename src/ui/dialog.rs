@@ -57,6 +57,15 @@ fn freeze_lines(d: &FreezeDialog) -> Vec<Line<'static>> {
             ],
         ),
     ];
+    if let Some(pid) = d.held_by {
+        lines.push(Line::styled(
+            format!(
+                "⚠ a freeze of this machine is running in another process{}: this one will be refused",
+                if pid > 0 { format!(" (pid {pid})") } else { String::new() }
+            ),
+            theme::WARN.add_modifier(Modifier::BOLD),
+        ));
+    }
     let verdict = match (&d.tmp_free, &d.estimate) {
         (Probe::Ready(free), Probe::Ready(need)) if free < need => Line::styled(
             format!(
@@ -132,23 +141,50 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, dialog: &Dialog) {
             theme::WARN,
         ),
     };
-    let width = area.width.saturating_sub(4).min(76);
-    // Wrapped lines may take more rows than there are lines; leave a little room.
+    // As wide as the text wants (up to the terminal); the key line is drawn apart in the
+    // last row, so however the text wraps, the keys stay visible.
+    let mut lines = lines;
+    let keys = lines.pop().unwrap_or_default();
+    let longest = lines
+        .iter()
+        .map(Line::width)
+        .max()
+        .unwrap_or(40)
+        .max(keys.width());
+    let width = area
+        .width
+        .saturating_sub(4)
+        .min(u16::try_from(longest + 2).unwrap_or(u16::MAX).max(50));
     let inner_w = usize::from(width.saturating_sub(2)).max(1);
     let rows: usize = lines
         .iter()
-        .map(|l| l.width().div_ceil(inner_w).max(1))
+        .map(|l| {
+            let text: String = l.spans.iter().map(|s| s.content.as_ref()).collect();
+            theme::wrap(&text, inner_w).len()
+        })
         .sum();
-    let height = u16::try_from(rows + 2).unwrap_or(u16::MAX);
+    let height = u16::try_from(rows + 3).unwrap_or(u16::MAX);
     let r = layout::centered(area, width, height);
     frame.render_widget(Clear, r);
     let block = Block::bordered()
         .border_style(border)
         .title(Span::styled(title, theme::TITLE));
+    let inner = layout::inner(r);
+    frame.render_widget(block, r);
+    if inner.height == 0 {
+        return;
+    }
+    let text_area = Rect {
+        height: inner.height - 1,
+        ..inner
+    };
+    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), text_area);
     frame.render_widget(
-        Paragraph::new(lines)
-            .wrap(Wrap { trim: false })
-            .block(block),
-        r,
+        Paragraph::new(keys),
+        Rect {
+            y: inner.y + inner.height - 1,
+            height: 1,
+            ..inner
+        },
     );
 }

@@ -27,6 +27,8 @@ pub struct FreezeDialog {
     pub tmp_free: Probe<u64>,
     /// Used bytes of the guest's root (`df` in the guest): the archive's size, roughly.
     pub estimate: Probe<u64>,
+    /// Some(pid, or 0 when unknown): another process holds the machine's freeze lock.
+    pub held_by: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -34,6 +36,18 @@ pub enum Dialog {
     Freeze(FreezeDialog),
     Cancel { machine: String },
     Quit { running: usize },
+}
+
+/// The process holding `slug`'s freeze lock, if one does (a CLI freeze, another
+/// operator): a cheap, non-blocking check, so it runs as the dialog opens.
+fn held_by(state_dir: &std::path::Path, slug: &Slug) -> Option<u32> {
+    if !crate::lock::MachineLock::is_held(state_dir, slug) {
+        return None;
+    }
+    let pid = std::fs::read_to_string(crate::lock::lock_path(state_dir, slug))
+        .ok()
+        .and_then(|s| s.trim().parse().ok());
+    Some(pid.unwrap_or(0))
 }
 
 impl App {
@@ -117,6 +131,7 @@ impl App {
                 .join(slug.as_str())
                 .join(crate::freeze::pack::LAUNCHER),
         );
+        let held_by = held_by(&self.settings.state_dir, &slug);
         self.dialog = Some(Dialog::Freeze(FreezeDialog {
             machine: name.clone(),
             slug,
@@ -124,6 +139,7 @@ impl App {
             tmp_dir: self.settings.tmp_dir.clone(),
             tmp_free: Probe::Pending,
             estimate: Probe::Pending,
+            held_by,
         }));
         fx.commands.push(Command::ProbeSpace { machine: name });
     }
@@ -218,6 +234,7 @@ mod tests {
             tmp_dir: "/tmp".into(),
             tmp_free: Probe::Pending,
             estimate: Probe::Pending,
+            held_by: None,
         }));
         let fx = a.update(key('y'));
         assert!(fx.commands.is_empty());
@@ -252,7 +269,8 @@ mod tests {
         let f = &a.freezes["bot-bottle-web"];
         assert_eq!(f.phase, Phase::Cancelled);
         assert_eq!(f.stage(Stage::Build).status, StageStatus::Cancelled);
-        assert_eq!(f.stage(Stage::Push).status, StageStatus::Waiting);
+        // What never ran is skipped, not waiting.
+        assert_eq!(f.stage(Stage::Push).status, StageStatus::Skipped);
         // Nothing to cancel on a machine without a freeze.
         select(&mut a, "bot-bottle-api");
         a.update(key('c'));

@@ -163,7 +163,13 @@ impl Services {
             }
             Command::LoadHistory => {
                 let (h, tx) = (self.history.clone(), self.bg_tx.clone());
+                let (state, smolvm) = (self.cfg.state_dir.clone(), self.smolvm.clone());
                 tokio::spawn(async move {
+                    // Runs nobody holds any more (a killed CLI freeze) are finished first,
+                    // so no dead freeze shows as running.
+                    for line in crate::recover::recover_interrupted(&state, &smolvm).await {
+                        tracing::warn!("{line}");
+                    }
                     let r = tokio::task::spawn_blocking(move || {
                         h.list_all().map_err(|e| e.to_string())
                     })
@@ -199,6 +205,35 @@ impl Services {
                 if let Err(e) = r {
                     tracing::warn!("cannot switch the mouse: {e}");
                 }
+            }
+            Command::SearchLogs { text } => {
+                let (h, tx) = (self.history.clone(), self.bg_tx.clone());
+                tokio::spawn(async move {
+                    let key = text.clone();
+                    let ids = tokio::task::spawn_blocking(move || search_logs(&h, &key))
+                        .await
+                        .unwrap_or_default();
+                    let _ = tx.send(Action::LogHits { text, ids });
+                });
+            }
+            Command::Copy(text) => {
+                use base64::Engine as _;
+                use std::io::Write as _;
+                let b64 = base64::engine::general_purpose::STANDARD.encode(text.as_bytes());
+                let mut out = std::io::stdout();
+                let _ = write!(out, "\x1b]52;c;{b64}\x07").and_then(|()| out.flush());
+            }
+            Command::Notify(text) => {
+                use std::io::Write as _;
+                // Control characters would end the sequence early: the text is ours, but
+                // a machine name is in it.
+                let clean: String = text.chars().filter(|c| !c.is_control()).collect();
+                let mut out = std::io::stdout();
+                let _ = write!(
+                    out,
+                    "\x1b]9;{clean}\x07\x1b]777;notify;bottle-freeze;{clean}\x07"
+                )
+                .and_then(|()| out.flush());
             }
             Command::Bell => {
                 // BEL straight to the terminal: ratatui draws cells, not control codes.
@@ -429,6 +464,27 @@ where
     };
     services.shutdown(grace).await;
     Ok(())
+}
+
+/// The ids of the records whose logs contain `text` (lowercase ASCII match).
+fn search_logs(h: &History, text: &str) -> Vec<String> {
+    let needle = text.as_bytes().to_ascii_lowercase();
+    let Ok(records) = h.list() else {
+        return Vec::new();
+    };
+    records
+        .into_iter()
+        .filter(|r| {
+            crate::freeze::Stage::ALL.iter().any(|s| {
+                h.read_log(&r.id, *s).ok().flatten().is_some_and(|log| {
+                    log.to_ascii_lowercase()
+                        .windows(needle.len().max(1))
+                        .any(|w| w == needle.as_slice())
+                })
+            })
+        })
+        .map(|r| r.id)
+        .collect()
 }
 
 #[cfg(test)]

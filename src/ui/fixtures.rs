@@ -25,6 +25,8 @@ pub fn settings() -> Settings {
         refresh_ms: 3_000,
         theme: super::theme::ThemeName::Dark,
         bell: false,
+        notify: false,
+        stall_after_ms: 10_000,
     }
 }
 

@@ -55,8 +55,34 @@ fn stage_detail(f: &FreezeState, stage: Stage, width: usize) -> Vec<Span<'static
         (_, _) if finished && stage != Stage::ExecTar => {
             spans.push(Span::raw(format::bytes(p.bytes)))
         }
-        (Stage::ExecTar, _) => {
+        // The build's real steps, not the context upload that reaches 100% at once.
+        (Stage::Build, _) if s.steps.is_some() => {
+            let (n, m) = s.steps.unwrap_or((0, 1));
+            let text = format!("step {n}/{m} ");
+            let room = width.saturating_sub(theme::width(&text) + 1);
+            spans.push(Span::raw(text));
+            if room >= 4 {
+                spans.push(Span::styled(
+                    theme::gauge(u64::from(n.saturating_sub(1)), u64::from(m), room.min(20)),
+                    theme::INFO,
+                ));
+            }
+        }
+        (Stage::ExecTar, est) => {
             spans.push(Span::raw(format::bytes(p.bytes)));
+            // Against the guest's df figure: an estimate, so `~`, and never past 100%.
+            if let Some(est) = est.filter(|e| *e > 0 && !finished && p.bytes <= *e) {
+                let room = width.saturating_sub(theme::width(&format::bytes(p.bytes)) + 8);
+                if room >= 4 {
+                    spans.push(Span::raw(" "));
+                    spans.push(Span::styled(
+                        theme::gauge(p.bytes, est, room.min(20)),
+                        theme::INFO,
+                    ));
+                }
+                spans.push(Span::raw(format!(" ~{}%", theme::percent(p.bytes, est))));
+                return spans;
+            }
             if let Some(e) = p.entries {
                 spans.push(Span::styled(format!(" · {e} entries"), theme::DIM));
             }
@@ -123,7 +149,7 @@ fn stage_strip(app: &App, f: &FreezeState) -> Line<'static> {
     Line::from(spans)
 }
 
-fn exec_tar_lines(f: &FreezeState, width: usize) -> Vec<Item> {
+fn exec_tar_lines(app: &App, f: &FreezeState, width: usize) -> Vec<Item> {
     let s = f.stage(Stage::ExecTar);
     let Some(p) = &s.progress else {
         return match f.transport {
@@ -136,23 +162,33 @@ fn exec_tar_lines(f: &FreezeState, width: usize) -> Vec<Item> {
         };
     };
     let mut out = Vec::new();
-    let secs = (p.elapsed_ms as f64 / 1000.0).max(0.001);
-    let avg = (p.bytes as f64 / secs) as u64;
+    let running = s.status == StageStatus::Running;
+    // The clock, not the last event, says how long it has run.
+    let elapsed = s.elapsed_ms(app.now_ms).unwrap_or(p.elapsed_ms);
+    let rate = f.throughput.current();
     // Most telling first; what does not fit the width is left out.
     let mut parts: Vec<Span<'static>> =
         vec![Span::raw(format!("{} streamed", format::bytes(p.bytes)))];
+    if let Some(idle) = f.stalled_ms(app.now_ms, app.settings.stall_after_ms) {
+        parts.push(Span::styled(format::stalled(idle), theme::WARN));
+    }
+    if let Some(est) = p.total.filter(|t| *t > 0 && running) {
+        parts.push(Span::raw(format::against_estimate(p.bytes, est, rate)));
+    }
     if let Some(t) = f.transport {
         parts.push(Span::styled(format!("via {}", t.name()), theme::INFO));
     }
-    if s.status == StageStatus::Running {
-        if let Some(now) = f.throughput.current() {
+    if running {
+        if let Some(now) = rate {
             parts.push(Span::styled(
                 format!("{}/s", format::bytes(now)),
                 theme::TITLE,
             ));
         }
     }
-    parts.push(Span::raw(format!("avg {}/s", format::bytes(avg))));
+    if let Some(avg) = super::freeze_view::average_rate(p.bytes, elapsed) {
+        parts.push(Span::raw(format!("avg {}/s", format::bytes(avg))));
+    }
     if let Some(e) = p.entries {
         parts.push(Span::raw(format!("{e} entries")));
     }
@@ -301,6 +337,12 @@ fn title(app: &App) -> Line<'static> {
             style.add_modifier(Modifier::BOLD),
         ));
         spans.push(Span::raw(format!("{} ", dur(f.elapsed_ms(app.now_ms)))));
+        if !f.phase.is_finished() && app.area.width >= 60 {
+            // One bar for the whole freeze.
+            let pm = f.overall_permille();
+            spans.push(Span::styled(theme::gauge(pm, 1000, 10), theme::INFO));
+            spans.push(Span::raw(format!(" {}% ", pm / 10)));
+        }
     }
     Line::from(spans)
 }
@@ -326,6 +368,9 @@ fn idle_lines(app: &App) -> Vec<Line<'static>> {
         facts.push(format::bytes(mib.saturating_mul(1024 * 1024)));
     }
     lines.push(Line::raw(facts.join(" · ")));
+    if let Some(p) = app.purposes.get(&m.machine.name) {
+        lines.push(Line::styled(format!("demo: {p}"), theme::INFO));
+    }
     match m.refusal() {
         Some(why) => lines.push(Line::styled(
             format!("cannot be frozen: {}", theme::guard(&why)),
@@ -388,11 +433,11 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
                 .as_ref()
                 .is_some_and(|x| x.stage == Stage::ExecTar)
     {
-        rest.extend(exec_tar_lines(f, width));
+        rest.extend(exec_tar_lines(app, f, width));
     } else if f.phase.is_finished() {
         // Only the summary figures once it is over.
         rest.extend(
-            exec_tar_lines(f, width)
+            exec_tar_lines(app, f, width)
                 .into_iter()
                 .filter(|i| i.order == 0),
         );

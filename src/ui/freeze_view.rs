@@ -95,18 +95,38 @@ impl Tail {
     }
 }
 
-/// Bytes per second, one sample per second of the stage, for the sparkline.
+/// Bytes per second, one sample per second of the app clock, for the rate and the
+/// sparkline. The clock, not the events, moves it: [`Throughput::advance`] on every tick
+/// closes the seconds that passed, so a stream that stops decays to a rate of 0.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Throughput {
     samples: VecDeque<u64>,
+    /// App clock of the first figure: second 0.
+    origin_ms: Option<u64>,
     bucket: u64,
     bucket_start_bytes: u64,
     last_bytes: u64,
+    /// App clock when the bytes last grew (or when the first figure came).
+    moved_at_ms: Option<u64>,
 }
 
 impl Throughput {
-    pub fn record(&mut self, bytes: u64, elapsed_ms: u64) {
-        let now_bucket = elapsed_ms / 1000;
+    /// A progress figure (`bytes` so far) seen at app clock `now_ms`.
+    pub fn record(&mut self, bytes: u64, now_ms: u64) {
+        self.advance(now_ms);
+        if bytes > self.last_bytes || self.moved_at_ms.is_none() {
+            self.moved_at_ms = Some(now_ms);
+        }
+        self.last_bytes = self.last_bytes.max(bytes);
+    }
+
+    /// Closes every whole second up to `now_ms`; returns whether a sample was added.
+    pub fn advance(&mut self, now_ms: u64) -> bool {
+        let origin = *self.origin_ms.get_or_insert(now_ms);
+        let now_bucket = now_ms.saturating_sub(origin) / 1000;
+        if now_bucket <= self.bucket {
+            return false;
+        }
         if now_bucket > self.bucket + SPARK_CAP as u64 {
             // A long silence: everything kept would be zeros.
             self.samples.clear();
@@ -122,17 +142,28 @@ impl Throughput {
             self.bucket_start_bytes = self.last_bytes;
             self.bucket += 1;
         }
-        self.last_bytes = bytes;
+        true
     }
 
     pub fn samples(&self) -> impl DoubleEndedIterator<Item = u64> + ExactSizeIterator + '_ {
         self.samples.iter().copied()
     }
 
-    /// Bytes moved in the last whole second.
+    /// Bytes moved in the last whole second of the clock.
     pub fn current(&self) -> Option<u64> {
         self.samples.back().copied()
     }
+
+    /// How long no bytes have moved, by the clock.
+    pub fn idle_ms(&self, now_ms: u64) -> Option<u64> {
+        Some(now_ms.saturating_sub(self.moved_at_ms?))
+    }
+}
+
+/// The average rate of `bytes` over `elapsed_ms`, or None in the first second, when one
+/// early chunk (a pipe buffer in 4 ms) would claim megabytes a second.
+pub fn average_rate(bytes: u64, elapsed_ms: u64) -> Option<u64> {
+    (elapsed_ms >= 1000).then(|| bytes.saturating_mul(1000) / elapsed_ms)
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -142,6 +173,8 @@ pub struct StageState {
     pub started_ms: Option<u64>,
     pub duration_ms: Option<u64>,
     pub progress: Option<Progress>,
+    /// The builder's `Step N/M` (Docker's build), the stage's real progress.
+    pub steps: Option<(u32, u32)>,
     /// What the stage does in this run, when the core said ("native archive", …).
     pub does: Option<String>,
 }
@@ -153,6 +186,7 @@ impl Default for StageState {
             started_ms: None,
             duration_ms: None,
             progress: None,
+            steps: None,
             does: None,
         }
     }
@@ -267,6 +301,54 @@ impl FreezeState {
             .saturating_sub(self.started_at_ms)
     }
 
+    /// The whole freeze's progress in per mille: the stages done, and the running one's
+    /// share (exec-tar against its estimate, build by steps, push by bytes).
+    pub fn overall_permille(&self) -> u64 {
+        let mut sum = 0u64;
+        for stage in Stage::ALL {
+            let s = self.stage(stage);
+            sum += match s.status {
+                StageStatus::Done | StageStatus::Warning | StageStatus::Skipped => 1000,
+                StageStatus::Running => {
+                    let p = s.progress.as_ref();
+                    let part = match (stage, s.steps, p.and_then(|p| p.total)) {
+                        (Stage::Build, Some((n, m)), _) => {
+                            u64::from(n.saturating_sub(1)) * 1000 / u64::from(m)
+                        }
+                        (_, _, Some(t)) if t > 0 => p.map_or(0, |p| p.bytes.min(t)) * 1000 / t,
+                        _ => 0,
+                    };
+                    // A stage is not over until it says so.
+                    part.min(990)
+                }
+                _ => 0,
+            };
+        }
+        sum / Stage::ALL.len() as u64
+    }
+
+    /// How long exec-tar has moved no bytes, once that is `stall_after_ms` or more.
+    pub fn stalled_ms(&self, now_ms: u64, stall_after_ms: u64) -> Option<u64> {
+        if self.phase.is_finished()
+            || self.current != Some(Stage::ExecTar)
+            || self.stage(Stage::ExecTar).status != StageStatus::Running
+        {
+            return None;
+        }
+        self.throughput
+            .idle_ms(now_ms)
+            .filter(|idle| *idle >= stall_after_ms)
+    }
+
+    /// Stages that never ran are skipped once the freeze ended without success.
+    fn skip_the_rest(&mut self) {
+        for s in &mut self.stages {
+            if s.status == StageStatus::Waiting {
+                s.status = StageStatus::Skipped;
+            }
+        }
+    }
+
     pub fn note(&mut self, stage: Stage, message: String) {
         if self.notes.len() == NOTES_CAP {
             self.notes.pop_front();
@@ -341,12 +423,16 @@ impl App {
                 s.status = StageStatus::Running;
                 s.started_ms = Some(now);
                 f.current = Some(stage);
+                if stage == Stage::ExecTar {
+                    // The stall clock starts with the stage, before the first byte.
+                    f.throughput.record(0, now);
+                }
             }
             FreezeEvent::Progress {
                 stage, progress, ..
             } => {
                 if stage == Stage::ExecTar {
-                    f.throughput.record(progress.bytes, progress.elapsed_ms);
+                    f.throughput.record(progress.bytes, now);
                 }
                 let progress = crate::freeze::Progress {
                     current_path: progress.current_path.map(|p| guard(&p)),
@@ -371,6 +457,11 @@ impl App {
                     });
                 }
                 for l in lines {
+                    if stage == Stage::Build {
+                        if let Some(step) = crate::format::docker_step(&l) {
+                            f.stage_mut(stage).steps = Some(step);
+                        }
+                    }
                     f.tail.push(TailLine {
                         stage,
                         kind: TailKind::Line(stream),
@@ -409,6 +500,7 @@ impl App {
                 f.phase = Phase::Failed;
                 f.ended_at_ms = Some(now);
                 f.current = None;
+                f.skip_the_rest();
                 let failure = crate::freeze::Failure {
                     message: guard(&failure.message),
                     stderr_tail: failure
@@ -444,6 +536,7 @@ impl App {
                 f.phase = Phase::Cancelled;
                 f.ended_at_ms = Some(now);
                 f.current = None;
+                f.skip_the_rest();
                 ended = Some((
                     Level::Warn,
                     format!(
@@ -482,9 +575,12 @@ impl App {
             self.last_freeze.insert(machine, l);
         }
         if let Some((level, text)) = ended {
-            self.flash(level, text);
+            self.flash(level, text.clone());
             if self.settings.bell {
                 fx.commands.push(Command::Bell);
+            }
+            if self.settings.notify {
+                fx.commands.push(Command::Notify(text.clone()));
             }
             if !self.history.loading {
                 self.history.loading = true;
@@ -514,6 +610,7 @@ impl App {
                 f.stage_mut(stage).status = StageStatus::Failed;
                 f.phase = Phase::Failed;
                 f.ended_at_ms = Some(now);
+                f.skip_the_rest();
                 f.failure = Some(crate::freeze::Failure {
                     stage,
                     message: guard(&message),
@@ -609,6 +706,7 @@ pub(super) fn session_last(f: &FreezeState) -> Option<LastFreeze> {
         outcome,
         at_ms: f.ended_at_ms.unwrap_or(f.started_at_ms),
         failed_stage: f.failure.as_ref().map(|x| x.stage),
+        elsewhere: None,
     })
 }
 
@@ -645,7 +743,8 @@ mod tests {
     #[test]
     fn throughput_samples_per_second_and_bounded() {
         let mut tp = Throughput::default();
-        tp.record(100, 100);
+        // The first figure starts the clock: second 0.
+        tp.record(100, 0);
         tp.record(1000, 900);
         tp.record(1500, 1100);
         assert_eq!(tp.samples().collect::<Vec<_>>(), [1000]);
@@ -660,6 +759,133 @@ mod tests {
         // A long silence resets instead of looping.
         tp.record(1, u64::MAX / 2);
         assert!(tp.samples().len() <= SPARK_CAP);
+    }
+
+    fn progress(a: &mut App, id: &str, bytes: u64, total: Option<u64>) {
+        a.update(Action::Freeze(FreezeEvent::Progress {
+            id: id.into(),
+            stage: Stage::ExecTar,
+            progress: Progress {
+                bytes,
+                total,
+                entries: Some(1),
+                current_path: None,
+                elapsed_ms: 0,
+            },
+        }));
+    }
+
+    #[test]
+    fn the_rate_follows_the_clock_and_decays_to_zero_then_says_stalled() {
+        let mut a = with_machines(120, 30);
+        freeze_until(&mut a, "web", Stage::ExecTar);
+        let id = id_of("web");
+        let t = a.now_ms;
+        progress(&mut a, &id, 200 * MIB, None);
+        a.update(Action::Tick { now_ms: t + 1000 });
+        let f = &a.freezes["bot-bottle-web"];
+        assert!(f.throughput.current().unwrap() > 0);
+        assert_eq!(f.stalled_ms(a.now_ms, 10_000), None);
+        // No event for three seconds: the clock alone brings the rate to 0.
+        a.update(Action::Tick { now_ms: t + 3000 });
+        assert_eq!(a.freezes["bot-bottle-web"].throughput.current(), Some(0));
+        assert!(!screen(&a).contains("stalled"));
+        // After the configured time without bytes: stalled, in the row and the pane.
+        a.update(Action::Tick { now_ms: t + 12_400 });
+        let f = &a.freezes["bot-bottle-web"];
+        assert_eq!(f.stalled_ms(a.now_ms, 10_000), Some(12_400));
+        let text = screen(&a);
+        assert!(text.contains("stalled · no bytes for 12s"), "{text}");
+        // Bytes again: no longer stalled.
+        progress(&mut a, &id, 201 * MIB, None);
+        assert_eq!(
+            a.freezes["bot-bottle-web"].stalled_ms(a.now_ms, 10_000),
+            None
+        );
+        // The threshold is the setting's.
+        a.settings.stall_after_ms = 1000;
+        a.update(Action::Tick { now_ms: t + 14_000 });
+        assert!(a.freezes["bot-bottle-web"]
+            .stalled_ms(a.now_ms, a.settings.stall_after_ms)
+            .is_some());
+    }
+
+    #[test]
+    fn a_freeze_run_elsewhere_shows_live_from_its_record_and_is_read_again() {
+        let mut a = with_machines(120, 30);
+        let mut r = crate::history::Record::new(
+            "20270115T060000Z-web-9999",
+            crate::history::Kind::Freeze,
+            "bot-bottle-web",
+            "web",
+        );
+        r.pid = 4_000_000;
+        r.stage_mut(Stage::ExecTar).status = StageStatus::Running;
+        r.bytes = 3 * MIB;
+        a.update(Action::HistoryLoaded(Ok(vec![r])));
+        let text = screen(&a);
+        assert!(text.contains("▶ exec-tar by pid 4000000 3.0 MiB"), "{text}");
+        // Followed: the records are read again while it runs.
+        let fx = a.update(Action::Tick {
+            now_ms: a.now_ms + crate::ui::app::ELSEWHERE_READ_MS,
+        });
+        assert!(fx.commands.contains(&Command::LoadHistory));
+        // Once it ended, no more reading.
+        a.update(Action::HistoryLoaded(Ok(records())));
+        let fx = a.update(Action::Tick {
+            now_ms: a.now_ms + 2 * crate::ui::app::ELSEWHERE_READ_MS,
+        });
+        assert!(!fx.commands.contains(&Command::LoadHistory));
+    }
+
+    #[test]
+    fn build_shows_its_steps_and_one_bar_covers_the_freeze() {
+        let mut a = with_machines(120, 30);
+        freeze_until(&mut a, "web", Stage::Build);
+        let f = &a.freezes["bot-bottle-web"];
+        assert_eq!(f.stage(Stage::Build).steps, Some((2, 4)));
+        // exec-tar done (1/4) and one of four build steps behind: 1/4 + 1/16.
+        assert_eq!(f.overall_permille(), (1000 + 250) / 4);
+        let text = screen(&a);
+        assert!(text.contains("step 2/4"), "{text}");
+        assert!(text.contains(" 31% "), "{text}");
+        freeze_done(&mut a, "web");
+        assert!(!screen(&a).contains(" 31% "));
+    }
+
+    #[test]
+    fn the_early_average_waits_for_a_second() {
+        // 64 KiB in the first 4 ms is not 15.6 MiB/s.
+        assert_eq!(average_rate(64 * 1024, 4), None);
+        assert_eq!(average_rate(64 * 1024, 1000), Some(64 * 1024));
+        assert_eq!(average_rate(128 * 1024, 2000), Some(64 * 1024));
+    }
+
+    #[test]
+    fn exec_tar_shows_the_estimate_and_never_passes_it() {
+        let mut a = with_machines(120, 30);
+        freeze_until(&mut a, "web", Stage::ExecTar);
+        let id = id_of("web");
+        progress(&mut a, &id, 200 * MIB, Some(800 * MIB));
+        let text = screen(&a);
+        assert!(text.contains("~25%"), "{text}");
+        progress(&mut a, &id, 900 * MIB, Some(800 * MIB));
+        let text = screen(&a);
+        assert!(text.contains("past the ~800.0 MiB estimate"), "{text}");
+        assert!(!text.contains("112%"), "{text}");
+    }
+
+    #[test]
+    fn stages_that_never_ran_are_skipped() {
+        let mut a = with_machines(80, 24);
+        freeze_failed(&mut a, "web");
+        let f = &a.freezes["bot-bottle-web"];
+        assert!(Stage::ALL
+            .iter()
+            .all(|s| f.stage(*s).status != StageStatus::Waiting));
+        assert!(Stage::ALL
+            .iter()
+            .any(|s| f.stage(*s).status == StageStatus::Skipped));
     }
 
     fn lines(a: &mut App, id: &str, n: usize) {
@@ -690,7 +916,8 @@ mod tests {
         assert_eq!(f.tail.len(), 4);
         assert_eq!(f.notes.len(), 1);
         assert_eq!(f.warnings.len(), 1);
-        assert_eq!(f.throughput.samples().len(), 11);
+        // One sample per second of the clock since the stage started.
+        assert_eq!(f.throughput.samples().len(), 12);
         assert_eq!(
             f.stage(Stage::Build).progress.as_ref().map(|p| p.bytes),
             Some(45 * MIB)

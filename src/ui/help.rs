@@ -10,16 +10,25 @@ use super::keys::Context;
 use super::layout;
 use super::theme;
 
-/// The overlay's lines: the current context first, then the others.
+/// The overlay's lines: the global keys and the one rule for `q` first, then the current
+/// context, then the others.
 pub fn lines(app: &App) -> Vec<Line<'static>> {
     let current = match app.view {
         super::app::View::Dashboard => Context::Dashboard,
         super::app::View::History => Context::History,
         super::app::View::Record => Context::Record,
     };
-    let mut order = vec![current];
-    order.extend(Context::ALL.iter().copied().filter(|c| *c != current));
-    let mut out = Vec::new();
+    let mut order = vec![Context::Global, current];
+    order.extend(
+        Context::ALL
+            .iter()
+            .copied()
+            .filter(|c| *c != current && *c != Context::Global),
+    );
+    let mut out = vec![Line::styled(
+        "q quits from every view, help too; Esc goes back or closes",
+        theme::DIM,
+    )];
     for ctx in order {
         if !out.is_empty() {
             out.push(Line::raw(""));
@@ -53,8 +62,13 @@ pub fn lines(app: &App) -> Vec<Line<'static>> {
 }
 
 pub fn render(frame: &mut Frame, area: Rect, app: &App) {
-    let all = lines(app);
-    let width = area.width.saturating_sub(4).min(72);
+    let all = wrapped(lines(app), usize::from(area.width.saturating_sub(6)));
+    // As wide as the longest line (no key's text is cut), up to the terminal.
+    let longest = all.iter().map(Line::width).max().unwrap_or(40);
+    let width = area
+        .width
+        .saturating_sub(4)
+        .min(u16::try_from(longest + 2).unwrap_or(u16::MAX));
     let height = u16::try_from(all.len() + 2)
         .unwrap_or(u16::MAX)
         .min(area.height.saturating_sub(2));
@@ -72,6 +86,41 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         .title(Span::styled(" keys ", theme::TITLE))
         .title_bottom(Line::styled(more, theme::DIM).right_aligned());
     let shown: Vec<Line> = all.into_iter().skip(off).collect();
+    let shown = wrapped(shown, usize::from(r.width.saturating_sub(2)));
     frame.render_widget(Clear, r);
     frame.render_widget(Paragraph::new(shown).block(block), r);
+}
+
+/// Lines wider than `width` wrapped at words, a key's text indented under itself, so no
+/// text is cut on a narrow terminal.
+fn wrapped(lines: Vec<Line<'static>>, width: usize) -> Vec<Line<'static>> {
+    let mut out = Vec::new();
+    for l in lines {
+        if l.width() <= width || width < 24 {
+            out.push(l);
+            continue;
+        }
+        match &l.spans[..] {
+            [keys, help] => {
+                let indent = super::theme::width(&keys.content);
+                let pieces = super::theme::wrap(&help.content, width.saturating_sub(indent));
+                for (i, p) in pieces.into_iter().enumerate() {
+                    let lead = if i == 0 {
+                        keys.clone()
+                    } else {
+                        Span::raw(" ".repeat(indent))
+                    };
+                    out.push(Line::from(vec![lead, Span::styled(p, help.style)]));
+                }
+            }
+            _ => {
+                let text: String = l.spans.iter().map(|s| s.content.as_ref()).collect();
+                let style = l.spans.first().map(|s| s.style).unwrap_or_default();
+                for p in super::theme::wrap(&text, width) {
+                    out.push(Line::styled(p, style));
+                }
+            }
+        }
+    }
+    out
 }

@@ -11,16 +11,66 @@ use super::layout;
 use super::state::*;
 use super::theme::guard;
 use crate::freeze::Stage;
-use crate::history::{when, Record, StageStatus};
+use crate::history::{when, Kind, Outcome, Record, StageStatus};
 use crate::sanitize::escape_str;
+
+/// Which outcomes the history list shows (`o` cycles).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OutcomeFilter {
+    #[default]
+    All,
+    Failed,
+    Cancelled,
+    Succeeded,
+}
+
+impl OutcomeFilter {
+    pub fn next(self) -> OutcomeFilter {
+        match self {
+            OutcomeFilter::All => OutcomeFilter::Failed,
+            OutcomeFilter::Failed => OutcomeFilter::Cancelled,
+            OutcomeFilter::Cancelled => OutcomeFilter::Succeeded,
+            OutcomeFilter::Succeeded => OutcomeFilter::All,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            OutcomeFilter::All => "all",
+            OutcomeFilter::Failed => "failed",
+            OutcomeFilter::Cancelled => "cancelled",
+            OutcomeFilter::Succeeded => "succeeded",
+        }
+    }
+
+    fn matches(self, o: Outcome) -> bool {
+        match self {
+            OutcomeFilter::All => true,
+            OutcomeFilter::Failed => matches!(o, Outcome::Failed | Outcome::Interrupted),
+            OutcomeFilter::Cancelled => o == Outcome::Cancelled,
+            OutcomeFilter::Succeeded => {
+                matches!(o, Outcome::Succeeded | Outcome::SucceededWithWarnings)
+            }
+        }
+    }
+}
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct HistoryState {
     pub records: Vec<Record>,
+    /// Indices into `records` of the rows shown: filtered, freezes first, then exports.
+    pub visible: Vec<usize>,
+    pub filter: String,
+    pub filter_editing: bool,
+    pub outcome: OutcomeFilter,
+    /// Ids whose logs contain the text (lowercase) of the last log search.
+    pub log_hits: Option<(String, std::collections::HashSet<String>)>,
     pub loaded: bool,
     pub loading: bool,
     pub error: Option<String>,
     pub selected: usize,
+    /// App clock of the last read, to follow freezes run elsewhere.
+    pub read_at_ms: u64,
 }
 
 /// What a line of a record view is, for its style.
@@ -254,6 +304,7 @@ impl RecordView {
 impl App {
     pub(super) fn on_history_loaded(&mut self, r: Result<Vec<Record>, String>, fx: &mut Effects) {
         self.history.loading = false;
+        self.history.read_at_ms = self.now_ms;
         match r {
             Ok(records) => {
                 self.history.loaded = true;
@@ -272,8 +323,7 @@ impl App {
                     }
                 }
                 self.history.records = records;
-                let n = self.history.records.len();
-                self.history.selected = self.history.selected.min(n.saturating_sub(1));
+                self.refilter();
             }
             Err(e) => self.history.error = Some(guard(&e)),
         }
@@ -334,6 +384,119 @@ impl App {
         fx.redraw = true;
     }
 
+    /// Recomputes the rows shown, keeping the selected record when it is still shown.
+    pub(super) fn refilter(&mut self) {
+        let h = &mut self.history;
+        let keep = h
+            .visible
+            .get(h.selected)
+            .and_then(|i| h.records.get(*i))
+            .map(|r| r.id.clone());
+        let q = h.filter.trim().to_lowercase();
+        let hits = h
+            .log_hits
+            .as_ref()
+            .filter(|(t, _)| *t == q)
+            .map(|(_, ids)| ids);
+        let shown = |r: &Record| {
+            if !h.outcome.matches(r.outcome) {
+                return false;
+            }
+            if q.is_empty() {
+                return true;
+            }
+            let fields = [
+                r.machine.as_str(),
+                r.slug.as_str(),
+                r.id.as_str(),
+                &r.outcome_text(),
+                r.failure.as_ref().map_or("", |f| f.message.as_str()),
+            ];
+            fields.iter().any(|f| f.to_lowercase().contains(&q))
+                || hits.is_some_and(|ids| ids.contains(&r.id))
+        };
+        let mut visible: Vec<usize> = (0..h.records.len())
+            .filter(|i| shown(&h.records[*i]))
+            .collect();
+        // Exports are not freezes: listed apart, after them (the sort is stable).
+        visible.sort_by_key(|i| h.records[*i].kind == Kind::Export);
+        h.selected = keep
+            .and_then(|id| visible.iter().position(|i| h.records[*i].id == id))
+            .unwrap_or(0)
+            .min(visible.len().saturating_sub(1));
+        h.visible = visible;
+    }
+
+    /// The record of the selected row.
+    pub fn selected_record(&self) -> Option<&Record> {
+        let h = &self.history;
+        h.records.get(*h.visible.get(h.selected)?)
+    }
+
+    pub(super) fn edit_history_filter(&mut self, key: KeyEvent, fx: &mut Effects) {
+        match key.code {
+            KeyCode::Esc => {
+                self.history.filter.clear();
+                self.history.filter_editing = false;
+            }
+            KeyCode::Enter => {
+                self.history.filter_editing = false;
+                let text = self.history.filter.trim().to_lowercase();
+                if !text.is_empty() {
+                    // The logs are searched in the background; their hits join when read.
+                    fx.commands.push(Command::SearchLogs { text });
+                }
+            }
+            KeyCode::Backspace => {
+                self.history.filter.pop();
+            }
+            KeyCode::Char(c)
+                if !key
+                    .modifiers
+                    .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT)
+                    && self.history.filter.chars().count() < 64 =>
+            {
+                self.history.filter.push(c);
+            }
+            _ => {}
+        }
+        self.refilter();
+    }
+
+    pub(super) fn on_log_hits(&mut self, text: String, ids: Vec<String>, fx: &mut Effects) {
+        self.history.log_hits = Some((text, ids.into_iter().collect()));
+        self.refilter();
+        fx.redraw = true;
+    }
+
+    /// The text `y` copies: the artifact path, or for an export the archive's path; the
+    /// `cp … <slug>.smolmachine` hint when there is no path.
+    pub(super) fn copy_text(r: &Record) -> Option<String> {
+        match &r.artifact {
+            Some(a) => Some(a.sidecar.display().to_string()),
+            None => r
+                .kept
+                .as_ref()
+                .and_then(|k| k.archive.as_ref().map(|p| p.display().to_string())),
+        }
+    }
+
+    pub(super) fn copy_record(&mut self, r: Option<Record>, fx: &mut Effects) {
+        match r.as_ref().and_then(Self::copy_text) {
+            Some(text) => {
+                self.flash(
+                    Level::Info,
+                    format!("copied {} (OSC 52)", escape_str(&text)),
+                );
+                fx.commands.push(Command::Copy(text));
+            }
+            None => self.flash(
+                Level::Warn,
+                "this record has no artifact or archive to copy",
+            ),
+        }
+    }
+
     pub(super) fn open_history(&mut self, fx: &mut Effects) {
         self.view = View::History;
         if !self.history.loading {
@@ -350,7 +513,7 @@ impl App {
     }
 
     pub(super) fn history_key(&mut self, action: KeyAction, fx: &mut Effects) {
-        let n = self.history.records.len();
+        let n = self.history.visible.len();
         let last = n.saturating_sub(1);
         let page = self.history_page();
         let sel = &mut self.history.selected;
@@ -362,12 +525,22 @@ impl App {
             KeyAction::Top => *sel = 0,
             KeyAction::Bottom => *sel = last,
             KeyAction::Open => {
-                if let Some(r) = self.history.records.get(*sel) {
-                    let id = r.id.clone();
-                    self.record = Some(RecordView::loading(&id));
-                    self.view = View::Record;
-                    fx.commands.push(Command::LoadRecord { id });
+                if let Some(id) = self.selected_record().map(|r| r.id.clone()) {
+                    self.open_record(id, fx);
                 }
+            }
+            KeyAction::Filter => self.history.filter_editing = true,
+            KeyAction::OutcomeFilter => {
+                self.history.outcome = self.history.outcome.next();
+                self.refilter();
+                self.flash(
+                    Level::Info,
+                    format!("showing {} runs", self.history.outcome.name()),
+                );
+            }
+            KeyAction::Copy => {
+                let r = self.selected_record().cloned();
+                self.copy_record(r, fx);
             }
             KeyAction::Refresh if !self.history.loading => {
                 self.history.loading = true;
@@ -376,6 +549,43 @@ impl App {
             KeyAction::Back => self.view = View::Dashboard,
             _ => {}
         }
+    }
+
+    /// The selected machine's newest record (this session's or the history's).
+    pub(super) fn open_last_record(&mut self, fx: &mut Effects) {
+        let Some(machine) = self.machines.selected.clone() else {
+            return;
+        };
+        let session = self
+            .freezes
+            .get(&machine)
+            .and_then(|f| f.id.clone())
+            .filter(|_| {
+                self.freezes
+                    .get(&machine)
+                    .is_some_and(|f| f.phase.is_finished())
+            });
+        let id = session.or_else(|| {
+            self.history
+                .records
+                .iter()
+                .find(|r| r.machine == machine)
+                .map(|r| r.id.clone())
+        });
+        match id {
+            Some(id) => self.open_record(id, fx),
+            None => self.flash(
+                Level::Info,
+                format!("{} has no record yet", escape_str(&machine)),
+            ),
+        }
+    }
+
+    /// Opens one record's view and asks for it.
+    pub(super) fn open_record(&mut self, id: String, fx: &mut Effects) {
+        self.record = Some(RecordView::loading(&id));
+        self.view = View::Record;
+        fx.commands.push(Command::LoadRecord { id });
     }
 
     /// Lines of the record view's text area.
@@ -388,6 +598,11 @@ impl App {
         let page = self.record_page();
         if action == KeyAction::Back {
             self.view = View::History;
+            return;
+        }
+        if action == KeyAction::Copy {
+            let r = self.record.as_ref().and_then(|rv| rv.record.clone());
+            self.copy_record(r, fx);
             return;
         }
         let Some(rv) = self.record.as_mut() else {
@@ -588,6 +803,64 @@ mod tests {
         assert_eq!(a.view, View::History);
         a.update(code(KeyCode::Esc));
         assert_eq!(a.view, View::Dashboard);
+    }
+
+    #[test]
+    fn history_filters_by_text_outcome_and_log_hits() {
+        let mut a = with_machines(120, 30);
+        a.update(key('h'));
+        a.update(Action::HistoryLoaded(Ok(records())));
+        assert_eq!(a.history.visible.len(), 3);
+        a.update(key('/'));
+        for c in "api".chars() {
+            a.update(key(c));
+        }
+        assert_eq!(a.history.visible.len(), 1);
+        assert_eq!(a.selected_record().unwrap().slug, "api");
+        let fx = a.update(code(KeyCode::Enter));
+        assert_eq!(fx.commands, [Command::SearchLogs { text: "api".into() }]);
+        // A log search finds a record by its logs' text.
+        a.update(Action::LogHits {
+            text: "api".into(),
+            ids: vec!["20270115T060000Z-web-1111".into()],
+        });
+        assert_eq!(a.history.visible.len(), 2);
+        // Esc in the filter clears it; o cycles the outcomes.
+        a.update(key('/'));
+        a.update(code(KeyCode::Esc));
+        assert_eq!(a.history.visible.len(), 3);
+        a.update(key('o'));
+        assert_eq!(a.history.outcome, OutcomeFilter::Failed);
+        assert_eq!(a.history.visible.len(), 1);
+        a.update(key('o'));
+        assert_eq!(a.selected_record().unwrap().slug, "db");
+        a.update(key('o'));
+        a.update(key('o'));
+        assert_eq!(a.history.visible.len(), 3);
+    }
+
+    #[test]
+    fn enter_on_a_machine_opens_its_last_record_and_y_copies_the_artifact() {
+        let mut a = with_machines(120, 30);
+        a.update(Action::HistoryLoaded(Ok(records())));
+        select(&mut a, "bot-bottle-api");
+        let fx = a.update(code(KeyCode::Enter));
+        assert_eq!(a.view, View::Record);
+        assert_eq!(
+            fx.commands,
+            [Command::LoadRecord {
+                id: "20270115T050000Z-api-2222".into()
+            }]
+        );
+        // The web record has an artifact: y copies its path.
+        a.update(code(KeyCode::Esc));
+        a.update(key('g'));
+        let fx = a.update(key('y'));
+        assert!(
+            matches!(&fx.commands[..], [Command::Copy(p)] if p.ends_with(".smolmachine")),
+            "{:?}",
+            fx.commands
+        );
     }
 
     #[test]

@@ -10,30 +10,63 @@ use ratatui::widgets::{Block, Cell, HighlightSpacing, Paragraph, Row, Table, Tab
 use ratatui::Frame;
 
 use super::app::App;
+use super::history::OutcomeFilter;
 use super::layout;
 use super::state::{DocKind, DocLine, RecordView};
 use super::theme;
 use crate::format;
-use crate::history::when;
+use crate::history::{when, Kind};
 use crate::sanitize::escape_str;
 
 pub fn render_list(frame: &mut Frame, area: Rect, app: &App) {
     let h = &app.history;
     let mut title = vec![Span::styled(" history ", theme::TITLE)];
     if h.loaded {
+        let shown = if h.visible.len() == h.records.len() {
+            format!("{} records ", h.records.len())
+        } else {
+            format!("{} of {} records ", h.visible.len(), h.records.len())
+        };
+        title.push(Span::styled(shown, theme::DIM));
+    }
+    if h.outcome != OutcomeFilter::All {
+        title.push(Span::styled(format!("{} ", h.outcome.name()), theme::WARN));
+    }
+    if h.filter_editing || !h.filter.is_empty() {
+        let cursor = if h.filter_editing { "▏" } else { "" };
         title.push(Span::styled(
-            format!("{} freezes ", h.records.len()),
-            theme::DIM,
+            format!("/{}{cursor} ", escape_str(&h.filter)),
+            theme::INFO,
         ));
     }
     if h.loading {
         title.push(Span::styled("⟳ ", theme::DIM));
     }
+    // A preview beside the list when there is room for both.
+    let (list_area, preview_area) = if area.width >= 110 {
+        let preview = (area.width * 2 / 5).min(70);
+        (
+            Rect {
+                width: area.width - preview,
+                ..area
+            },
+            Some(Rect {
+                x: area.x + area.width - preview,
+                width: preview,
+                ..area
+            }),
+        )
+    } else {
+        (area, None)
+    };
     let block = Block::bordered()
         .border_style(theme::BORDER_ACTIVE)
         .title(Line::from(title));
-    let inner = layout::inner(area);
-    frame.render_widget(block, area);
+    let inner = layout::inner(list_area);
+    frame.render_widget(block, list_area);
+    if let Some(p) = preview_area {
+        render_preview(frame, p, app);
+    }
     if inner.height == 0 {
         return;
     }
@@ -47,8 +80,10 @@ pub fn render_list(frame: &mut Frame, area: Rect, app: &App) {
         );
         return;
     }
-    if h.records.is_empty() {
-        let text = if h.loaded {
+    if h.visible.is_empty() {
+        let text = if !h.records.is_empty() {
+            "no record matches (Esc in / clears the filter; o shows all outcomes)".to_string()
+        } else if h.loaded {
             let root = escape_str(&app.settings.state_dir.join("history").display().to_string());
             format!("no freezes yet (history in {root})")
         } else {
@@ -57,42 +92,59 @@ pub fn render_list(frame: &mut Frame, area: Rect, app: &App) {
         frame.render_widget(Paragraph::new(Line::styled(text, theme::DIM)), inner);
         return;
     }
-    let wide = inner.width >= 100;
-    let mut head = vec!["STARTED", "MACHINE", "OUTCOME", "DURATION", "SIZE"];
+    // Ids are never cut: they are what `history show` and `--resume` take. Narrow,
+    // duration and size give way to the id; very narrow, the id goes whole.
+    let id_w = h
+        .visible
+        .iter()
+        .filter_map(|i| h.records.get(*i))
+        .map(|r| theme::width(&r.id))
+        .max()
+        .unwrap_or(2) as u16;
+    let machine_w = h
+        .visible
+        .iter()
+        .filter_map(|i| h.records.get(*i))
+        .map(|r| theme::width(&escape_str(&r.slug)) + 9)
+        .max()
+        .unwrap_or(10)
+        .clamp(10, 40) as u16;
+    let figures = inner.width >= 90;
+    let show_id = inner.width >= 60 + id_w.saturating_sub(26);
+    let mut head = vec!["STARTED", "MACHINE", "OUTCOME"];
     let mut widths = vec![
-        Constraint::Length(20),
-        Constraint::Fill(1),
-        Constraint::Length(26),
         Constraint::Length(8),
-        Constraint::Length(10),
+        Constraint::Length(machine_w),
+        Constraint::Fill(1),
     ];
-    if wide {
+    if figures {
+        head.extend(["DURATION", "SIZE"]);
+        widths.extend([Constraint::Length(8), Constraint::Length(10)]);
+    }
+    if show_id {
         head.push("ID");
-        widths.push(Constraint::Fill(1));
+        widths.push(Constraint::Length(id_w));
     }
-    if inner.width < 70 {
-        // Drop the start time; the list is newest first anyway.
-        head.remove(0);
-        widths.remove(0);
-    }
-    let rows = h.records.iter().map(|r| {
+    let rows = h.visible.iter().filter_map(|i| h.records.get(*i)).map(|r| {
         let (mark, style) = theme::outcome_mark(r.outcome);
-        let mut cells = Vec::new();
-        if inner.width >= 70 {
-            cells.push(Cell::from(Span::styled(when(r.started_at_ms), theme::DIM)));
+        let mut machine = vec![Span::raw(escape_str(&r.slug))];
+        if r.kind == Kind::Export {
+            machine.push(Span::styled(" · export", theme::INFO));
         }
-        cells.push(Cell::from(escape_str(&r.machine)));
-        cells.push(Cell::from(Span::styled(
-            format!("{mark} {}", r.outcome_text()),
-            style,
-        )));
-        cells.push(Cell::from(
-            r.duration_ms()
-                .map(|d| format::duration(Duration::from_millis(d)))
-                .unwrap_or_else(|| "-".into()),
-        ));
-        cells.push(Cell::from(format::bytes(r.bytes)));
-        if wide {
+        let mut cells = vec![
+            Cell::from(Span::styled(ago(app, r.started_at_ms), theme::DIM)),
+            Cell::from(Line::from(machine)),
+            Cell::from(Span::styled(format!("{mark} {}", r.outcome_text()), style)),
+        ];
+        if figures {
+            cells.push(Cell::from(
+                r.duration_ms()
+                    .map(|d| format::duration(Duration::from_millis(d)))
+                    .unwrap_or_else(|| "-".into()),
+            ));
+            cells.push(Cell::from(format::bytes(r.bytes)));
+        }
+        if show_id {
             cells.push(Cell::from(Span::styled(escape_str(&r.id), theme::DIM)));
         }
         Row::new(cells)
@@ -108,6 +160,84 @@ pub fn render_list(frame: &mut Frame, area: Rect, app: &App) {
         .with_offset(layout::scroll_offset(h.selected, viewport))
         .with_selected(Some(h.selected));
     frame.render_stateful_widget(table, inner, &mut state);
+}
+
+/// `3m ago`, by the app's clock.
+fn ago(app: &App, at_ms: u64) -> String {
+    format!(
+        "{} ago",
+        format::age(app.now_ms.saturating_sub(at_ms) / 1000)
+    )
+}
+
+/// The selected record at a glance: outcome, stage, exit status, duration, bytes, and
+/// the first stderr lines of the stage that failed.
+fn render_preview(frame: &mut Frame, area: Rect, app: &App) {
+    let block = Block::bordered()
+        .border_style(theme::BORDER)
+        .title(Line::styled(" preview ", theme::TITLE));
+    let inner = layout::inner(area);
+    frame.render_widget(block, area);
+    let Some(r) = app.selected_record() else {
+        return;
+    };
+    let width = usize::from(inner.width);
+    let field = |k: &str, v: String| {
+        Line::from(vec![
+            Span::styled(format!("{k:<9}"), theme::DIM),
+            Span::raw(v),
+        ])
+    };
+    let (mark, style) = theme::outcome_mark(r.outcome);
+    let mut lines = vec![
+        Line::from(vec![
+            Span::styled(format!("{mark} {}", r.outcome_text()), style),
+            Span::styled(
+                if r.kind == Kind::Export {
+                    "  · export"
+                } else {
+                    ""
+                },
+                theme::INFO,
+            ),
+        ]),
+        field("machine", escape_str(&r.machine)),
+        field("id", escape_str(&r.id)),
+        field(
+            "started",
+            format!("{} ({})", ago(app, r.started_at_ms), when(r.started_at_ms)),
+        ),
+        field(
+            "duration",
+            r.duration_ms()
+                .map(|d| format::duration(Duration::from_millis(d)))
+                .unwrap_or_else(|| "-".into()),
+        ),
+        field(
+            "archive",
+            format!("{} in {} entries", format::bytes(r.bytes), r.entries),
+        ),
+    ];
+    if let Some(f) = &r.failure {
+        lines.push(field("stage", f.stage.to_string()));
+        lines.push(field(
+            "exit",
+            f.exit_status.map_or("-".to_string(), |c| c.to_string()),
+        ));
+        for piece in theme::wrap(&escape_str(&f.message), width) {
+            lines.push(Line::styled(piece, theme::ERROR));
+        }
+        lines.push(Line::styled("stderr", theme::HEADER));
+        for l in f.stderr_tail.lines().take(6) {
+            lines.push(Line::raw(theme::truncate(&escape_str(l), width)));
+        }
+    }
+    if let Some(a) = &r.artifact {
+        for piece in theme::wrap(&escape_str(&a.sidecar.display().to_string()), width) {
+            lines.push(Line::styled(piece, theme::OK));
+        }
+    }
+    frame.render_widget(Paragraph::new(lines), inner);
 }
 
 fn kind_style(k: DocKind) -> Style {

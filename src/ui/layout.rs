@@ -3,12 +3,17 @@
 
 use ratatui::layout::{Constraint, Layout, Rect};
 
-/// At least this wide, the freeze and stderr panes sit side by side.
-pub const SIDE_BY_SIDE_WIDTH: u16 = 110;
-/// Width of the freeze pane when side by side.
+/// At least this wide, the freeze and stderr panes sit side by side; narrower, the
+/// stderr pane gets the whole width below the freeze pane (its lines are long).
+pub const SIDE_BY_SIDE_WIDTH: u16 = 150;
+/// Least width of the freeze pane when side by side (its figures line).
 pub const FREEZE_PANE_WIDTH: u16 = 62;
-/// Height of the freeze pane when stacked (4 stages and 3 detail lines).
+/// Most width of the freeze pane when side by side: the rest is the stderr's.
+pub const FREEZE_PANE_MAX_WIDTH: u16 = 96;
+/// Least height of the freeze pane when stacked (4 stages and 3 detail lines).
 pub const FREEZE_PANE_HEIGHT: u16 = 9;
+/// Most height of the freeze pane when stacked (figures, sparkline, path, notes).
+pub const FREEZE_PANE_MAX_HEIGHT: u16 = 14;
 /// Below this height of what is left, the stderr pane is dropped.
 pub const MIN_STDERR_HEIGHT: u16 = 4;
 
@@ -41,14 +46,13 @@ pub fn dashboard(area: Rect, rows: usize) -> Dashboard {
     let [machines, rest] =
         Layout::vertical([Constraint::Length(machines_h), Constraint::Fill(1)]).areas(body);
     let (freeze, stderr) = if side {
-        let [f, s] =
-            Layout::horizontal([Constraint::Length(FREEZE_PANE_WIDTH), Constraint::Fill(1)])
-                .areas(rest);
+        // Widths follow the terminal: two fifths for the freeze pane, within bounds.
+        let fw = (rest.width * 2 / 5).clamp(FREEZE_PANE_WIDTH, FREEZE_PANE_MAX_WIDTH);
+        let [f, s] = Layout::horizontal([Constraint::Length(fw), Constraint::Fill(1)]).areas(rest);
         (f, s)
     } else if rest.height >= FREEZE_PANE_HEIGHT + MIN_STDERR_HEIGHT {
-        let [f, s] =
-            Layout::vertical([Constraint::Length(FREEZE_PANE_HEIGHT), Constraint::Fill(1)])
-                .areas(rest);
+        let fh = (rest.height / 2).clamp(FREEZE_PANE_HEIGHT, FREEZE_PANE_MAX_HEIGHT);
+        let [f, s] = Layout::vertical([Constraint::Length(fh), Constraint::Fill(1)]).areas(rest);
         (f, s)
     } else {
         (rest, Rect::new(rest.x, rest.y + rest.height, rest.width, 0))
@@ -108,6 +112,14 @@ mod tests {
         let d = dashboard(Rect::new(0, 0, 200, 50), 4);
         assert_eq!(d.freeze.y, d.stderr.y);
         assert_eq!(d.machines.height, 7);
+        // The freeze pane's width follows the terminal, within its bounds.
+        assert_eq!(d.freeze.width, 80);
+        assert_eq!(dashboard(Rect::new(0, 0, 300, 50), 4).freeze.width, 96);
+        // At 120 columns the stderr pane takes the whole width below.
+        let d = dashboard(Rect::new(0, 0, 120, 40), 4);
+        assert!(d.stderr.y > d.freeze.y);
+        assert_eq!(d.stderr.width, 120);
+        assert!(d.freeze.height > FREEZE_PANE_HEIGHT);
         let d = dashboard(Rect::new(0, 0, 80, 24), 20);
         assert!(d.stderr.y > d.freeze.y);
         assert!(d.stderr.height >= MIN_STDERR_HEIGHT);

@@ -16,6 +16,17 @@ pub struct LastFreeze {
     /// End (or start) time, Unix ms.
     pub at_ms: u64,
     pub failed_stage: Option<Stage>,
+    /// A freeze another process runs (the CLI, another operator): what its record says.
+    pub elsewhere: Option<Elsewhere>,
+}
+
+/// A running freeze of another process, as its record (saved every second) shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Elsewhere {
+    pub stage: Option<Stage>,
+    pub bytes: u64,
+    /// The process that holds the machine's lock.
+    pub pid: u32,
 }
 
 impl LastFreeze {
@@ -24,6 +35,30 @@ impl LastFreeze {
             outcome: r.outcome,
             at_ms: r.ended_at_ms.unwrap_or(r.started_at_ms),
             failed_stage: r.failure.as_ref().map(|f| f.stage),
+            // Our own runs are shown from their events; a record of ours that still says
+            // running is one the loader has not seen end yet.
+            elsewhere: (r.outcome == Outcome::Running && r.pid != std::process::id()).then(|| {
+                Elsewhere {
+                    stage: r
+                        .stages
+                        .iter()
+                        .rev()
+                        .find(|s| s.status == crate::history::StageStatus::Running)
+                        .map(|s| s.stage),
+                    bytes: r
+                        .stages
+                        .iter()
+                        .find(|s| s.status == crate::history::StageStatus::Running)
+                        .map_or(r.bytes, |s| {
+                            s.bytes.max(if s.stage == Stage::ExecTar {
+                                r.bytes
+                            } else {
+                                0
+                            })
+                        }),
+                    pid: r.pid,
+                }
+            }),
         }
     }
 }
@@ -204,6 +239,17 @@ impl App {
             .map(|m| m.machine.name.clone())
             .collect();
         if visible.is_empty() {
+            // Nothing shown, nothing selected: no pane or key acts on a hidden machine.
+            // (Before the first list, a chosen first selection waits for it.)
+            if self.machines.list.is_empty() {
+                return;
+            }
+            if self.machines.selected.take().is_some() {
+                self.tail_view = TailView {
+                    wrap: self.tail_view.wrap,
+                    ..TailView::default()
+                };
+            }
             return;
         }
         if let Some(name) = &self.machines.selected {
@@ -276,6 +322,40 @@ mod tests {
     use super::*;
 
     use crate::ui::fixtures::*;
+
+    #[test]
+    fn a_first_selection_waits_for_the_list_and_purposes_show() {
+        let mut a = app(120, 30);
+        a.machines.selected = Some("bot-bottle-db".into());
+        a.purposes.insert(
+            "bot-bottle-db".into(),
+            "stopped: listed, not freezable".into(),
+        );
+        a.update(Action::Tick { now_ms: NOW_MS });
+        a.update(Action::Machines(Ok(mixed())));
+        assert_eq!(a.machines.selected.as_deref(), Some("bot-bottle-db"));
+        assert!(screen(&a).contains("demo: stopped: listed, not freezable"));
+    }
+
+    #[test]
+    fn a_filter_hiding_every_machine_clears_the_selection() {
+        let mut a = with_machines(120, 30);
+        select(&mut a, "bot-bottle-web");
+        a.update(key('/'));
+        for c in "zzz".chars() {
+            a.update(key(c));
+        }
+        a.update(code(KeyCode::Enter));
+        assert_eq!(a.machines.selected, None);
+        assert!(a.selected_freeze().is_none());
+        let fx = a.update(key('f'));
+        assert!(a.dialog.is_none() && fx.commands.is_empty());
+        assert!(!screen(&a).contains("bot-bottle-web · running"));
+        // Clearing the filter selects again.
+        a.update(key('/'));
+        a.update(code(KeyCode::Esc));
+        assert!(a.machines.selected.is_some());
+    }
 
     #[test]
     fn filter_is_incremental_and_esc_clears() {
@@ -402,6 +482,6 @@ mod tests {
         let (x, y) = find(" api ").unwrap();
         assert_ne!(buf[(x + 1, y)].fg, ratatui::style::Color::DarkGray);
         let (x, y) = find("failed").unwrap();
-        assert_eq!(buf[(x, y)].fg, ratatui::style::Color::Red);
+        assert_eq!(buf[(x, y)].fg, ratatui::style::Color::LightRed);
     }
 }

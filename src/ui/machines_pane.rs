@@ -10,6 +10,7 @@ use ratatui::Frame;
 use super::app::App;
 use super::keys::{Context, KeyAction};
 use super::layout;
+use super::list::LastFreeze;
 use super::state::SortKey;
 use super::theme;
 use crate::format;
@@ -61,10 +62,11 @@ fn header(c: Col, app: &App) -> String {
     if sorted && (app.machines.sort != SortKey::Name || app.machines.descending) {
         format!(
             "{name}{}",
+            // As k9s: ↑ ascending, ↓ descending.
             if app.machines.descending {
-                "↑"
-            } else {
                 "↓"
+            } else {
+                "↑"
             }
         )
     } else {
@@ -72,23 +74,57 @@ fn header(c: Col, app: &App) -> String {
     }
 }
 
-fn width_of(c: Col) -> Constraint {
+/// What the content of the shown machines needs, so that wide terminals give the room to
+/// the columns that use it (the last freeze) rather than to a short slug.
+#[derive(Debug, Clone, Copy)]
+struct Needs {
+    slug: u16,
+    image: u16,
+    /// The table's width.
+    room: u16,
+}
+
+fn needs(app: &App, room: u16) -> Needs {
+    let mut n = Needs {
+        slug: 4,
+        image: 5,
+        room,
+    };
+    for m in app.visible() {
+        let slug = match &m.slug {
+            Ok(s) => theme::width(s.as_str()),
+            Err(_) => theme::width(&escape_str(&m.machine.name)) + 2,
+        };
+        n.slug = n.slug.max(u16::try_from(slug).unwrap_or(u16::MAX));
+        if let Some(i) = m.machine.image.as_deref() {
+            // The raw width (no escaping allocation per machine and frame): a name with
+            // control characters is drawn wider and cut with an ellipsis.
+            let w = u16::try_from(theme::width(i)).unwrap_or(u16::MAX);
+            n.image = n.image.max(w);
+        }
+    }
+    n
+}
+
+fn width_of(c: Col, n: Needs) -> Constraint {
     match c {
-        Col::Slug => Constraint::Fill(2),
+        // Fill with a cap: never wider than the longest slug needs (up to 40 columns).
+        Col::Slug => Constraint::Max(n.slug.clamp(8, 40).min(n.room / 4).max(8)),
         Col::State => Constraint::Length(11),
-        Col::Cpus => Constraint::Length(3),
+        // Room for the sort arrow.
+        Col::Cpus => Constraint::Length(4),
         Col::Memory => Constraint::Length(9),
-        Col::Image => Constraint::Fill(1),
+        Col::Image => Constraint::Max(n.image.clamp(6, 32).min(n.room / 6).max(6)),
         Col::Age => Constraint::Length(4),
         Col::Last => Constraint::Fill(3),
     }
 }
 
 /// The columns' widths as the table lays them out (after the one-column highlight).
-fn column_widths(cols: &[Col], width: u16) -> Vec<u16> {
+fn column_widths(cols: &[Col], width: u16, n: Needs) -> Vec<u16> {
     use ratatui::layout::{Flex, Layout};
     let area = Rect::new(0, 0, width.saturating_sub(1), 1);
-    Layout::horizontal(cols.iter().map(|&c| width_of(c)))
+    Layout::horizontal(cols.iter().map(|&c| width_of(c, n)))
         .flex(Flex::Start)
         .spacing(1)
         .split(area)
@@ -171,8 +207,13 @@ fn last_cell(app: &App, m: &BottleMachine, width: usize) -> Line<'static> {
                 match (stage, p.total) {
                     (Stage::ExecTar, _) => {
                         parts.push(format::bytes(p.bytes));
-                        if let Some(rate) = f.throughput.current() {
+                        if let Some(idle) = f.stalled_ms(app.now_ms, app.settings.stall_after_ms) {
+                            parts.push(format::stalled(idle));
+                        } else if let Some(rate) = f.throughput.current() {
                             parts.push(format!("{}/s", format::bytes(rate)));
+                        }
+                        if let Some(est) = p.total.filter(|t| *t > 0 && p.bytes <= *t) {
+                            parts.push(format!("~{}%", theme::percent(p.bytes, est)));
                         }
                     }
                     (_, Some(t)) if t > 0 => {
@@ -195,6 +236,17 @@ fn last_cell(app: &App, m: &BottleMachine, width: usize) -> Line<'static> {
         }
     }
     match app.last_freeze.get(&m.machine.name) {
+        Some(LastFreeze {
+            elsewhere: Some(e), ..
+        }) => {
+            // Another process runs it: live figures from its record, and who holds the lock.
+            let stage = e.stage.map_or("starting".to_string(), |s| s.to_string());
+            let mut parts = vec![format!("▶ {stage} by pid {}", e.pid)];
+            if e.bytes > 0 {
+                parts.push(format::bytes(e.bytes));
+            }
+            Line::styled(fitting(&parts, width), theme::WARN)
+        }
         Some(l) => {
             let (mark, style) = theme::outcome_mark(l.outcome);
             let what = match (l.outcome, l.failed_stage) {
@@ -220,7 +272,13 @@ fn last_cell(app: &App, m: &BottleMachine, width: usize) -> Line<'static> {
     }
 }
 
-fn cell(c: Col, app: &App, m: &BottleMachine, last_width: usize) -> Cell<'static> {
+fn cell(
+    c: Col,
+    app: &App,
+    m: &BottleMachine,
+    last_width: usize,
+    image_width: usize,
+) -> Cell<'static> {
     let dash = || Cell::from(Span::styled("-", theme::DIM));
     match c {
         Col::Slug => match &m.slug {
@@ -251,7 +309,8 @@ fn cell(c: Col, app: &App, m: &BottleMachine, last_width: usize) -> Cell<'static
             .machine
             .image
             .as_deref()
-            .map(|i| Cell::from(escape_str(i)))
+            // Cut with an ellipsis, never silently.
+            .map(|i| Cell::from(theme::truncate(&escape_str(i), image_width)))
             .unwrap_or_else(dash),
         Col::Age => app
             .age_secs(m)
@@ -391,22 +450,28 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     }
     let cols = columns(inner.width.saturating_sub(2));
     let head = Row::new(cols.iter().map(|&c| Cell::from(header(c, app)))).style(theme::HEADER);
-    let widths_now = column_widths(&cols, body.width);
-    let last_width = cols
-        .iter()
-        .position(|&c| c == Col::Last)
-        .and_then(|i| widths_now.get(i))
-        .map(|&w| usize::from(w))
-        .unwrap_or(0);
+    let n = needs(app, body.width);
+    let widths_now = column_widths(&cols, body.width, n);
+    let width_of_col = |col: Col| {
+        cols.iter()
+            .position(|&c| c == col)
+            .and_then(|i| widths_now.get(i))
+            .map(|&w| usize::from(w))
+            .unwrap_or(0)
+    };
+    let (last_width, image_width) = (width_of_col(Col::Last), width_of_col(Col::Image));
     let rows = visible.iter().map(|m| {
-        let row = Row::new(cols.iter().map(|&c| cell(c, app, m, last_width)));
+        let row = Row::new(
+            cols.iter()
+                .map(|&c| cell(c, app, m, last_width, image_width)),
+        );
         if m.refusal().is_none() {
             row
         } else {
             row.style(theme::DIM)
         }
     });
-    let widths: Vec<Constraint> = cols.iter().map(|&c| width_of(c)).collect();
+    let widths: Vec<Constraint> = cols.iter().map(|&c| width_of(c, n)).collect();
     let table = Table::new(rows, widths)
         .header(head)
         .column_spacing(1)

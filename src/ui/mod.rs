@@ -62,10 +62,17 @@ pub struct UiConfig {
     pub keys: KeyMap,
     pub theme: theme::ThemeName,
     pub bell: bool,
+    pub notify: bool,
+    /// Seconds without bytes before a stream is shown as stalled.
+    pub stall_after: u64,
     /// Mouse capture at start (a key turns it off and on).
     pub mouse: bool,
     /// A standing line under the machine list.
     pub notice: Option<String>,
+    /// The machine selected when the list first arrives (the demo's small one).
+    pub select_first: Option<String>,
+    /// What each machine is for, shown in the freeze pane (the demo's fleet).
+    pub purposes: Vec<(String, String)>,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -92,8 +99,12 @@ impl UiConfig {
             keys: s.keys.clone(),
             theme: s.theme,
             bell: s.bell,
+            notify: s.notify,
+            stall_after: s.stall_after,
             mouse: s.mouse,
             notice: None,
+            select_first: None,
+            purposes: Vec::new(),
         }
     }
 
@@ -105,6 +116,8 @@ impl UiConfig {
             refresh_ms: u64::try_from(self.refresh.as_millis()).unwrap_or(u64::MAX),
             theme: self.theme,
             bell: self.bell,
+            notify: self.notify,
+            stall_after_ms: self.stall_after.max(1) * 1000,
         }
     }
 }
@@ -176,7 +189,15 @@ impl TerminalGuard {
 
 impl Drop for TerminalGuard {
     fn drop(&mut self) {
-        let _ = crossterm::execute!(std::io::stdout(), crossterm::event::DisableMouseCapture);
+        // Blank the alternate screen before leaving it: a terminal that grew while it was
+        // shown (tmux, some emulators) otherwise keeps part of the last frame on the main
+        // screen. Nothing is left, as vim and less leave nothing.
+        let _ = crossterm::execute!(
+            std::io::stdout(),
+            crossterm::event::DisableMouseCapture,
+            crossterm::terminal::Clear(crossterm::terminal::ClearType::All),
+            crossterm::cursor::MoveTo(0, 0)
+        );
         ratatui::restore();
     }
 }
@@ -249,6 +270,8 @@ pub async fn run(cfg: UiConfig) -> color_eyre::Result<()> {
     let mut app = App::new(cfg.settings(), cfg.keys.clone());
     app.mouse = cfg.mouse;
     app.notice = cfg.notice.clone();
+    app.machines.selected = cfg.select_first.clone();
+    app.purposes = cfg.purposes.iter().cloned().collect();
     let result = {
         let mut guard = TerminalGuard::enter(cfg.mouse)?;
         let input = crossterm::event::EventStream::new();

@@ -79,15 +79,34 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
             &rv.search.query,
             format!(" · {} matching lines", rv.search.matches.len()),
         );
-    } else if let Some(f) = &app.flash {
-        let style = match f.level {
-            Level::Info => theme::INFO,
-            Level::Warn => theme::WARN,
-            Level::Error => theme::ERROR,
-        };
-        left.push(Span::styled(f.text.clone(), style));
+    } else if app.view == View::History && app.history.filter_editing && app.dialog.is_none() {
+        left = input(
+            "filter /",
+            &app.history.filter,
+            " · also searches the logs".into(),
+        );
     } else {
-        left = hints(app, usize::from(area.width.saturating_sub(right_w)));
+        // A message sits beside the key hints, never over them: the hints give way
+        // (least needed first) to at most half the line.
+        let room = usize::from(area.width.saturating_sub(right_w));
+        let flash = app.flash.as_ref().map(|f| {
+            let style = match f.level {
+                Level::Info => theme::INFO,
+                Level::Warn => theme::WARN,
+                Level::Error => theme::ERROR,
+            };
+            let text = theme::truncate(&f.text, (room / 2).max(20).min(room));
+            (text, style)
+        });
+        let flash_w = flash.as_ref().map_or(0, |(t, _)| theme::width(t) + 2);
+        left = hints(app, room.saturating_sub(flash_w));
+        if let Some((text, style)) = flash {
+            let used: usize = left.iter().map(|s| theme::width(&s.content)).sum();
+            let pad = room.saturating_sub(used + flash_w);
+            left.push(Span::raw(" ".repeat(pad)));
+            left.push(Span::styled("│ ", theme::DIM));
+            left.push(Span::styled(text, style));
+        }
     }
     let left_area = Rect {
         width: area.width.saturating_sub(right_w),

@@ -193,6 +193,30 @@ fn history_list() {
     assert_snapshot!(screen(&a));
 }
 
+/// Issue 14: a preview beside the list, relative times, exports marked and listed apart.
+#[test]
+fn history_with_preview_200x50() {
+    let mut a = with_machines(200, 50);
+    a.update(key('h'));
+    let mut rs = records();
+    let mut export = rs[0].clone();
+    export.id = "20270115T063000Z-web-5555".into();
+    export.kind = crate::history::Kind::Export;
+    export.started_at_ms += 1_800_000;
+    rs.insert(0, export);
+    a.update(Action::HistoryLoaded(Ok(rs)));
+    a.update(key('j'));
+    let text = screen(&a);
+    // The export is listed after the freezes, marked.
+    let export_row = text.lines().position(|l| l.contains("· export")).unwrap();
+    let db_row = text.lines().position(|l| l.contains("cancelled")).unwrap();
+    assert!(export_row > db_row, "{text}");
+    assert!(text.contains("preview"), "{text}");
+    // The failed one's preview: its stage, status and first stderr lines.
+    assert!(text.contains("stage    build"), "{text}");
+    assert_snapshot!(text);
+}
+
 #[test]
 fn history_empty() {
     let mut a = with_machines(80, 24);
@@ -262,6 +286,29 @@ fn confirmation_dialog_low_space_pending_df() {
         estimate: Ok(1200 * MIB),
     });
     assert_snapshot!(screen(&a));
+}
+
+/// Issue 14, item 14: a long artifact path wraps; the key line stays; a lock held by
+/// another process is said before confirming.
+#[test]
+fn confirmation_dialog_keeps_its_keys_with_a_long_path_and_says_the_lock_is_held() {
+    let state = tempfile::tempdir().unwrap();
+    let deep = state
+        .path()
+        .join("a-rather-long-folder-name-for-the-state/and-another-one-below-it");
+    let mut a = with_machines(80, 24);
+    a.settings.state_dir = deep.clone();
+    let slug = crate::names::Slug::parse("web").unwrap();
+    let _held = crate::lock::MachineLock::acquire(&deep, &slug, "bot-bottle-web").unwrap();
+    // The lock above is this process's; the dialog asks the same way for any holder.
+    a.update(key('f'));
+    let text = screen(&a);
+    assert!(text.contains("y/Enter") && text.contains("n/Esc"), "{text}");
+    assert!(text.contains("running in another process"), "{text}");
+    assert!(
+        text.contains(&format!("(pid {})", std::process::id())),
+        "{text}"
+    );
 }
 
 #[test]

@@ -11,13 +11,16 @@ pub const DIM: Style = Style::new().fg(Color::DarkGray);
 pub const TITLE: Style = Style::new().add_modifier(Modifier::BOLD);
 pub const HEADER: Style = Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD);
 pub const SELECTED: Style = Style::new().add_modifier(Modifier::REVERSED);
-pub const ERROR: Style = Style::new().fg(Color::Red);
+/// Light red: the plain red of most palettes is below 4.5:1 on black.
+pub const ERROR: Style = Style::new().fg(Color::LightRed);
 pub const WARN: Style = Style::new().fg(Color::Yellow);
 pub const OK: Style = Style::new().fg(Color::Green);
 pub const INFO: Style = Style::new().fg(Color::Cyan);
 pub const KEY: Style = Style::new().fg(Color::Black).bg(Color::Gray);
 pub const MATCH: Style = Style::new().fg(Color::Black).bg(Color::Yellow);
 pub const CURRENT_MATCH: Style = Style::new().fg(Color::Black).bg(Color::LightRed);
+/// Light magenta, for the same reason as [`ERROR`].
+pub const CANCELLED: Style = Style::new().fg(Color::LightMagenta);
 pub const BORDER: Style = Style::new().fg(Color::Gray);
 pub const BORDER_ACTIVE: Style = Style::new().fg(Color::Cyan);
 
@@ -34,7 +37,7 @@ pub fn apply(buf: &mut ratatui::buffer::Buffer, theme: ThemeName) {
                 if cell.bg == Color::Gray {
                     // Key labels: light text on a dark chip.
                     cell.fg = Color::White;
-                    cell.bg = Color::DarkGray;
+                    cell.bg = Color::Indexed(240);
                 } else {
                     cell.fg = light(cell.fg);
                 }
@@ -63,8 +66,11 @@ pub fn apply(buf: &mut ratatui::buffer::Buffer, theme: ThemeName) {
 /// Foregrounds that stay readable on a light background.
 fn light(c: Color) -> Color {
     match c {
-        Color::DarkGray => Color::Gray,
+        // Dim text stays a mid grey: light grey on white is unreadable.
+        Color::DarkGray => Color::Indexed(240),
         Color::Gray => Color::DarkGray,
+        Color::LightRed => Color::Red,
+        Color::LightMagenta => Color::Magenta,
         Color::Yellow => Color::Indexed(130),
         Color::Cyan => Color::Blue,
         Color::Green => Color::Indexed(28),
@@ -91,7 +97,7 @@ pub fn stage_mark(s: StageStatus) -> (&'static str, Style) {
         StageStatus::Done => ("✓", OK),
         StageStatus::Warning => ("!", WARN),
         StageStatus::Failed => ("✗", ERROR.add_modifier(Modifier::BOLD)),
-        StageStatus::Cancelled => ("⊘", Style::new().fg(Color::Magenta)),
+        StageStatus::Cancelled => ("⊘", CANCELLED),
         StageStatus::Skipped => ("-", DIM),
     }
 }
@@ -102,7 +108,7 @@ pub fn outcome_mark(o: Outcome) -> (&'static str, Style) {
         Outcome::Succeeded => ("✓", OK),
         Outcome::SucceededWithWarnings => ("!", WARN),
         Outcome::Failed => ("✗", ERROR),
-        Outcome::Cancelled => ("⊘", Style::new().fg(Color::Magenta)),
+        Outcome::Cancelled => ("⊘", CANCELLED),
         Outcome::Interrupted => ("↯", ERROR),
     }
 }
@@ -181,16 +187,30 @@ pub fn wrap(s: &str, max: usize) -> Vec<String> {
     let mut out = Vec::new();
     let mut cur = String::new();
     let mut w = 0;
-    for c in s.chars() {
-        let cw = c.width().unwrap_or(0);
-        if w + cw > max && !cur.is_empty() {
-            out.push(std::mem::take(&mut cur));
+    // At word boundaries; only a word longer than the line is broken inside.
+    for word in s.split_inclusive(' ') {
+        let ww = width(word.trim_end());
+        if w > 0 && w + ww > max {
+            out.push(cur.trim_end().to_string());
+            cur.clear();
             w = 0;
         }
-        cur.push(c);
-        w += cw;
+        if ww > max {
+            for c in word.chars() {
+                let cw = c.width().unwrap_or(0);
+                if w + cw > max && !cur.is_empty() {
+                    out.push(std::mem::take(&mut cur));
+                    w = 0;
+                }
+                cur.push(c);
+                w += cw;
+            }
+            continue;
+        }
+        cur.push_str(word);
+        w += width(word);
     }
-    out.push(cur);
+    out.push(cur.trim_end().to_string());
     out
 }
 
@@ -236,6 +256,94 @@ pub fn percent(done: u64, total: u64) -> u64 {
 mod tests {
     use super::*;
 
+    /// xterm's default palette: what "red" and "grey" are on most terminals.
+    fn rgb(c: Color) -> (u8, u8, u8) {
+        match c {
+            Color::Black => (0, 0, 0),
+            Color::Red => (205, 0, 0),
+            Color::Green => (0, 205, 0),
+            Color::Yellow => (205, 205, 0),
+            Color::Blue => (0, 0, 238),
+            Color::Magenta => (205, 0, 205),
+            Color::Cyan => (0, 205, 205),
+            Color::Gray => (229, 229, 229),
+            Color::DarkGray => (127, 127, 127),
+            Color::LightRed => (255, 0, 0),
+            Color::LightGreen => (0, 255, 0),
+            Color::LightYellow => (255, 255, 0),
+            Color::LightBlue => (92, 92, 255),
+            Color::LightMagenta => (255, 0, 255),
+            Color::LightCyan => (0, 255, 255),
+            Color::White => (255, 255, 255),
+            Color::Indexed(n @ 16..=231) => {
+                let i = n - 16;
+                let level = |v: u8| if v == 0 { 0 } else { 55 + v * 40 };
+                (level(i / 36), level((i / 6) % 6), level(i % 6))
+            }
+            Color::Indexed(n @ 232..=255) => {
+                let g = 8 + (n - 232) * 10;
+                (g, g, g)
+            }
+            Color::Rgb(r, g, b) => (r, g, b),
+            other => panic!("no reference value for {other:?}"),
+        }
+    }
+
+    fn luminance(c: Color) -> f64 {
+        let (r, g, b) = rgb(c);
+        let lin = |v: u8| {
+            let v = f64::from(v) / 255.0;
+            if v <= 0.039_28 {
+                v / 12.92
+            } else {
+                ((v + 0.055) / 1.055).powf(2.4)
+            }
+        };
+        0.2126 * lin(r) + 0.7152 * lin(g) + 0.0722 * lin(b)
+    }
+
+    fn contrast(a: Color, b: Color) -> f64 {
+        let (la, lb) = (luminance(a), luminance(b));
+        (la.max(lb) + 0.05) / (la.min(lb) + 0.05)
+    }
+
+    /// WCAG 4.5:1 for every named text colour of every theme against its background.
+    #[test]
+    fn every_theme_passes_the_contrast_check() {
+        let named = [
+            ("dim", DIM),
+            ("header", HEADER),
+            ("error", ERROR),
+            ("warn", WARN),
+            ("ok", OK),
+            ("info", INFO),
+            ("cancelled", CANCELLED),
+            ("border-active", BORDER_ACTIVE),
+        ];
+        for (theme, bg) in [
+            (ThemeName::Dark, Color::Black),
+            (ThemeName::Light, Color::White),
+            (ThemeName::Mono, Color::Black),
+        ] {
+            for (name, style) in named {
+                let mut buf =
+                    ratatui::buffer::Buffer::empty(ratatui::layout::Rect::new(0, 0, 1, 1));
+                buf.set_style(buf.area, style);
+                apply(&mut buf, theme);
+                let fg = buf.content[0].fg;
+                if theme == ThemeName::Mono {
+                    assert_eq!(fg, Color::Reset, "{name}");
+                    continue;
+                }
+                let c = contrast(fg, bg);
+                assert!(c >= 4.5, "{theme:?} {name}: {fg:?} on {bg:?} is {c:.2}:1");
+            }
+        }
+        // Key labels: white on a dark chip in light, black on grey in dark.
+        assert!(contrast(Color::White, Color::Indexed(240)) >= 4.5);
+        assert!(contrast(Color::Black, Color::Gray) >= 4.5);
+    }
+
     #[test]
     fn text_helpers() {
         assert_eq!(truncate("abcdef", 4), "abc…");
@@ -244,6 +352,12 @@ mod tests {
         assert_eq!(wrap("abcdef", 4), ["abcd", "ef"]);
         assert_eq!(wrap("", 4), [""]);
         assert_eq!(wrap("日本語", 4), ["日本", "語"]);
+        // At word boundaries: `(exit status 2)` is not broken inside `exit`.
+        assert_eq!(
+            wrap("tar failed (exit status 2)", 16),
+            ["tar failed (exit", "status 2)"]
+        );
+        assert_eq!(wrap("a verylongword b", 5), ["a", "veryl", "ongwo", "rd b"]);
         assert_eq!(sparkline(&[0, 1, 2, 4, 8], 4), "▁▂▄█");
         assert_eq!(sparkline(&[], 4), "");
         assert_eq!(gauge(1, 4, 8), "██░░░░░░");

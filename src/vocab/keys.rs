@@ -88,10 +88,14 @@ pub enum KeyAction {
     Deny,
     /// Mouse capture on/off (off: the terminal's own text selection works).
     Mouse,
+    /// History: show all, failed, cancelled or succeeded runs.
+    OutcomeFilter,
+    /// Copy a record's artifact path or export hint to the clipboard (OSC 52).
+    Copy,
 }
 
 impl KeyAction {
-    pub const ALL: [KeyAction; 26] = [
+    pub const ALL: [KeyAction; 28] = [
         A::Quit,
         A::Help,
         A::Up,
@@ -118,6 +122,8 @@ impl KeyAction {
         A::Confirm,
         A::Deny,
         A::Mouse,
+        A::OutcomeFilter,
+        A::Copy,
     ];
 
     /// The action's name in the configuration file (`freeze = ["f", "enter"]`).
@@ -149,6 +155,8 @@ impl KeyAction {
             A::Confirm => "confirm",
             A::Deny => "deny",
             A::Mouse => "mouse",
+            A::OutcomeFilter => "outcome-filter",
+            A::Copy => "copy",
         }
     }
 
@@ -425,9 +433,15 @@ impl KeyMap {
                     b(A::Top, &[ch('g'), HOME], "select the first machine", None),
                     b(
                         A::Freeze,
-                        &[ch('f'), ENTER],
+                        &[ch('f')],
                         "freeze the selected machine (asks first)",
                         Some("freeze"),
+                    ),
+                    b(
+                        A::Open,
+                        &[ENTER],
+                        "open the selected machine's last record",
+                        None,
                     ),
                     b(
                         A::Cancel,
@@ -486,6 +500,24 @@ impl KeyMap {
                         "open the freeze with its logs",
                         Some("open"),
                     ),
+                    b(
+                        A::Filter,
+                        &[ch('/')],
+                        "filter by machine, outcome, id and log text (Enter keeps, Esc clears)",
+                        Some("filter"),
+                    ),
+                    b(
+                        A::OutcomeFilter,
+                        &[ch('o')],
+                        "show all, failed, cancelled or succeeded runs",
+                        Some("outcome"),
+                    ),
+                    b(
+                        A::Copy,
+                        &[ch('y')],
+                        "copy the artifact path or export hint (OSC 52)",
+                        Some("copy"),
+                    ),
                     b(A::Refresh, &[ch('r')], "reload the history", Some("reload")),
                     b(
                         A::Back,
@@ -519,6 +551,12 @@ impl KeyMap {
                     b(A::PrevMatch, &[ch('N')], "previous match", None),
                     b(A::Wrap, &[ch('w')], "wrap long lines on/off", None),
                     b(
+                        A::Copy,
+                        &[ch('y')],
+                        "copy the artifact path or export hint (OSC 52)",
+                        None,
+                    ),
+                    b(
                         A::Save,
                         &[ch('s')],
                         "save the shown log to a file",
@@ -546,12 +584,7 @@ impl KeyMap {
                     b(A::Down, &[ch('j'), DOWN], "scroll down", None),
                     b(A::PageUp, &[PGUP], "one page up", None),
                     b(A::PageDown, &[PGDN], "one page down", None),
-                    b(
-                        A::Back,
-                        &[ESC, ch('?'), ch('q')],
-                        "close this help",
-                        Some("close"),
-                    ),
+                    b(A::Back, &[ESC, ch('?')], "close this help", Some("close")),
                 ],
             ),
             (
@@ -657,7 +690,9 @@ impl KeyMap {
         let mut keys = pending.to_vec();
         keys.push(KeyChord::from_event(ev));
         let mut ctxs = vec![ctx];
-        if !matches!(ctx, Context::Dialog | Context::Help | Context::Global) {
+        // Global keys work in help too (one rule for `q`: it quits); a dialog takes only
+        // its own answer.
+        if !matches!(ctx, Context::Dialog | Context::Global) {
             ctxs.push(Context::Global);
         }
         for c in ctxs {
@@ -752,7 +787,7 @@ mod tests {
         );
         assert_eq!(
             m.lookup(Context::Help, &key(KeyCode::Char('q'), KeyModifiers::NONE)),
-            Some(KeyAction::Back)
+            Some(KeyAction::Quit)
         );
     }
 

@@ -152,6 +152,7 @@ fn config(sim: &Sim, state: &Path, tmp: &Path) -> FreezeConfig {
         pull_host: "127.0.0.1".into(),
         registry_port: None,
         push_via: bottle_freeze::freeze::push::PushVia::Stream,
+        stall_timeout: None,
         exclude: Vec::new(),
         fail_on_secrets: false,
         builder: bottle_freeze::freeze::Builder::Native,
@@ -915,6 +916,8 @@ fn bench_ui_render() {
             refresh_ms: 3000,
             theme: Default::default(),
             bell: false,
+            notify: false,
+            stall_after_ms: 10_000,
         },
         bottle_freeze::ui::keys::KeyMap::defaults(),
     );
