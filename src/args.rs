@@ -5,6 +5,35 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+/// The command line's definition, with the global options listed once: in the top
+/// level's help under their own heading, and hidden from every subcommand's help (they
+/// are still accepted there), whose help points to `bottle-freeze --help`.
+pub fn command() -> clap::Command {
+    use clap::CommandFactory as _;
+    let cmd = Cli::command();
+    let globals: Vec<clap::Arg> = cmd
+        .get_arguments()
+        .filter(|a| a.is_global_set())
+        .map(|a| a.clone().hide(true))
+        .collect();
+    cmd.mut_subcommands(|sub| with_hidden(sub, &globals))
+}
+
+/// `sub` and its subcommands with `globals` as hidden copies. clap copies a global
+/// option into a subcommand only when the subcommand has none of that id, and reads it
+/// the same way at any level, so these copies take the place of clap's visible ones.
+fn with_hidden(sub: clap::Command, globals: &[clap::Arg]) -> clap::Command {
+    let sub = globals.iter().fold(sub, |s, a| s.arg(a.clone()));
+    let sub = if sub.get_after_help().is_none() {
+        sub.after_help(
+            "Global options (--smolvm, --state-dir, --config, …): see `bottle-freeze --help`.",
+        )
+    } else {
+        sub
+    };
+    sub.mut_subcommands(|s| with_hidden(s, globals))
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "bottle-freeze",
@@ -23,6 +52,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalOpts {
     /// The smolvm binary.
     #[arg(

@@ -155,7 +155,7 @@ mod tests {
     /// in the environment.
     fn settings(args: &[&str], file: &Path) -> Settings {
         use clap::CommandFactory as _;
-        let m = Cli::command().try_get_matches_from(args).unwrap();
+        let m = crate::args::command().try_get_matches_from(args).unwrap();
         let env = |v: &str| (v == "BOTTLE_FREEZE_REGISTRY").then(|| "127.0.0.1:5999".to_string());
         Settings::resolve(Some(&m), &env, Some(file))
     }
@@ -164,7 +164,7 @@ mod tests {
     /// entry builds it.
     fn used(args: &[&str], file: &Path, fleet: &crate::demo::Fleet) -> FreezeConfig {
         use clap::{CommandFactory as _, FromArgMatches as _};
-        let m = Cli::command().try_get_matches_from(args).unwrap();
+        let m = crate::args::command().try_get_matches_from(args).unwrap();
         let cli = Cli::from_arg_matches(&m).unwrap();
         let mut s = settings(args, file);
         match FrontEnd::of(cli.command.as_ref()) {

@@ -25,7 +25,7 @@ fn flag_over_env_over_file_over_default() {
         "BOTTLE_FREEZE_QUERY_TIMEOUT" => Some("9".to_string()),
         _ => None,
     };
-    let m = crate::args::Cli::command()
+    let m = crate::args::command()
         .try_get_matches_from(["bottle-freeze", "--prefix", "flag-", "config"])
         .unwrap();
     crate::args::Cli::from_arg_matches(&m).unwrap();
@@ -47,7 +47,7 @@ fn flag_over_env_over_file_over_default() {
 #[test]
 fn a_flag_given_after_the_subcommand_counts() {
     use clap::CommandFactory as _;
-    let m = crate::args::Cli::command()
+    let m = crate::args::command()
         .try_get_matches_from([
             "bottle-freeze",
             "freeze",
