@@ -154,7 +154,6 @@ mod tests {
     /// The settings for `args`, with `file` as the configuration file and one variable
     /// in the environment.
     fn settings(args: &[&str], file: &Path) -> Settings {
-        use clap::CommandFactory as _;
         let m = crate::args::command().try_get_matches_from(args).unwrap();
         let env = |v: &str| (v == "BOTTLE_FREEZE_REGISTRY").then(|| "127.0.0.1:5999".to_string());
         Settings::resolve(Some(&m), &env, Some(file))
@@ -163,7 +162,7 @@ mod tests {
     /// The freeze configuration the front end of `args` runs with, built the way the
     /// entry builds it.
     fn used(args: &[&str], file: &Path, fleet: &crate::demo::Fleet) -> FreezeConfig {
-        use clap::{CommandFactory as _, FromArgMatches as _};
+        use clap::FromArgMatches as _;
         let m = crate::args::command().try_get_matches_from(args).unwrap();
         let cli = Cli::from_arg_matches(&m).unwrap();
         let mut s = settings(args, file);

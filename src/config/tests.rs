@@ -18,7 +18,7 @@ fn entry<'a>(s: &'a Settings, key: &str) -> &'a Entry {
 
 #[test]
 fn flag_over_env_over_file_over_default() {
-    use clap::{CommandFactory as _, FromArgMatches as _};
+    use clap::FromArgMatches as _;
     let (_d, path) = file("prefix = \"file-\"\nquery_timeout = 7\n[freeze]\nuser = \"fileuser\"\n");
     let env = |v: &str| match v {
         "BOTTLE_FREEZE_PREFIX" => Some("env-".to_string()),
@@ -46,7 +46,6 @@ fn flag_over_env_over_file_over_default() {
 
 #[test]
 fn a_flag_given_after_the_subcommand_counts() {
-    use clap::CommandFactory as _;
     let m = crate::args::command()
         .try_get_matches_from([
             "bottle-freeze",
