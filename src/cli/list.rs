@@ -32,7 +32,24 @@ pub async fn run(cfg: &FreezeConfig, args: &ListArgs) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     print!("{}", table(&entries));
+    // Notes go to stderr: stdout holds only the table.
+    for note in notes(&entries) {
+        eprintln!("{note}");
+    }
     ExitCode::SUCCESS
+}
+
+/// Why listed machines cannot be frozen, when their names are unsafe.
+fn notes(entries: &[ListEntry]) -> Vec<String> {
+    entries
+        .iter()
+        .filter(|e| e.slug.is_none())
+        .filter_map(|e| {
+            e.refusal.as_ref().map(|why| {
+                format!("note: {} cannot be frozen: {why}", escape_str(&e.name))
+            })
+        })
+        .collect()
 }
 
 fn table(entries: &[ListEntry]) -> String {
@@ -49,8 +66,9 @@ fn table(entries: &[ListEntry]) -> String {
                     .map(|s| escape_str(&s))
                     .unwrap_or_else(|| "-".into()),
                 e.cpus.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
+                // As the dashboard shows it; `--json` keeps the MiB.
                 e.memory_mib
-                    .map(|m| format!("{m} MiB"))
+                    .map(|m| crate::format::bytes(m.saturating_mul(1 << 20)))
                     .unwrap_or_else(|| "-".into()),
                 e.image
                     .clone()
@@ -78,15 +96,6 @@ fn table(entries: &[ListEntry]) -> String {
             .collect();
         out.push_str(line.join("  ").trim_end());
         out.push('\n');
-    }
-    for e in entries.iter().filter(|e| e.slug.is_none()) {
-        if let Some(why) = &e.refusal {
-            out.push_str(&format!(
-                "note: {} cannot be frozen: {}\n",
-                escape_str(&e.name),
-                why
-            ));
-        }
     }
     out
 }
