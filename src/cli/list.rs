@@ -45,9 +45,9 @@ fn notes(entries: &[ListEntry]) -> Vec<String> {
         .iter()
         .filter(|e| e.slug.is_none())
         .filter_map(|e| {
-            e.refusal.as_ref().map(|why| {
-                format!("note: {} cannot be frozen: {why}", escape_str(&e.name))
-            })
+            e.refusal
+                .as_ref()
+                .map(|why| format!("note: {} cannot be frozen: {why}", escape_str(&e.name)))
         })
         .collect()
 }
