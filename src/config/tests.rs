@@ -72,11 +72,51 @@ fn a_malformed_file_names_line_and_column_and_keeps_defaults() {
     let w = &s.warnings[0];
     assert!(w.contains(&format!("{}:3:", path.display())), "{w}");
     assert!(w.contains("the defaults are used"), "{w}");
-    // A type error has its position too.
+    // A value of the wrong kind has its position too, and only that key falls back.
     let (_d2, path) = file("refresh = 2.0\n[freeze]\ntransport = \"carrier-pigeon\"\n");
     let s = Settings::resolve(None, &|_| None, Some(&path));
     assert!(s.warnings[0].contains(":3:13"), "{:?}", s.warnings);
+    assert_eq!(s.refresh, 2.0);
+}
+
+#[test]
+fn a_bad_value_costs_only_its_own_key() {
+    let (_d, path) = file(
+        "prefix = \"mine-\"\nrefresh = \"often\"\n[ui]\ntheme = \"neon\"\nbell = false\n\
+         [freeze]\nuser = \"me\"\npush_via = 7\n[registry]\nport = 70000\n\
+         [keys.dashboard]\nfreeze = \"x\"\nhistory = 5\n",
+    );
+    let s = Settings::resolve(None, &|_| None, Some(&path));
+    // Every valid value applies, key bindings included.
+    assert_eq!(s.prefix, "mine-");
+    assert!(!s.bell);
+    assert_eq!(s.user, "me");
+    assert_eq!(entry(&s, "prefix").source, Source::File);
+    assert_eq!(s.keys.keys_text(Context::Dashboard, KeyAction::Freeze), "x");
+    // Each bad one is named with its line, and only its key has the default.
     assert_eq!(s.refresh, 3.0);
+    assert_eq!(s.theme, crate::vocab::theme::ThemeName::Dark);
+    assert_eq!(s.push_via, PushViaArg::Stream);
+    assert_eq!(s.registry_port, None);
+    let all = s.warnings.join("\n");
+    for (line, key) in [
+        (2, "refresh"),
+        (4, "ui.theme"),
+        (8, "freeze.push_via"),
+        (10, "registry.port"),
+        (13, "keys.dashboard.history"),
+    ] {
+        assert!(
+            s.warnings
+                .iter()
+                .any(|w| w.contains(&format!("{}:{line}:", path.display()))
+                    && w.contains(&format!("`{key}`"))
+                    && w.contains("the default is used for it")),
+            "{key} (line {line}) not reported:\n{all}"
+        );
+    }
+    assert_eq!(s.warnings.len(), 5, "{all}");
+    assert!(all.contains("unknown variant `neon`"), "{all}");
 }
 
 #[test]
