@@ -51,6 +51,12 @@ pub fn dashboard_config(settings: &Settings) -> crate::ui::UiConfig {
     ui
 }
 
+/// Answers a shell's completion request and exits, when this run is one (before the
+/// command line is parsed: the words being completed need not parse).
+pub fn complete_if_asked() {
+    crate::cli::complete::respond_if_asked();
+}
+
 /// Runs the command line `cli` and returns the process exit code. `matches` are what
 /// clap parsed `cli` from (they tell flags from defaults).
 pub fn run(cli: Cli, matches: &clap::ArgMatches) -> ExitCode {

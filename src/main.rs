@@ -16,6 +16,7 @@ fn main() -> ExitCode {
         // Exits with the simulator's status.
         sim::main();
     }
+    bottle_freeze::entry::complete_if_asked();
     use bottle_freeze::args::{command, Cli};
     // The matches are kept beside the parsed struct: they say which values were given
     // as flags, which the configuration file must not override.

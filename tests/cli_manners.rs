@@ -158,7 +158,7 @@ fn export_dash_writes_the_archive_to_stdout() {
     // With --json the events go to stderr, the archive to stdout.
     let out = w.run(&["export", "out", "-o", "-", "--json"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(out.stdout.len() >= 1024 && out.stdout.len() % 512 == 0);
+    assert!(out.stdout.len() >= 1024 && out.stdout.len().is_multiple_of(512));
     let events = common::json_events(&out.stderr);
     assert!(
         events.iter().any(|e| e["event"] == "exported"),
@@ -194,4 +194,42 @@ fn list_keeps_stdout_for_the_table_and_shows_memory_as_the_dashboard_does() {
         .find(|m| m["name"] == "bot-bottle-big")
         .unwrap();
     assert_eq!(big["memory_mib"], 8192);
+}
+
+#[test]
+fn each_commands_help_shows_its_own_options_and_the_globals_once() {
+    let help = |args: &[&str]| {
+        let out = Command::new(common::freeze_bin())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        text(&out.stdout)
+    };
+    let top = help(&["--help"]);
+    assert!(
+        top.contains("Global options:") && top.contains("--smolvm"),
+        "{top}"
+    );
+    assert!(top.contains("Exit status:"), "{top}");
+    for sub in ["freeze", "export", "list", "history", "discard"] {
+        let h = help(&[sub, "--help"]);
+        assert!(
+            !h.contains("--smolvm <") && !h.contains("--query-timeout <"),
+            "{sub}: {h}"
+        );
+        assert!(h.contains("see `bottle-freeze --help`"), "{sub}: {h}");
+        assert!(
+            h.contains("Exit status:") && h.contains("130"),
+            "{sub}: {h}"
+        );
+    }
+    let freeze = help(&["freeze", "--help"]);
+    assert!(freeze.contains("--transport") && freeze.contains("--resume"));
+    // Still accepted after the subcommand.
+    let out = Command::new(common::freeze_bin())
+        .args(["list", "--smolvm", "/nonexistent/smolvm"])
+        .output()
+        .unwrap();
+    assert!(text(&out.stderr).contains("/nonexistent/smolvm"));
 }

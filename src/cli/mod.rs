@@ -2,49 +2,40 @@
 //! man. It is handed the resolved [`Settings`] by the entry (`src/entry.rs`) and knows
 //! nothing of the dashboard.
 
+pub mod complete;
 mod history;
 mod list;
+pub mod man;
 mod progress;
 pub mod run;
 
 use std::process::ExitCode;
 
-use crate::args::{Cli, Command, GlobalOpts};
+use crate::args::{Command, GlobalOpts};
 use crate::config::Settings;
 
-/// Writes a completion script generated from the clap definitions.
+/// Writes the completion script for `shell` (it calls this binary back for live values).
 fn completions(shell: crate::args::CompletionShell) -> ExitCode {
-    use crate::args::CompletionShell as S;
-    use clap::CommandFactory as _;
-    let mut cmd = Cli::command();
-    let mut out = Vec::new();
-    let name = "bottle-freeze";
-    let script = match shell {
-        S::Bash => {
-            clap_complete::generate(clap_complete::Shell::Bash, &mut cmd, name, &mut out);
-            // clap_complete spells the subcommands' case labels of a hyphenated binary
-            // differently from the names it assigns (`bottle__subcmd__freeze__…` against
-            // `bottle__freeze__…`), so no subcommand's options would complete.
-            String::from_utf8_lossy(&out).replace("bottle__subcmd__freeze__", "bottle__freeze__")
+    match complete::script(shell) {
+        Ok(script) => {
+            print!("{script}");
+            ExitCode::SUCCESS
         }
-        S::Zsh => {
-            clap_complete::generate(clap_complete::Shell::Zsh, &mut cmd, name, &mut out);
-            String::from_utf8_lossy(&out).into_owned()
+        Err(e) => {
+            eprintln!("bottle-freeze: cannot write the completion script: {e}");
+            ExitCode::from(2)
         }
-        S::Fish => {
-            clap_complete::generate(clap_complete::Shell::Fish, &mut cmd, name, &mut out);
-            String::from_utf8_lossy(&out).into_owned()
-        }
-    };
-    print!("{script}");
-    ExitCode::SUCCESS
+    }
 }
 
-/// Writes the man page generated from the clap definitions.
+/// Writes the man page.
 fn man() -> ExitCode {
-    use clap::CommandFactory as _;
-    let page = clap_mangen::Man::new(Cli::command());
-    match page.render(&mut std::io::stdout()) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out
+        .write_all(man::page().as_bytes())
+        .and_then(|()| out.flush())
+    {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("bottle-freeze: cannot write the man page: {e}");
