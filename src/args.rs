@@ -51,13 +51,10 @@ pub fn command() -> clap::Command {
 /// the same way at any level, so these copies take the place of clap's visible ones.
 fn with_hidden(sub: clap::Command, globals: &[clap::Arg]) -> clap::Command {
     let sub = globals.iter().fold(sub, |s, a| s.arg(a.clone()));
-    let sub = if sub.get_after_help().is_none() {
-        sub.after_help(
-            "Global options (--smolvm, --state-dir, --config, …): see `bottle-freeze --help`.",
-        )
-    } else {
-        sub
-    };
+    let sub = sub.after_help(format!(
+        "Global options (--smolvm, --state-dir, --config, …): see `bottle-freeze --help`.\n\n{}",
+        exit_status_help()
+    ));
     sub.mut_subcommands(|s| with_hidden(s, globals))
 }
 
