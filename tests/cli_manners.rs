@@ -233,3 +233,49 @@ fn each_commands_help_shows_its_own_options_and_the_globals_once() {
         .unwrap();
     assert!(text(&out.stderr).contains("/nonexistent/smolvm"));
 }
+
+/// Docker, the registry binary: what a whole freeze needs (after `common::missing`).
+fn freeze_parts() -> bool {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(common::docker()).is_some() && common::registry_bin().is_some()
+}
+
+#[test]
+fn command_events_hold_real_argv_and_say_what_flows_in_or_out_apart() {
+    if !freeze_parts() {
+        return;
+    }
+    let w = World::new();
+    let root = common::small_root();
+    let slug = format!("cmd-ev-{}", std::process::id());
+    w.sim
+        .create(&format!("bot-bottle-{slug}"), "running", Some(root.path()));
+    let out = w.run(&["freeze", &slug, "--json"]);
+    let image = format!("bot-bottle-committed-{slug}:latest");
+    let _ = Command::new("docker").args(["rmi", "-f", &image]).output();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let events = common::json_events(&out.stdout);
+    let commands: Vec<&serde_json::Value> =
+        events.iter().filter(|e| e["event"] == "command").collect();
+    assert!(commands.len() >= 3, "{commands:?}");
+    assert!(
+        commands.iter().any(|c| c["io"].is_string()),
+        "the build context and the pushed stream are described: {commands:?}"
+    );
+    for c in &commands {
+        let argv: Vec<&str> = c["argv"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap())
+            .collect();
+        assert!(
+            !argv.iter().any(|a| a.starts_with('<') || *a == "|"),
+            "not a real argv: {c}"
+        );
+        // Whatever bottle-freeze feeds or takes is said beside the argv.
+        let fed = argv[..2] == ["docker", "build"] || argv[..2] == ["docker", "save"];
+        assert_eq!(c["io"].is_string(), fed, "{c}");
+    }
+    w.assert_clean(root.path());
+}

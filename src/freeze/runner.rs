@@ -662,7 +662,7 @@ async fn freeze_stages(
             rep.command(vec![
                 bin.display().to_string(),
                 "serve".into(),
-                "<generated config>".into(),
+                reg.config_path().display().to_string(),
             ]);
             let port = reg.addr().port();
             rep.record.registry_pid = reg.pid();
