@@ -208,6 +208,15 @@ pub struct ExecTarOpts {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
+pub enum BuilderArg {
+    /// Write the image as a `docker save` archive while exec-tar streams (no Docker needed).
+    Native,
+    /// Have the Docker daemon build it from rootfs.tar and a Dockerfile.
+    Docker,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum PushViaArg {
     Stream,
     Daemon,
@@ -259,6 +268,20 @@ pub struct FreezeArgs {
         default_value = "stream"
     )]
     pub push_via: PushViaArg,
+    /// Who builds the image: `native` (an archive written in the exec-tar pass; smolvm packs
+    /// it directly, Docker only loads it when there is a daemon) or `docker` (a Dockerfile
+    /// build by the daemon, then a push to the throw-away registry).
+    #[arg(
+        long,
+        value_enum,
+        env = "BOTTLE_FREEZE_BUILDER",
+        default_value = "native"
+    )]
+    pub builder: BuilderArg,
+    /// Also publish the image to this registry repository (HOST[:PORT]/REPO[:TAG]) through
+    /// the Docker daemon, with the credentials of the Docker config file.
+    #[arg(long, value_name = "REPO", env = "BOTTLE_FREEZE_PUSH_TO")]
+    pub push_to: Option<String>,
     /// Retry a failed freeze (by history id) from the stage that failed, with what it kept.
     #[arg(long, value_name = "ID", conflicts_with = "machine")]
     pub resume: Option<String>,

@@ -211,7 +211,7 @@ pub fn parts_line(docker: Result<(), String>, registry: Result<PathBuf, String>)
     let mut parts = vec!["DEMO · smolvm: simulated (smolvm-sim)".to_string()];
     parts.push(match docker {
         Ok(()) => "Docker: real daemon".into(),
-        Err(_) => "Docker: MISSING (freezes stop at build)".into(),
+        Err(_) => "Docker: MISSING (artifacts are made; images are not loaded into Docker)".into(),
     });
     parts.push(match registry {
         Ok(p) => format!(
@@ -220,7 +220,7 @@ pub fn parts_line(docker: Result<(), String>, registry: Result<PathBuf, String>)
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default()
         ),
-        Err(_) => "registry: MISSING (freezes stop at push)".into(),
+        Err(_) => "registry: MISSING (not needed: smolvm-sim packs archives)".into(),
     });
     parts.push("q removes it all".into());
     parts.join(" · ")

@@ -189,7 +189,7 @@ mod tests {
         let file = dir.path().join("config.toml");
         std::fs::write(
             &file,
-            "[freeze]\nuser = \"file-user\"\npush_via = \"daemon\"\n",
+            "[freeze]\nuser = \"file-user\"\npush_via = \"daemon\"\nbuilder = \"docker\"\npush_to = \"127.0.0.1:5999/team/bottle\"\n",
         )
         .unwrap();
         let fleet = crate::demo::Fleet {
@@ -228,6 +228,12 @@ mod tests {
             // The file.
             assert_eq!(cfg.user, "file-user", "{what}");
             assert_eq!(cfg.push_via, PushVia::Daemon, "{what}");
+            assert_eq!(cfg.builder, crate::freeze::Builder::Docker, "{what}");
+            assert_eq!(
+                cfg.push_to.as_deref(),
+                Some("127.0.0.1:5999/team/bottle"),
+                "{what}"
+            );
             // The environment.
             assert!(
                 matches!(&cfg.registry, RegistryChoice::Existing { addr } if addr == "127.0.0.1:5999"),
@@ -252,5 +258,11 @@ mod tests {
             &fleet,
         );
         assert_eq!(cfg.push_via, PushVia::Stream);
+        let cfg = used(
+            &["bottle-freeze", "freeze", "web", "--builder", "native"],
+            &file,
+            &fleet,
+        );
+        assert_eq!(cfg.builder, crate::freeze::Builder::Native);
     }
 }

@@ -37,6 +37,9 @@ pub struct StageRecord {
     pub bytes: u64,
     /// File name of the stage's log beside the record, once it has one.
     pub log: Option<String>,
+    /// What the stage did in this run ("native archive", "docker load", …).
+    #[serde(default)]
+    pub does: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -76,6 +79,12 @@ pub struct Record {
     /// The freeze this one resumed.
     #[serde(default)]
     pub resumed_from: Option<String>,
+    /// The image layer's digest (its diff_id), when the native build wrote it.
+    #[serde(default)]
+    pub layer_digest: Option<String>,
+    /// What became of the image in the local Docker daemon (native build).
+    #[serde(default)]
+    pub docker: Option<String>,
 }
 
 /// What a failed freeze keeps for `freeze --resume`: the archive until the image is built,
@@ -107,6 +116,7 @@ impl Record {
                 duration_ms: None,
                 bytes: 0,
                 log: None,
+                does: None,
             })
             .collect();
         Record {
@@ -133,6 +143,8 @@ impl Record {
             guest_scratch: None,
             kept: None,
             resumed_from: None,
+            layer_digest: None,
+            docker: None,
         }
     }
 

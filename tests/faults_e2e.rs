@@ -191,7 +191,8 @@ fn cancel_during(
     let machine = format!("bot-bottle-{slug}");
     w.sim.create(&machine, "running", Some(root.path()));
     setup(&w, &machine);
-    let mut args = vec!["freeze", slug, "--json"];
+    // The Dockerfile build, whose build and push stages run long enough to be cancelled.
+    let mut args = vec!["freeze", slug, "--json", "--builder", "docker"];
     args.extend_from_slice(extra);
     let mut run = Watched::spawn(w.cmd(&args));
     run.wait_for(120, |v| {
@@ -336,7 +337,7 @@ fn preflight_names_what_is_missing() {
         ),
     ];
     for (env, args, hint) in cases {
-        let mut c = w.cmd(&["freeze", "f6", "--json"]);
+        let mut c = w.cmd(&["freeze", "f6", "--json", "--builder", "docker"]);
         c.args(&args);
         for (k, v) in env {
             c.env(k, v);
@@ -365,7 +366,15 @@ fn taken_registry_port_is_replaced() {
     w.sim.create("bot-bottle-f7", "running", Some(root.path()));
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();
-    let out = w.run(&["freeze", "f7", "--json", "--registry-port", &port]);
+    let out = w.run(&[
+        "freeze",
+        "f7",
+        "--json",
+        "--builder",
+        "docker",
+        "--registry-port",
+        &port,
+    ]);
     assert!(
         out.status.success(),
         "{}",
@@ -462,7 +471,15 @@ fn resume_after_build_and_push_failures_does_not_stream_again() {
     let root = common::small_root();
     w.sim.create("bot-bottle-f9", "running", Some(root.path()));
 
-    let out = w.run(&["freeze", "f9", "--json", "--workdir", "/etc/passwd"]);
+    let out = w.run(&[
+        "freeze",
+        "f9",
+        "--json",
+        "--builder",
+        "docker",
+        "--workdir",
+        "/etc/passwd",
+    ]);
     assert_eq!(failure(&out)["stage"], "build");
     let events = json_events(&out.stdout);
     let first = events[0]["id"].as_str().unwrap().to_string();

@@ -62,7 +62,7 @@ fn freezes_a_varied_tree_through_the_pipe() {
         .create("bot-bottle-e2e-varied", "running", Some(root.path()));
     w.sim.ok(&["sim", "config", "--exec-cap", "off"]);
 
-    let out = freeze(&w, "e2e-varied", &[]);
+    let out = freeze(&w, "e2e-varied", &["--builder", "docker"]);
     assert!(
         out.status.success(),
         "freeze failed: {}",
@@ -332,7 +332,7 @@ fn failures_name_their_stage_and_leave_nothing_behind() {
     // exec-tar: a silent non-zero exit.
     w.sim
         .ok(&["sim", "set", "bot-bottle-e2e-fail", "--exit-silent", "3"]);
-    let f = failure_of(&freeze(&w, "e2e-fail", &[]));
+    let f = failure_of(&freeze(&w, "e2e-fail", &["--builder", "docker"]));
     assert_eq!(f["stage"], "exec-tar");
     assert_eq!(f["exit_status"], 3);
     assert_eq!(f["stderr_tail"], "<no stderr>");
@@ -341,7 +341,11 @@ fn failures_name_their_stage_and_leave_nothing_behind() {
 
     // build: the daemon refuses a WORKDIR that is a file in the root. The archive is kept
     // for a resume until it is discarded.
-    let out = freeze(&w, "e2e-fail", &["--workdir", "/etc/passwd"]);
+    let out = freeze(
+        &w,
+        "e2e-fail",
+        &["--builder", "docker", "--workdir", "/etc/passwd"],
+    );
     let f = failure_of(&out);
     assert_eq!(f["stage"], "build");
     assert!(
@@ -367,7 +371,11 @@ fn failures_name_their_stage_and_leave_nothing_behind() {
     w.assert_clean(root.path());
 
     // push: a registry that cannot start.
-    let f = failure_of(&freeze(&w, "e2e-fail", &["--registry-bin", "/bin/false"]));
+    let f = failure_of(&freeze(
+        &w,
+        "e2e-fail",
+        &["--builder", "docker", "--registry-bin", "/bin/false"],
+    ));
     assert_eq!(f["stage"], "push");
     assert!(
         f["message"]
@@ -385,7 +393,7 @@ fn failures_name_their_stage_and_leave_nothing_behind() {
         "--pack-fail",
         "pack exploded: no space left",
     ]);
-    let f = failure_of(&freeze(&w, "e2e-fail", &[]));
+    let f = failure_of(&freeze(&w, "e2e-fail", &["--builder", "docker"]));
     assert_eq!(f["stage"], "pack");
     assert!(f["exit_status"].as_i64().unwrap() != 0);
     assert!(
@@ -403,7 +411,7 @@ fn failures_name_their_stage_and_leave_nothing_behind() {
     // input, exit 2, no events.
     w.sim
         .ok(&["sim", "set", "bot-bottle-e2e-fail", "--state", "stopped"]);
-    let out = freeze(&w, "e2e-fail", &[]);
+    let out = freeze(&w, "e2e-fail", &["--builder", "docker"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(

@@ -108,6 +108,12 @@ fn show(h: &History, id: &str, json: bool) -> ExitCode {
             .map(|t| format!(" via {}", t.name()))
             .unwrap_or_default()
     );
+    if let Some(d) = &record.layer_digest {
+        println!("layer     {d}");
+    }
+    if let Some(d) = &record.docker {
+        println!("docker    {}", escape_str(d));
+    }
     if let Some(a) = &record.artifact {
         println!("artifact  {}", a.sidecar.display());
         println!("          {}", a.hint);
@@ -124,12 +130,16 @@ fn show(h: &History, id: &str, json: bool) -> ExitCode {
     println!("\nstages:");
     for s in &record.stages {
         println!(
-            "  {:<9} {:<10} {:>8}",
+            "  {:<9} {:<10} {:>8}{}",
             s.stage.name(),
             format!("{:?}", s.status).to_lowercase(),
             s.duration_ms
                 .map(|d| format::duration(Duration::from_millis(d)))
-                .unwrap_or_else(|| "-".into())
+                .unwrap_or_else(|| "-".into()),
+            s.does
+                .as_deref()
+                .map(|d| format!("  {}", escape_str(d)))
+                .unwrap_or_default()
         );
     }
     if !record.commands.is_empty() {

@@ -40,8 +40,16 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
         "how the archive leaves the VM: auto, pipe or guest-file (--transport)",
     ),
     (
+        "BOTTLE_FREEZE_BUILDER",
+        "who builds the image: native or docker (--builder)",
+    ),
+    (
+        "BOTTLE_FREEZE_PUSH_TO",
+        "also publish the image to this HOST[:PORT]/REPO[:TAG] (--push-to)",
+    ),
+    (
         "BOTTLE_FREEZE_PUSH_VIA",
-        "how the image reaches the registry: stream or daemon (--push-via)",
+        "with --builder docker: how the image reaches the registry, stream or daemon (--push-via)",
     ),
     (
         "BOTTLE_FREEZE_REGISTRY",
@@ -74,6 +82,14 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
     (
         "SMOLVM_FILE_TRANSFER_MAX_BYTES",
         "passed to smolvm's machine cp; raised past its 4 GiB default when unset",
+    ),
+    (
+        "SMOLVM_MAX_IMAGE_BYTES",
+        "passed to smolvm's pack create; raised for an archive past 8 GiB when unset",
+    ),
+    (
+        "DOCKER_CONFIG",
+        "the folder of the Docker config file whose credentials --push-to uses (default ~/.docker)",
     ),
     (
         "XDG_CONFIG_HOME",

@@ -81,8 +81,11 @@ impl StageBars {
 
     pub fn handle(&mut self, ev: &FreezeEvent) {
         match ev {
-            FreezeEvent::StageStarted { stage, .. } => {
+            FreezeEvent::StageStarted { stage, does, .. } => {
                 if let Some(b) = self.bar(*stage) {
+                    if let Some(d) = does {
+                        b.set_prefix(format!("{} · {d}", stage.name()));
+                    }
                     b.enable_steady_tick(std::time::Duration::from_millis(120));
                     b.set_message("starting");
                 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::args::{PushViaArg, TransportArg};
+use crate::args::{BuilderArg, PushViaArg, TransportArg};
 use crate::vocab::theme::ThemeName;
 
 /// The file's shape. Unknown keys are found separately (see [`unknown_keys`]), so that
@@ -36,6 +36,8 @@ pub(super) struct FreezeSection {
     pub(super) user: Option<String>,
     pub(super) workdir: Option<String>,
     pub(super) push_via: Option<PushViaArg>,
+    pub(super) builder: Option<BuilderArg>,
+    pub(super) push_to: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -83,6 +85,8 @@ const FREEZE_KEYS: &[&str] = &[
     "user",
     "workdir",
     "push_via",
+    "builder",
+    "push_to",
 ];
 const REGISTRY_KEYS: &[&str] = &["address", "bin", "port", "push_host", "pull_host"];
 const UI_KEYS: &[&str] = &["theme", "mouse", "bell"];

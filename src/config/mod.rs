@@ -21,7 +21,7 @@ mod tests;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use crate::args::{PushViaArg, TransportArg};
+use crate::args::{BuilderArg, PushViaArg, TransportArg};
 use crate::vocab::keys::{Context, KeyMap};
 use crate::vocab::theme::ThemeName;
 
@@ -73,6 +73,8 @@ pub struct Settings {
     pub user: String,
     pub workdir: String,
     pub push_via: PushViaArg,
+    pub builder: BuilderArg,
+    pub push_to: Option<String>,
     pub registry: Option<String>,
     pub registry_bin: Option<PathBuf>,
     pub registry_port: Option<u16>,
@@ -200,6 +202,11 @@ impl Settings {
                 PushViaArg::Stream => crate::freeze::push::PushVia::Stream,
                 PushViaArg::Daemon => crate::freeze::push::PushVia::Daemon,
             },
+            builder: match self.builder {
+                BuilderArg::Native => crate::freeze::Builder::Native,
+                BuilderArg::Docker => crate::freeze::Builder::Docker,
+            },
+            push_to: self.push_to.clone(),
         }
     }
 }

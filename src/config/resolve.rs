@@ -7,7 +7,7 @@ use clap::parser::ValueSource;
 use clap::ArgMatches;
 
 use super::{file, keys, Entry, Settings, Source};
-use crate::args::{PushViaArg, TransportArg};
+use crate::args::{BuilderArg, PushViaArg, TransportArg};
 use crate::vocab::theme::ThemeName;
 
 /// Something a value can be shown as in TOML.
@@ -59,6 +59,11 @@ impl ToToml for TransportArg {
     }
 }
 impl ToToml for PushViaArg {
+    fn to_toml(&self) -> toml::Value {
+        value_name(self)
+    }
+}
+impl ToToml for BuilderArg {
     fn to_toml(&self) -> toml::Value {
         value_name(self)
     }
@@ -385,6 +390,35 @@ impl Settings {
                 Some(PushViaArg::Stream),
             )
             .unwrap_or(PushViaArg::Stream);
+        let builder = r
+            .pick(
+                spec(
+                    "freeze",
+                    "builder",
+                    Some(("builder", "--builder")),
+                    Some("BOTTLE_FREEZE_BUILDER"),
+                    "who builds the image: native (an archive written as exec-tar streams) or docker (a Dockerfile build by the daemon)",
+                ),
+                |v| {
+                    use clap::ValueEnum as _;
+                    BuilderArg::from_str(v, true)
+                },
+                f.freeze.builder,
+                Some(BuilderArg::Native),
+            )
+            .unwrap_or(BuilderArg::Native);
+        let push_to = r.pick(
+            spec(
+                "freeze",
+                "push_to",
+                Some(("push_to", "--push-to")),
+                Some("BOTTLE_FREEZE_PUSH_TO"),
+                "also publish the image to HOST[:PORT]/REPO[:TAG] through the Docker daemon; unset: do not",
+            ),
+            s,
+            f.freeze.push_to,
+            None,
+        );
         let registry = r.pick(
             spec(
                 "registry",
@@ -521,6 +555,8 @@ impl Settings {
             user,
             workdir,
             push_via,
+            builder,
+            push_to,
             registry,
             registry_bin,
             registry_port,

@@ -50,6 +50,10 @@ pub enum FreezeEvent {
     StageStarted {
         id: String,
         stage: Stage,
+        /// What the stage does in this run ("native archive", "docker load", "from the
+        /// archive"), when it can be done more than one way.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        does: Option<String>,
     },
     /// Coalesced progress of the running stage.
     Progress {

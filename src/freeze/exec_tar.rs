@@ -9,15 +9,17 @@ use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::freeze::capture::{CaptureLimits, OutputCapture};
 use crate::freeze::command::{flush_batch, run_captured, spawn_drain, SharedCapture};
 use crate::freeze::events::{Failure, OutputStream, Progress, Stage, Transport, PROGRESS_INTERVAL};
+use crate::freeze::image_archive::{self, ImageArchive, ImageSpec};
 use crate::freeze::report::{Emitter, Reporter, Throttle};
 use crate::freeze::stream_copy::{copy_archive, Copied, CopyOptions};
-use crate::freeze::tar_scan::scan_file;
+use crate::freeze::tar_scan::scan_file_warnings;
 use crate::freeze::{StageError, TransportChoice};
 use crate::process::{status_code, GroupChild};
 use crate::smolvm::Smolvm;
@@ -44,6 +46,8 @@ pub struct Exported {
     pub entries: u64,
     pub transport: Transport,
     pub warnings: Vec<String>,
+    /// The image archive around the guest's tar, when one was asked for.
+    pub image: Option<ImageArchive>,
 }
 
 /// Everything exec-tar needs, borrowed from the runner.
@@ -57,6 +61,11 @@ pub struct ExecTar<'a> {
     pub guest_scratch: &'a mut Option<String>,
     /// About how large the archive will be (`df` of the guest's root), once asked.
     pub estimate: Option<u64>,
+    /// Whether `machine exec` knows `--stream` (from [`crate::freeze::probes`]).
+    pub stream_flag: bool,
+    /// Write a `docker save` archive with the guest's tar as its layer (the native
+    /// build), instead of the bare tar.
+    pub image: Option<ImageSpec>,
 }
 
 /// The tar command inside the guest, writing to `file` (`-` for stdout).
@@ -142,29 +151,46 @@ enum PipeEnd {
 
 impl ExecTar<'_> {
     pub async fn run(&mut self, rep: &mut Reporter, out: &Path) -> Result<Exported, StageError> {
-        self.estimate = guest_df(self.smolvm, self.machine, "/")
-            .await
-            .ok()
-            .map(|d| d.used_bytes);
-        if let (Some(est), Some(free)) = (self.estimate, out.parent().and_then(free_bytes)) {
-            if est > free {
-                rep.emit.note(
-                    Stage::ExecTar,
-                    format!(
-                        "warning: the root holds about {} but {} has only {} free",
-                        crate::format::bytes(est),
-                        out.parent()
-                            .map(|p| p.display().to_string())
-                            .unwrap_or_default(),
-                        crate::format::bytes(free)
-                    ),
-                );
-            }
-        }
-        let stream_flag = match self.smolvm.exec_supports_stream().await {
-            Ok(b) => b,
-            Err(e) => return Err(fail(e.to_string(), None, "<no stderr>".into())),
+        // The pipe does not wait for `df`: its estimate arrives while bytes already flow.
+        // The guest file needs it first, to check the guest has room.
+        let estimate = Arc::new(AtomicU64::new(0));
+        let df = {
+            let (smolvm, machine, est) = (
+                self.smolvm.clone(),
+                self.machine.to_string(),
+                estimate.clone(),
+            );
+            let parent = out.parent().map(Path::to_path_buf);
+            let emit = rep.emit.clone();
+            tokio_util::task::AbortOnDropHandle::new(tokio::spawn(async move {
+                let used = guest_df(&smolvm, &machine, "/")
+                    .await
+                    .ok()
+                    .map(|d| d.used_bytes)?;
+                est.store(used, Ordering::Relaxed);
+                if let Some(free) = parent.as_deref().and_then(free_bytes) {
+                    if used > free {
+                        emit.note(
+                            Stage::ExecTar,
+                            format!(
+                                "warning: the root holds about {} but {} has only {} free",
+                                crate::format::bytes(used),
+                                parent
+                                    .as_deref()
+                                    .map(|p| p.display().to_string())
+                                    .unwrap_or_default(),
+                                crate::format::bytes(free)
+                            ),
+                        );
+                    }
+                }
+                Some(used)
+            }))
         };
+        if self.choice == TransportChoice::GuestFile {
+            self.estimate = df.await.ok().flatten();
+        }
+        let stream_flag = self.stream_flag;
         if !stream_flag {
             rep.emit.note(
                 Stage::ExecTar,
@@ -174,7 +200,12 @@ impl ExecTar<'_> {
         match self.choice {
             TransportChoice::GuestFile => self.via_guest_file(rep, out, stream_flag).await,
             TransportChoice::Pipe | TransportChoice::Auto => {
-                match self.via_pipe(rep, out, stream_flag).await? {
+                let piped = self
+                    .via_pipe(rep, out, stream_flag, estimate.clone())
+                    .await?;
+                let known = estimate.load(Ordering::Relaxed);
+                self.estimate = (known > 0).then_some(known);
+                match piped {
                     PipeEnd::Done(e) => Ok(e),
                     PipeEnd::CapHit { bytes } if self.choice == TransportChoice::Auto => {
                         remove_partial(out);
@@ -226,18 +257,26 @@ impl ExecTar<'_> {
         rep: &mut Reporter,
         out: &Path,
         stream_flag: bool,
+        estimate: Arc<AtomicU64>,
     ) -> Result<PipeEnd, StageError> {
         rep.transport(Transport::Pipe);
         let argv = self.exec_argv(stream_flag, tar_argv("-", None));
         self.record(rep, &argv);
         let capture = new_capture(rep)?;
-        let file = create_private(out).map_err(|e| {
-            fail(
-                format!("cannot create {}: {e}", out.display()),
-                None,
-                "<no stderr>".into(),
-            )
-        })?;
+        let mut file = create_private(out)
+            .and_then(|mut f| {
+                if self.image.is_some() {
+                    image_archive::begin(&mut f)?;
+                }
+                Ok(f)
+            })
+            .map_err(|e| {
+                fail(
+                    format!("cannot create {}: {e}", out.display()),
+                    None,
+                    "<no stderr>".into(),
+                )
+            })?;
 
         // Our own pipe, read with blocking reads on a thread of its own: it keeps the hot
         // copy loop out of the async runtime and leaves room for zero-copy later.
@@ -263,8 +302,11 @@ impl ExecTar<'_> {
 
         let emit = rep.emit.clone();
         let out_path = out.to_path_buf();
-        let copy =
-            tokio::task::spawn_blocking(move || copy_with_progress(reader, file, &out_path, &emit));
+        let hash = self.image.is_some();
+        let est = estimate.clone();
+        let copy = tokio::task::spawn_blocking(move || {
+            copy_with_progress(reader, &mut file, &out_path, &emit, hash, &est).map(|c| (c, file))
+        });
         let copy = tokio_util::task::AbortOnDropHandle::new(copy);
 
         let mut tick = tokio::time::interval(PROGRESS_INTERVAL);
@@ -279,6 +321,14 @@ impl ExecTar<'_> {
             Ok(r) => r,
             Err(e) => Err(format!("the copy task ended abnormally: {e}")),
         };
+        let (copied, file) = match copied {
+            Ok((c, f)) => (Ok(c), Some(f)),
+            Err(e) => (Err(e), None),
+        };
+        let known = estimate.load(Ordering::Relaxed);
+        if known > 0 {
+            self.estimate = Some(known);
+        }
         if copied.is_err() {
             // A write error leaves the child writing into a pipe nobody reads.
             child.kill_group();
@@ -321,8 +371,21 @@ impl ExecTar<'_> {
                 bytes: copied.bytes,
             });
         }
-        self.judge(code, copied, &capture, out, Transport::Pipe)
-            .map(PipeEnd::Done)
+        let digest = copied.sha256;
+        let mut done = self.judge(code, copied, &capture, out, Transport::Pipe)?;
+        if let (Some(spec), Some(mut file), Some(digest)) = (&self.image, file, digest) {
+            let archive =
+                image_archive::finish(&mut file, out, done.bytes, digest, spec).map_err(|e| {
+                    remove_partial(out);
+                    fail(
+                        format!("cannot write the image archive {}: {e}", out.display()),
+                        None,
+                        "<no stderr>".into(),
+                    )
+                })?;
+            done.image = Some(archive);
+        }
+        Ok(PipeEnd::Done(done))
     }
 
     /// Turns an exit status and a scanned archive into the stage's result.
@@ -346,13 +409,18 @@ impl ExecTar<'_> {
             ));
         }
         match copied.scan {
-            Ok(entries) => Ok(Exported {
-                path: out.to_path_buf(),
-                bytes: copied.bytes,
-                entries,
-                transport,
-                warnings: warnings_for(code, capture),
-            }),
+            Ok(entries) => {
+                let mut warnings = warnings_for(code, capture);
+                warnings.extend(copied.oci.lines());
+                Ok(Exported {
+                    path: out.to_path_buf(),
+                    bytes: copied.bytes,
+                    entries,
+                    transport,
+                    warnings,
+                    image: None,
+                })
+            }
             Err(e) => {
                 remove_partial(out);
                 Err(fail(
@@ -431,12 +499,18 @@ impl ExecTar<'_> {
         }
         let warnings = warnings_for(code, &capture);
 
-        // Download; smolvm caps transfers at 4 GiB unless told otherwise.
+        // Download; smolvm caps transfers at 4 GiB unless told otherwise. For an image
+        // archive the bare tar lands beside it and is wrapped afterwards.
+        let download = if self.image.is_some() {
+            out.with_extension("download.tar")
+        } else {
+            out.to_path_buf()
+        };
         let cp_argv = vec![
             "machine".to_string(),
             "cp".to_string(),
             format!("{}:{scratch}", self.machine),
-            out.display().to_string(),
+            download.display().to_string(),
         ];
         self.record(rep, &cp_argv);
         let mut cmd = self.smolvm.command(&cp_argv);
@@ -446,7 +520,7 @@ impl ExecTar<'_> {
         }
         let started = Instant::now();
         let emit = rep.emit.clone();
-        let out_path = out.to_path_buf();
+        let out_path = download.clone();
         let mut throttle = Throttle::new();
         let code = run_captured(cmd, &capture, &rep.emit, Stage::ExecTar, || {
             if throttle.ready() {
@@ -466,21 +540,49 @@ impl ExecTar<'_> {
         .map_err(|e| fail(self.smolvm.spawn_error(e).to_string(), None, tail(&capture)))?;
         finish_capture(&capture);
         if code != 0 {
-            remove_partial(out);
+            remove_partial(&download);
             return Err(fail(
                 "machine cp could not download the archive",
                 Some(code),
                 tail(&capture),
             ));
         }
-        let summary = scan_file(out);
-        let bytes = std::fs::metadata(out).map(|m| m.len()).unwrap_or(0);
+        let summary = scan_file_warnings(&download);
+        let bytes = std::fs::metadata(&download).map(|m| m.len()).unwrap_or(0);
+        let (scan, oci) = match summary {
+            Ok((s, w)) => (Ok(s.entries), w),
+            Err(e) => (Err(e.to_string()), Default::default()),
+        };
         let copied = Copied {
             bytes,
-            scan: summary.map(|s| s.entries).map_err(|e| e.to_string()),
+            scan,
+            oci,
+            sha256: None,
         };
-        let mut done = self.judge(0, copied, &capture, out, Transport::GuestFile)?;
-        done.warnings = warnings;
+        let mut done = self.judge(0, copied, &capture, &download, Transport::GuestFile)?;
+        let mut all = warnings;
+        all.append(&mut done.warnings);
+        done.warnings = all;
+        if let Some(spec) = &self.image {
+            let (archive, in_place) =
+                image_archive::wrap_file(&download, out, spec).map_err(|e| {
+                    remove_partial(&download);
+                    remove_partial(out);
+                    fail(
+                        format!("cannot write the image archive {}: {e}", out.display()),
+                        None,
+                        "<no stderr>".into(),
+                    )
+                })?;
+            if !in_place {
+                rep.emit.note(
+                    Stage::ExecTar,
+                    "this filesystem cannot insert a range into a file: the download was copied into the image archive (written twice)",
+                );
+            }
+            done.path = out.to_path_buf();
+            done.image = Some(archive);
+        }
         Ok(done)
     }
 
@@ -564,9 +666,11 @@ pub fn parse_df(out: &[u8]) -> Option<GuestDf> {
 /// once more at the end.
 fn copy_with_progress(
     reader: io::PipeReader,
-    file: File,
+    file: &mut File,
     path: &Path,
     emit: &Emitter,
+    hash: bool,
+    estimate: &AtomicU64,
 ) -> Result<Copied, String> {
     let started = Instant::now();
     let mut throttle = Throttle::new();
@@ -575,11 +679,13 @@ fn copy_with_progress(
         file,
         path,
         CopyOptions::default(),
+        hash,
         |bytes, scanner, last| {
             if throttle.ready() || last {
+                let est = estimate.load(Ordering::Relaxed);
                 let progress = Progress {
                     bytes,
-                    total: None,
+                    total: (est > 0).then_some(est),
                     entries: Some(scanner.entries()),
                     current_path: scanner.current_path(),
                     elapsed_ms: started.elapsed().as_millis() as u64,

@@ -4,9 +4,12 @@
 pub mod build;
 pub mod capture;
 pub mod command;
+pub mod docker_load;
 pub mod events;
 pub mod exec_tar;
+pub mod image_archive;
 pub mod pack;
+pub mod probes;
 pub mod push;
 pub mod report;
 mod runner;

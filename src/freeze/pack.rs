@@ -1,5 +1,6 @@
-//! Stage pack: `smolvm pack create` pulls the pushed image from the registry and writes
-//! the launcher and its `.smolmachine` sidecar. It packs into a staging folder first, so
+//! Stage pack: `smolvm pack create` reads the image archive (smolvm 1.32) or pulls the
+//! pushed image from the registry (1.9), and writes the launcher and its `.smolmachine`
+//! sidecar. It packs into a staging folder first, so
 //! a failed pack never destroys the artifact of an earlier freeze.
 
 use std::path::{Path, PathBuf};
@@ -13,6 +14,11 @@ use crate::freeze::StageError;
 use crate::smolvm::Smolvm;
 
 pub const LAUNCHER: &str = "committed-smolmachine";
+
+/// smolvm 1.32's default limit on a local image archive, and the variable that raises it
+/// (`machine create --max-image-size` sets it; `pack create` has no flag).
+const ARCHIVE_LIMIT: u64 = 8 << 30;
+const MAX_IMAGE_ENV: &str = "SMOLVM_MAX_IMAGE_BYTES";
 
 fn fail(message: impl Into<String>, exit_status: Option<i32>, tail: String) -> StageError {
     StageError::Failed(Failure {
@@ -80,21 +86,22 @@ async fn pack_into(
             )
         })?,
     ));
-    let code = run_captured(
-        smolvm.command(&argv),
-        &capture,
-        &rep.emit,
-        Stage::Pack,
-        || {},
-    )
-    .await
-    .map_err(|e| {
-        fail(
-            smolvm.spawn_error(e).to_string(),
-            None,
-            "<no stderr>".into(),
-        )
-    })?;
+    let mut cmd = smolvm.command(&argv);
+    // smolvm 1.32 refuses local archives past 8 GiB unless SMOLVM_MAX_IMAGE_BYTES says more.
+    if let Ok(m) = std::fs::metadata(image_ref) {
+        if m.is_file() && m.len() >= ARCHIVE_LIMIT && std::env::var_os(MAX_IMAGE_ENV).is_none() {
+            cmd.env(MAX_IMAGE_ENV, (m.len() + (1 << 30)).to_string());
+        }
+    }
+    let code = run_captured(cmd, &capture, &rep.emit, Stage::Pack, || {})
+        .await
+        .map_err(|e| {
+            fail(
+                smolvm.spawn_error(e).to_string(),
+                None,
+                "<no stderr>".into(),
+            )
+        })?;
     let tail = capture
         .lock()
         .map(|mut c| {

@@ -57,6 +57,20 @@ pub async fn run_streamed(
         .export_image(image)
         .map_err(|e| std::io::Error::other(crate::freeze::docker_error_message(&e)));
     let reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(body));
+    upload_saved(rep, reader, image, &tag, endpoint, registry_log).await
+}
+
+/// Pushes a `docker save` archive read from `reader` (on a blocking thread) to the
+/// registry at `endpoint` as `REPOSITORY:tag`; `what` names the image in messages.
+pub async fn upload_saved(
+    rep: &mut Reporter,
+    reader: impl std::io::Read + Send + 'static,
+    what: &str,
+    tag: &str,
+    endpoint: &str,
+    registry_log: impl Fn() -> String,
+) -> Result<Pushed, StageError> {
+    let (image, tag) = (what, tag.to_string());
     let emit = rep.emit.clone();
     let started = Instant::now();
     let (endpoint_s, tag_s) = (endpoint.to_string(), tag.clone());

@@ -95,6 +95,8 @@ pub struct Reporter {
     pub record: Record,
     history: History,
     stage_started: Option<(Stage, Instant)>,
+    /// When each stage started, for its duration.
+    starts: [Option<Instant>; 4],
 }
 
 impl Reporter {
@@ -104,6 +106,7 @@ impl Reporter {
             record,
             history,
             stage_started: None,
+            starts: [None; 4],
         }
     }
 
@@ -185,14 +188,23 @@ impl Reporter {
     }
 
     pub fn stage_started(&mut self, stage: Stage) {
+        self.stage_doing(stage, None);
+    }
+
+    /// A stage begins, saying what it does in this run when there is more than one way.
+    pub fn stage_doing(&mut self, stage: Stage, does: Option<&str>) {
+        let does = does.map(str::to_string);
+        self.record.stage_mut(stage).does = does.clone();
         self.stage_started = Some((stage, Instant::now()));
+        self.starts[stage.index()] = Some(Instant::now());
         let log = self.log_path(stage);
         let s = self.record.stage_mut(stage);
         s.status = StageStatus::Running;
         s.started_at_ms = Some(now_ms());
         s.log = log.file_name().map(|n| n.to_string_lossy().into_owned());
         self.save();
-        self.emit.send(|id| FreezeEvent::StageStarted { id, stage });
+        self.emit
+            .send(|id| FreezeEvent::StageStarted { id, stage, does });
     }
 
     pub fn transport(&mut self, transport: Transport) {
@@ -202,10 +214,10 @@ impl Reporter {
     }
 
     fn elapsed_ms(&self, stage: Stage) -> u64 {
-        match self.stage_started {
-            Some((s, t)) if s == stage => t.elapsed().as_millis() as u64,
-            _ => 0,
-        }
+        // Per stage: push and pack may run at the same time.
+        self.starts[stage.index()]
+            .map(|t| t.elapsed().as_millis() as u64)
+            .unwrap_or(0)
     }
 
     pub fn stage_finished(&mut self, stage: Stage, bytes: u64, warnings: Vec<String>) {
@@ -248,9 +260,10 @@ impl Reporter {
 
     pub fn cancelled(&mut self) {
         let stage = self.stage_started.map(|s| s.0);
-        if let Some(stage) = stage {
-            let duration_ms = self.elapsed_ms(stage);
-            let s = self.record.stage_mut(stage);
+        // Every stage still running (push and pack may run side by side).
+        for st in Stage::ALL {
+            let duration_ms = self.elapsed_ms(st);
+            let s = self.record.stage_mut(st);
             if s.status == StageStatus::Running {
                 s.status = StageStatus::Cancelled;
                 s.duration_ms = Some(duration_ms);

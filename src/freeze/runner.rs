@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 
 use tokio_util::sync::CancellationToken;
 
+use super::image_archive::{ImageArchive, ImageSpec};
+use super::probes::{self, Capabilities};
 use super::report::Reporter;
 use super::{build, exec_tar, pack, push, report, Artifact, EventTx, Failure, FreezeEvent, Stage};
 use crate::history::{new_id, History, Kept, Kind, Record};
@@ -53,6 +55,22 @@ pub struct FreezeConfig {
     pub registry_port: Option<u16>,
     /// How the image reaches the registry.
     pub push_via: push::PushVia,
+    /// Who builds the image: we (in the exec-tar pass) or the Docker daemon.
+    pub builder: Builder,
+    /// A registry repository (`host[:port]/repo`) to publish the image to, through the
+    /// Docker daemon.
+    pub push_to: Option<String>,
+}
+
+/// Who builds the committed image.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Builder {
+    /// A `docker save` archive written as exec-tar streams (no Docker needed).
+    #[default]
+    Native,
+    /// The Docker daemon builds it from `rootfs.tar` and a Dockerfile.
+    Docker,
 }
 
 impl FreezeConfig {
@@ -184,6 +202,17 @@ async fn check_machine(cfg: &FreezeConfig, machine: &str) -> Result<(), StageErr
     }
 }
 
+/// `machine ls` (is it there and running?) and the `--help` probes, all at once: the
+/// start-up of exec-tar. `df` waits for the answer: exec on a stopped machine starts it.
+async fn check_and_probe(cfg: &FreezeConfig, machine: &str) -> Result<Capabilities, StageError> {
+    let (checked, caps) = tokio::join!(
+        check_machine(cfg, machine),
+        probes::capabilities(&cfg.smolvm, &cfg.state_dir)
+    );
+    checked?;
+    caps.map_err(|e| preflight_failure(Stage::ExecTar, e.to_string()))
+}
+
 /// Sends a refusal that never became a run (no record is written for it).
 fn refuse(tx: &EventTx, id: &str, machine: &str, slug: &Slug, message: String) -> RunOutcome {
     let emit = report::Emitter::new(id, tx.clone());
@@ -283,6 +312,7 @@ pub async fn run_resume(
     record.bytes = old.bytes;
     record.entries = old.entries;
     record.warnings = old.warnings.clone();
+    record.layer_digest = old.layer_digest.clone();
     for stage in Stage::ALL.iter().filter(|s| **s < kept.from) {
         let prev = old.stage(*stage).clone();
         *record.stage_mut(*stage) = prev;
@@ -381,6 +411,22 @@ async fn settle(
                         image: None,
                         image_id: None,
                         from: Stage::Build,
+                    }
+                })
+            }
+            // The native build keeps its archive: the image is in it.
+            Stage::Push | Stage::Pack
+                if !f.message.starts_with("pre-flight") && rep.record.layer_digest.is_some() =>
+            {
+                let archive = left.temp.as_ref().map(|t| t.join(NATIVE_ARCHIVE));
+                archive.filter(|a| a.exists()).map(|archive| {
+                    left.keep_temp = true;
+                    Kept {
+                        temp_dir: left.temp.clone(),
+                        archive: Some(archive),
+                        image: None,
+                        image_id: rep.record.image_id.clone(),
+                        from: Stage::Push,
                     }
                 })
             }
@@ -490,7 +536,7 @@ async fn export_stage(
     rep: &mut Reporter,
     left: &mut Leftovers,
 ) -> Result<RunOutcome, StageError> {
-    check_machine(cfg, machine).await?;
+    let caps = check_and_probe(cfg, machine).await?;
     let work = match work {
         Some(w) => w.to_path_buf(),
         None => {
@@ -500,7 +546,7 @@ async fn export_stage(
         }
     };
     rep.stage_started(Stage::ExecTar);
-    let exported = exec_tar_stage(cfg, machine, &work, rep, left).await?;
+    let exported = exec_tar_stage(cfg, machine, &work, rep, left, caps, None).await?;
     let placed = if left.temp.is_some() {
         std::fs::File::open(&work)
             .and_then(|mut from| {
@@ -532,6 +578,8 @@ async fn exec_tar_stage(
     output: &Path,
     rep: &mut Reporter,
     left: &mut Leftovers,
+    caps: Capabilities,
+    image: Option<ImageSpec>,
 ) -> Result<exec_tar::Exported, StageError> {
     let mut stage = exec_tar::ExecTar {
         smolvm: &cfg.smolvm,
@@ -540,6 +588,8 @@ async fn exec_tar_stage(
         guest_scratch_dir: &cfg.guest_scratch_dir,
         guest_scratch: &mut left.guest_scratch,
         estimate: None,
+        stream_flag: caps.exec_stream,
+        image,
     };
     let exported = stage.run(rep, output).await?;
     rep.record.bytes = exported.bytes;
@@ -548,28 +598,15 @@ async fn exec_tar_stage(
     Ok(exported)
 }
 
-async fn freeze_stages(
-    cfg: &FreezeConfig,
-    slug: &Slug,
-    machine: &str,
-    rep: &mut Reporter,
-    left: &mut Leftovers,
-    resume: Option<&Kept>,
-) -> Result<Artifact, StageError> {
-    cfg.validate()
-        .map_err(|e| preflight_failure(Stage::ExecTar, e))?;
-    // Pre-flight: everything the later stages need is checked before minutes of streaming.
-    if resume.is_none() {
-        check_machine(cfg, machine).await?;
-    }
-    let docker = crate::docker::connect()
-        .await
-        .map_err(|e| preflight_failure(Stage::Build, e.to_string()))?;
-    let registry_bin = match &cfg.registry {
-        RegistryChoice::Spawn { bin } => Some(
-            find_binary(bin.as_deref())
-                .map_err(|e| preflight_failure(Stage::Push, e.to_string()))?,
-        ),
+/// Checks the registry the freeze will need, before minutes of streaming: the binary to
+/// spawn one, or an existing one that answers `/v2/`.
+async fn registry_preflight(cfg: &FreezeConfig) -> Result<Option<PathBuf>, StageError> {
+    match &cfg.registry {
+        RegistryChoice::Spawn { bin } => {
+            Ok(Some(find_binary(bin.as_deref()).map_err(|e| {
+                preflight_failure(Stage::Push, e.to_string())
+            })?))
+        }
         RegistryChoice::Existing { addr } => {
             let sock = tokio::net::lookup_host(addr.as_str())
                 .await
@@ -587,8 +624,112 @@ async fn freeze_stages(
                     format!("the registry at {addr} does not answer /v2/"),
                 ));
             }
-            None
+            Ok(None)
         }
+    }
+}
+
+/// Starts the throw-away registry (or takes the existing one's port).
+async fn start_registry(
+    cfg: &FreezeConfig,
+    registry_bin: Option<PathBuf>,
+    temp: &Path,
+    rep: &mut Reporter,
+    left: &mut Leftovers,
+) -> Result<u16, StageError> {
+    match (&cfg.registry, registry_bin) {
+        (RegistryChoice::Spawn { .. }, Some(bin)) => {
+            let reg = SpawnedRegistry::start(&bin, temp, cfg.registry_port)
+                .await
+                .map_err(|e| {
+                    StageError::Failed(Failure {
+                        stage: Stage::Push,
+                        message: e.to_string(),
+                        exit_status: None,
+                        stderr_tail: "<no stderr>".into(),
+                    })
+                })?;
+            rep.command(vec![
+                bin.display().to_string(),
+                "serve".into(),
+                reg.config_path().display().to_string(),
+            ]);
+            let port = reg.addr().port();
+            rep.record.registry_pid = reg.pid();
+            rep.save();
+            if let Some(wanted) = cfg.registry_port.filter(|p| *p != port) {
+                rep.emit.note(
+                    Stage::Push,
+                    format!("registry port {wanted} was taken; using {port}"),
+                );
+            }
+            left.registry = Some(reg);
+            Ok(port)
+        }
+        (RegistryChoice::Existing { addr }, _) => Ok(addr
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(5000)),
+        (RegistryChoice::Spawn { .. }, None) => unreachable_registry(),
+    }
+}
+
+/// How long pre-flight waits for an optional Docker daemon.
+const DOCKER_PROBE: std::time::Duration = std::time::Duration::from_secs(5);
+
+async fn freeze_stages(
+    cfg: &FreezeConfig,
+    slug: &Slug,
+    machine: &str,
+    rep: &mut Reporter,
+    left: &mut Leftovers,
+    resume: Option<&Kept>,
+) -> Result<Artifact, StageError> {
+    cfg.validate()
+        .map_err(|e| preflight_failure(Stage::ExecTar, e))?;
+    // A resumed freeze goes on the way it began: a kept image archive is the native build's.
+    let native = match resume {
+        Some(k) if k.from >= Stage::Push => k.archive.is_some(),
+        Some(_) => false,
+        None => cfg.builder == Builder::Native,
+    };
+    // Pre-flight: everything the later stages need is checked before minutes of streaming.
+    let caps = if resume.is_none() {
+        check_and_probe(cfg, machine).await?
+    } else {
+        probes::capabilities(&cfg.smolvm, &cfg.state_dir)
+            .await
+            .map_err(|e| preflight_failure(Stage::ExecTar, e.to_string()))?
+    };
+    // The native build needs Docker only to load the image beside pack (and to publish
+    // it); the Dockerfile build needs it for everything.
+    let docker = if native {
+        match tokio::time::timeout(DOCKER_PROBE, crate::docker::connect()).await {
+            Ok(Ok(d)) => Ok(d),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!(
+                "the Docker daemon at {} did not answer within {} s",
+                crate::docker::host(),
+                DOCKER_PROBE.as_secs()
+            )),
+        }
+    } else {
+        Ok(crate::docker::connect()
+            .await
+            .map_err(|e| preflight_failure(Stage::Build, e.to_string()))?)
+    };
+    if let (Some(target), Err(why)) = (&cfg.push_to, &docker) {
+        return Err(preflight_failure(
+            Stage::Push,
+            format!("--push-to {target} publishes through the Docker daemon: {why}"),
+        ));
+    }
+    let needs_registry = !native || !caps.pack_archive;
+    let registry_bin = if needs_registry {
+        registry_preflight(cfg).await?
+    } else {
+        None
     };
 
     let from = resume.map(|k| k.from).unwrap_or(Stage::ExecTar);
@@ -603,15 +744,47 @@ async fn freeze_stages(
     rep.set_temp_dir(Some(&temp));
     let archive = resume
         .and_then(|k| k.archive.clone())
-        .unwrap_or_else(|| temp.join("rootfs.tar"));
+        .unwrap_or_else(|| temp.join(if native { NATIVE_ARCHIVE } else { "rootfs.tar" }));
 
+    let mut written = None;
     if from == Stage::ExecTar {
         rep.stage_started(Stage::ExecTar);
-        exec_tar_stage(cfg, machine, &archive, rep, left).await?;
+        let spec = native.then(|| ImageSpec {
+            repo_tag: build::image_name(slug.as_str()),
+            user: cfg.user.clone(),
+            workdir: cfg.workdir.clone(),
+            machine: machine.to_string(),
+        });
+        written = exec_tar_stage(cfg, machine, &archive, rep, left, caps, spec)
+            .await?
+            .image;
     }
 
+    if native {
+        let image = match written {
+            Some(a) => a,
+            None => ImageArchive::read(&archive).map_err(|e| {
+                preflight_failure(
+                    Stage::Push,
+                    format!("the kept archive {} is unusable: {e}", archive.display()),
+                )
+            })?,
+        };
+        let stages = NativeStages {
+            cfg,
+            slug,
+            caps,
+            docker: docker.as_ref().ok(),
+            no_docker: docker.as_ref().err().cloned(),
+            registry_bin,
+            temp: &temp,
+        };
+        return stages.run(rep, left, image).await;
+    }
+    let docker = docker.map_err(|e| preflight_failure(Stage::Build, e))?;
+
     let (image, image_id) = if from <= Stage::Build {
-        rep.stage_started(Stage::Build);
+        rep.stage_doing(Stage::Build, Some("docker build"));
         let built = build::run(
             rep,
             &docker,
@@ -646,43 +819,14 @@ async fn freeze_stages(
         (image, id)
     };
 
-    rep.stage_started(Stage::Push);
-    let port = match (&cfg.registry, registry_bin) {
-        (RegistryChoice::Spawn { .. }, Some(bin)) => {
-            let reg = SpawnedRegistry::start(&bin, &temp, cfg.registry_port)
-                .await
-                .map_err(|e| {
-                    StageError::Failed(Failure {
-                        stage: Stage::Push,
-                        message: e.to_string(),
-                        exit_status: None,
-                        stderr_tail: "<no stderr>".into(),
-                    })
-                })?;
-            rep.command(vec![
-                bin.display().to_string(),
-                "serve".into(),
-                reg.config_path().display().to_string(),
-            ]);
-            let port = reg.addr().port();
-            rep.record.registry_pid = reg.pid();
-            rep.save();
-            if let Some(wanted) = cfg.registry_port.filter(|p| *p != port) {
-                rep.emit.note(
-                    Stage::Push,
-                    format!("registry port {wanted} was taken; using {port}"),
-                );
-            }
-            left.registry = Some(reg);
-            port
-        }
-        (RegistryChoice::Existing { addr }, _) => addr
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(5000),
-        (RegistryChoice::Spawn { .. }, None) => unreachable_registry()?,
-    };
+    rep.stage_doing(
+        Stage::Push,
+        Some(match cfg.push_via {
+            push::PushVia::Stream => "registry (docker save stream)",
+            push::PushVia::Daemon => "registry (daemon push)",
+        }),
+    );
+    let port = start_registry(cfg, registry_bin, &temp, rep, left).await?;
     let push_endpoint = endpoint(&cfg.registry, &cfg.push_host, port);
     let pull_endpoint = endpoint(&cfg.registry, &cfg.pull_host, port);
     let registry_log = {
@@ -715,7 +859,7 @@ async fn freeze_stages(
     };
     rep.stage_finished(Stage::Push, pushed.bytes, Vec::new());
 
-    rep.stage_started(Stage::Pack);
+    rep.stage_doing(Stage::Pack, Some("from the registry"));
     let bottle_dir = cfg.state_dir.join(slug.as_str());
     let image_ref = format!("{pull_endpoint}/{}", pushed.reference);
     let (launcher, sidecar) =
@@ -729,6 +873,204 @@ async fn freeze_stages(
         pushed.reference,
         slug.as_str(),
     ))
+}
+
+/// The native build's archive in the temp folder.
+pub const NATIVE_ARCHIVE: &str = "image.tar";
+
+/// Build, push and pack after a native exec-tar: the archive is the image already.
+struct NativeStages<'a> {
+    cfg: &'a FreezeConfig,
+    slug: &'a Slug,
+    caps: Capabilities,
+    docker: Option<&'a bollard::Docker>,
+    /// Why there is no daemon, when there is none.
+    no_docker: Option<String>,
+    registry_bin: Option<PathBuf>,
+    temp: &'a Path,
+}
+
+impl NativeStages<'_> {
+    /// What the push stage does: load into Docker, feed the registry, publish.
+    fn push_does(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.caps.pack_archive {
+            parts.push("registry");
+        }
+        if self.docker.is_some() {
+            parts.push("docker load");
+            if self.cfg.push_to.is_some() {
+                parts.push("publish");
+            }
+        }
+        if parts.is_empty() {
+            "nothing: no Docker daemon".into()
+        } else {
+            parts.join(" + ")
+        }
+    }
+
+    async fn run(
+        self,
+        rep: &mut Reporter,
+        left: &mut Leftovers,
+        archive: ImageArchive,
+    ) -> Result<Artifact, StageError> {
+        let slug = self.slug.as_str();
+        let image = build::image_name(slug);
+        let tag = push::tag_for(&archive.image_id);
+
+        // Build: written in the exec-tar pass; here it is only recorded.
+        rep.stage_doing(Stage::Build, Some("native archive"));
+        rep.emit.note(
+            Stage::Build,
+            format!(
+                "native archive: {image} written during exec-tar (layer {}, image {})",
+                archive.diff_id, archive.image_id
+            ),
+        );
+        rep.record.image = Some(image.clone());
+        rep.record.image_id = Some(archive.image_id.clone());
+        rep.record.layer_digest = Some(archive.diff_id.clone());
+        rep.stage_finished(Stage::Build, archive.archive_bytes, Vec::new());
+
+        // Push (docker load, and the registry when smolvm cannot read archives) beside pack.
+        rep.stage_doing(Stage::Push, Some(&self.push_does()));
+        let emit = rep.emit.clone();
+        let load = async {
+            let Some(docker) = self.docker else {
+                return Ok(None);
+            };
+            let loaded = crate::freeze::docker_load::load(docker, &archive, &image, &emit)
+                .await
+                .map_err(|e| {
+                    StageError::Failed(Failure {
+                        stage: Stage::Push,
+                        message: format!(
+                            "docker load of {} failed: {}",
+                            archive.path.display(),
+                            crate::sanitize::escape_str(&e)
+                        ),
+                        exit_status: None,
+                        stderr_tail: "<no stderr>".into(),
+                    })
+                })?;
+            if let Some(target) = &self.cfg.push_to {
+                crate::freeze::docker_load::publish(docker, &image, target, &emit)
+                    .await
+                    .map_err(|e| {
+                        StageError::Failed(Failure {
+                            stage: Stage::Push,
+                            message: format!(
+                                "publishing {image} to {target} failed: {}",
+                                crate::sanitize::escape_str(&e)
+                            ),
+                            exit_status: None,
+                            stderr_tail: "<no stderr>".into(),
+                        })
+                    })?;
+            }
+            Ok(Some(loaded))
+        };
+        let deliver = self.deliver(rep, left, &archive, &tag);
+        let (loaded, (launcher, sidecar, pushed)) = tokio::try_join!(load, deliver)?;
+
+        rep.record.docker = Some(match (&loaded, &self.no_docker) {
+            (Some(l), _) => format!("loaded as {} ({})", l.image, l.image_id),
+            (None, Some(why)) => format!("not loaded: {why}"),
+            (None, None) => "not loaded".into(),
+        });
+        if loaded.is_none() {
+            rep.emit.note(
+                Stage::Push,
+                format!(
+                    "no Docker daemon: {image} was not loaded into Docker ({}); pack did not need it",
+                    self.no_docker.as_deref().unwrap_or("unreachable")
+                ),
+            );
+        }
+        let pushed_bytes = pushed + loaded.as_ref().map(|l| l.bytes).unwrap_or(0);
+        rep.stage_finished(Stage::Push, pushed_bytes, Vec::new());
+        Ok(pack::artifact(
+            launcher,
+            sidecar,
+            image,
+            format!("{}:{tag}", push::REPOSITORY),
+            slug,
+        ))
+    }
+
+    /// Pack from the archive, or through the registry when this smolvm cannot read one.
+    /// Returns the launcher, the sidecar and the bytes pushed to the registry.
+    async fn deliver(
+        &self,
+        rep: &mut Reporter,
+        left: &mut Leftovers,
+        archive: &ImageArchive,
+        tag: &str,
+    ) -> Result<(PathBuf, PathBuf, u64), StageError> {
+        let (image_ref, pushed) = if self.caps.pack_archive {
+            (archive.path.display().to_string(), 0)
+        } else {
+            rep.emit.note(
+                Stage::Push,
+                "this smolvm's pack create takes only registry references: pushing the archive to the ephemeral registry",
+            );
+            let port =
+                start_registry(self.cfg, self.registry_bin.clone(), self.temp, rep, left).await?;
+            let push_endpoint = endpoint(&self.cfg.registry, &self.cfg.push_host, port);
+            let pull_endpoint = endpoint(&self.cfg.registry, &self.cfg.pull_host, port);
+            let registry_log = {
+                let log = left.registry.as_ref().map(|r| r.log_tail());
+                move || log.clone().unwrap_or_else(|| "<not ours>".into())
+            };
+            let file = std::fs::File::open(&archive.path).map_err(|e| {
+                StageError::Failed(Failure {
+                    stage: Stage::Push,
+                    message: format!("cannot open {}: {e}", archive.path.display()),
+                    exit_status: None,
+                    stderr_tail: "<no stderr>".into(),
+                })
+            })?;
+            // bottle-freeze uploads the archive itself: no command runs, so no command
+            // event (those hold only argv an operator can rerun).
+            rep.emit.note(
+                Stage::Push,
+                format!(
+                    "uploading {} to http://{push_endpoint}/v2/{}/ as tag {tag}",
+                    archive.path.display(),
+                    push::REPOSITORY
+                ),
+            );
+            let what = archive.path.display().to_string();
+            let pushed =
+                push::upload_saved(rep, file, &what, tag, &push_endpoint, registry_log).await?;
+            (
+                format!("{pull_endpoint}/{}", pushed.reference),
+                pushed.bytes,
+            )
+        };
+        rep.stage_doing(
+            Stage::Pack,
+            Some(if self.caps.pack_archive {
+                "from the archive"
+            } else {
+                "from the registry"
+            }),
+        );
+        let bottle_dir = self.cfg.state_dir.join(self.slug.as_str());
+        let (launcher, sidecar) = pack::run(
+            rep,
+            &self.cfg.smolvm,
+            &image_ref,
+            &bottle_dir,
+            self.slug.as_str(),
+        )
+        .await?;
+        let bytes = std::fs::metadata(&sidecar).map(|m| m.len()).unwrap_or(0);
+        rep.stage_finished(Stage::Pack, bytes, Vec::new());
+        Ok((launcher, sidecar, pushed))
+    }
 }
 
 fn unreachable_registry() -> Result<u16, StageError> {

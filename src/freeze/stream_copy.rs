@@ -10,7 +10,9 @@ use std::path::Path;
 
 use nix::fcntl::{fcntl, splice, FcntlArg, SpliceFFlags};
 
-use crate::freeze::tar_scan::{TarScanError, TarScanner};
+use sha2::{Digest, Sha256};
+
+use crate::freeze::tar_scan::{OciWarnings, TarScanError, TarScanner};
 
 /// The buffer for what is read rather than spliced.
 const COPY_BUF: usize = 256 * 1024;
@@ -26,7 +28,8 @@ const PIPE_SIZE: i32 = 1 << 20;
 pub struct CopyOptions {
     /// Read tar headers for entries and paths, and check the archive's end.
     pub scan: bool,
-    /// Move file data with splice instead of read/write.
+    /// Move file data with splice instead of read/write. Ignored while hashing: spliced
+    /// pages never pass through our hands.
     pub zero_copy: bool,
 }
 
@@ -42,22 +45,97 @@ impl Default for CopyOptions {
     }
 }
 
+/// Buffers the copy has filled go to a thread that hashes them and hands them back, so
+/// that sha256 (about 0.4 s of CPU per GiB with SHA-NI) overlaps the next read and write
+/// instead of stalling the pipe: inline it cost 1.6x the copy's wall time here.
+struct PipelinedHash {
+    free: Vec<Vec<u8>>,
+    to_hash: Option<std::sync::mpsc::SyncSender<(Vec<u8>, usize)>>,
+    back: std::sync::mpsc::Receiver<Vec<u8>>,
+    thread: Option<std::thread::JoinHandle<[u8; 32]>>,
+}
+
+/// Buffers in flight: one being filled, the rest queued for hashing.
+const HASH_BUFFERS: usize = 4;
+
+impl PipelinedHash {
+    fn new() -> io::Result<PipelinedHash> {
+        let (to_hash, work) = std::sync::mpsc::sync_channel::<(Vec<u8>, usize)>(HASH_BUFFERS);
+        let (done, back) = std::sync::mpsc::sync_channel::<Vec<u8>>(HASH_BUFFERS);
+        let thread = std::thread::Builder::new()
+            .name("layer-sha256".into())
+            .spawn(move || {
+                let mut h = Sha256::new();
+                for (buf, n) in work {
+                    h.update(&buf[..n]);
+                    let _ = done.send(buf);
+                }
+                h.finalize().into()
+            })?;
+        Ok(PipelinedHash {
+            free: (0..HASH_BUFFERS).map(|_| vec![0u8; COPY_BUF]).collect(),
+            to_hash: Some(to_hash),
+            back,
+            thread: Some(thread),
+        })
+    }
+
+    /// A buffer to fill: a free one, or the next the hasher is done with.
+    fn take(&mut self) -> Result<Vec<u8>, String> {
+        match self.free.pop() {
+            Some(b) => Ok(b),
+            None => self
+                .back
+                .recv()
+                .map_err(|_| "the hashing thread ended early".to_string()),
+        }
+    }
+
+    fn give(&mut self, buf: Vec<u8>, n: usize) -> Result<(), String> {
+        self.to_hash
+            .as_ref()
+            .and_then(|t| t.send((buf, n)).ok())
+            .ok_or_else(|| "the hashing thread ended early".to_string())
+    }
+
+    fn finish(mut self) -> Result<[u8; 32], String> {
+        drop(self.to_hash.take());
+        self.thread
+            .take()
+            .and_then(|t| t.join().ok())
+            .ok_or_else(|| "the hashing thread failed".to_string())
+    }
+}
+
+impl Drop for PipelinedHash {
+    fn drop(&mut self) {
+        // An error path: let the thread see the end of its queue and exit.
+        drop(self.to_hash.take());
+    }
+}
+
 /// What was copied.
 #[derive(Debug)]
 pub struct Copied {
     pub bytes: u64,
     /// Entries, or why the archive is not whole (always Ok(0) without scanning).
     pub scan: Result<u64, String>,
+    /// Entries an OCI unpacker would not keep as they are (empty without scanning).
+    pub oci: OciWarnings,
+    /// The sha256 of every byte copied, when asked for.
+    pub sha256: Option<[u8; 32]>,
 }
 
-/// Copies `reader` (a pipe) into `file` until EOF. `progress` is called after every chunk
-/// with the bytes so far, the scanner and whether this is the last call (after EOF); it
-/// decides itself how often to report.
+/// Copies `reader` (a pipe) into `file` from its current position until EOF, hashing
+/// the bytes with sha256 when `hash` is set (the image layer's diff_id, in the same pass).
+/// `progress` is called after every chunk with the bytes so far, the scanner and whether
+/// this is the last call (after EOF); it decides itself how often to report.
 pub fn copy_archive<R, P>(
     mut reader: R,
-    mut file: File,
+    file: &mut File,
     path: &Path,
     opts: CopyOptions,
+    hash: bool,
     mut progress: P,
 ) -> Result<Copied, String>
 where
@@ -66,10 +144,18 @@ where
 {
     let _ = fcntl(reader.as_fd(), FcntlArg::F_SETPIPE_SZ(PIPE_SIZE));
     let write_err = |e: &dyn std::fmt::Display| format!("cannot write {}: {e}", path.display());
-    let mut buf = vec![0u8; COPY_BUF];
+    let mut hasher = if hash {
+        Some(PipelinedHash::new().map_err(|e| format!("cannot start the hashing thread: {e}"))?)
+    } else {
+        None
+    };
+    let mut buf = match hasher.as_mut() {
+        Some(h) => h.take()?,
+        None => vec![0u8; COPY_BUF],
+    };
     let mut scanner = TarScanner::new();
     let mut scan_err: Option<TarScanError> = None;
-    let mut zero_copy = opts.zero_copy && opts.scan;
+    let mut zero_copy = opts.zero_copy && opts.scan && !hash;
     let mut bytes = 0u64;
     loop {
         let scanning = opts.scan && scan_err.is_none();
@@ -119,6 +205,11 @@ where
             }
         }
         file.write_all(&buf[..n]).map_err(|e| write_err(&e))?;
+        if let Some(h) = hasher.as_mut() {
+            // The hash runs on its own thread while the next chunk is read.
+            let next = h.take()?;
+            h.give(std::mem::replace(&mut buf, next), n)?;
+        }
         bytes += n as u64;
         progress(bytes, &scanner, false);
     }
@@ -135,7 +226,15 @@ where
                 .map_err(|e| e.to_string()),
         }
     };
-    Ok(Copied { bytes, scan })
+    Ok(Copied {
+        bytes,
+        scan,
+        oci: scanner.oci_warnings().clone(),
+        sha256: match hasher {
+            Some(h) => Some(h.finish()?),
+            None => None,
+        },
+    })
 }
 
 #[cfg(test)]
@@ -161,6 +260,7 @@ mod tests {
     }
 
     fn run(opts: CopyOptions, data: Vec<u8>) -> (Copied, Vec<u8>) {
+        let want: [u8; 32] = Sha256::digest(&data).into();
         let (reader, mut writer) = io::pipe().unwrap();
         let feeder = std::thread::spawn(move || {
             for chunk in data.chunks(77_777) {
@@ -169,9 +269,11 @@ mod tests {
         });
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("out.tar");
-        let file = File::create(&path).unwrap();
+        let mut file = File::create(&path).unwrap();
         let mut calls = 0;
-        let copied = copy_archive(reader, file, &path, opts, |_, _, _| calls += 1).unwrap();
+        let copied =
+            copy_archive(reader, &mut file, &path, opts, true, |_, _, _| calls += 1).unwrap();
+        assert_eq!(copied.sha256, Some(want));
         feeder.join().unwrap();
         assert!(calls > 0);
         (copied, std::fs::read(&path).unwrap())

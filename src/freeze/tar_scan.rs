@@ -104,8 +104,61 @@ pub struct TarScanner {
     pax_path: Vec<u8>,
     has_pax_path: bool,
     pax_size: Option<u64>,
+    /// The pending pax header carried GNU sparse records.
+    pax_sparse: bool,
+    /// Entries an OCI unpacker would not keep as they are.
+    oci: OciWarnings,
     /// The first error; the stream cannot be resynchronised after it.
     error: Option<TarScanError>,
+}
+
+/// How many entry names of each kind a warning list keeps.
+const WARN_NAMES: usize = 10;
+
+/// Guest entries that an OCI unpacker would not keep as they are: a name starting `.wh.`
+/// is a whiteout marker (it deletes files instead of being one), and sparse files (GNU
+/// `S` entries, pax `GNU.sparse.*` records) are not restored by every unpacker.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OciWarnings {
+    pub whiteouts: u64,
+    pub sparse: u64,
+    /// The first [`WARN_NAMES`] names of each kind, escaped.
+    pub whiteout_names: Vec<String>,
+    pub sparse_names: Vec<String>,
+}
+
+impl OciWarnings {
+    /// One warning line per kind, naming the first entries and counting the rest.
+    pub fn lines(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (n, names, what) in [
+            (
+                self.whiteouts,
+                &self.whiteout_names,
+                "named .wh.* (an OCI unpacker reads them as whiteouts and drops them)",
+            ),
+            (
+                self.sparse,
+                &self.sparse_names,
+                "stored as sparse files (not every OCI unpacker restores them)",
+            ),
+        ] {
+            if n == 0 {
+                continue;
+            }
+            let more = n.saturating_sub(names.len() as u64);
+            let tail = if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            };
+            out.push(format!(
+                "{n} guest entries {what}: {}{tail}",
+                names.join(", ")
+            ));
+        }
+        out
+    }
 }
 
 impl Default for TarScanner {
@@ -131,8 +184,15 @@ impl TarScanner {
             pax_path: Vec::new(),
             has_pax_path: false,
             pax_size: None,
+            pax_sparse: false,
+            oci: OciWarnings::default(),
             error: None,
         }
+    }
+
+    /// Entries seen so far that an OCI unpacker would not keep as they are.
+    pub fn oci_warnings(&self) -> &OciWarnings {
+        &self.oci
     }
 
     /// Feeds the next bytes of the stream, in any chunking. After an error every call
@@ -314,8 +374,19 @@ impl TarScanner {
             self.state = State::OneZero;
             return Ok(());
         }
-        verify_checksum(block).map_err(|why| corrupt(offset, why))?;
-        let size = parse_size(&block[124..136]).map_err(|why| corrupt(offset, why))?;
+        // A corrupt header names the entry it would have been and what its name field holds.
+        let named = |why: String| {
+            corrupt(
+                offset,
+                format!(
+                    "entry {} (name field \"{}\"): {why}",
+                    self.entries + 1,
+                    escape_bytes(c_str(&block[..100]))
+                ),
+            )
+        };
+        verify_checksum(block).map_err(named)?;
+        let size = parse_size(&block[124..136]).map_err(named)?;
         let flag = block[156];
 
         if let Some(kind) = MetaKind::from_typeflag(flag) {
@@ -345,6 +416,8 @@ impl TarScanner {
         let size = self.pax_size.take().unwrap_or(size);
         self.set_path(block);
         self.entries += 1;
+        let sparse = std::mem::take(&mut self.pax_sparse) || flag == b'S';
+        self.note_oci(sparse);
         // Like Go's archive/tar, link, device, dir and fifo headers never have data,
         // whatever their size field says.
         let data = if matches!(flag, b'1'..=b'6') {
@@ -389,6 +462,23 @@ impl TarScanner {
         self.has_long_name = false;
     }
 
+    /// Counts the latest entry if an OCI unpacker would not keep it as it is.
+    fn note_oci(&mut self, sparse: bool) {
+        let base = self.path.rsplit(|&b| b == b'/').find(|p| !p.is_empty());
+        if base.is_some_and(|b| b.starts_with(b".wh.")) {
+            self.oci.whiteouts += 1;
+            if self.oci.whiteout_names.len() < WARN_NAMES {
+                self.oci.whiteout_names.push(escape_bytes(&self.path));
+            }
+        }
+        if sparse {
+            self.oci.sparse += 1;
+            if self.oci.sparse_names.len() < WARN_NAMES {
+                self.oci.sparse_names.push(escape_bytes(&self.path));
+            }
+        }
+    }
+
     fn end_meta(&mut self, kind: MetaKind) -> Result<(), TarScanError> {
         self.state = State::Header;
         match kind {
@@ -404,6 +494,7 @@ impl TarScanner {
                     // A later pax header replaces an earlier one, as in Go.
                     self.has_pax_path = false;
                     self.pax_size = None;
+                    self.pax_sparse = false;
                 }
                 let meta = std::mem::take(&mut self.meta);
                 let result = for_each_pax_record(&meta, |key, value| {
@@ -422,6 +513,7 @@ impl TarScanner {
                         }
                         b"size" if value.is_empty() => self.pax_size = None,
                         b"size" => self.pax_size = Some(parse_decimal(value, "pax size")?),
+                        k if k.starts_with(b"GNU.sparse.") => self.pax_sparse = true,
                         _ => {}
                     }
                     Ok(())
@@ -580,6 +672,11 @@ pub enum ScanFileError {
 /// Scans an archive on disk reading only its headers (data is seeked over), and checks
 /// its end marker.
 pub fn scan_file(path: &Path) -> Result<ScanSummary, ScanFileError> {
+    scan_file_warnings(path).map(|(s, _)| s)
+}
+
+/// As [`scan_file`], with the entries an OCI unpacker would not keep.
+pub fn scan_file_warnings(path: &Path) -> Result<(ScanSummary, OciWarnings), ScanFileError> {
     let io_err = |source| ScanFileError::Io {
         path: path.to_path_buf(),
         source,
@@ -612,7 +709,8 @@ pub fn scan_file(path: &Path) -> Result<ScanSummary, ScanFileError> {
             break;
         }
     }
-    scanner.finish().map_err(tar_err)
+    let summary = scanner.finish().map_err(tar_err)?;
+    Ok((summary, scanner.oci))
 }
 
 /// Reads until `buf` is full or the file ends; returns how much was read.
@@ -915,6 +1013,54 @@ mod tests {
         assert_eq!(s.feed(&[0; 512]), Err(err.clone()));
         assert_eq!(s.finish(), Err(err));
         assert!(!s.finished());
+    }
+
+    #[test]
+    fn a_corrupt_header_names_its_entry() {
+        let (mut data, _, _) = fixture();
+        data[1536 + 140] = b'x'; // inside the size field of root/exact
+        let err = TarScanner::new().feed(&data).unwrap_err().to_string();
+        assert!(
+            err.contains("at byte 1536") && err.contains("entry 3") && err.contains("root/exact"),
+            "{err}"
+        );
+        let mut first = data.clone();
+        first[148] = b'9'; // the first header's checksum field is no longer octal
+        let err = TarScanner::new().feed(&first).unwrap_err().to_string();
+        assert!(
+            err.contains("at byte 0") && err.contains("entry 1 (name field \"root/empty/\")"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn whiteouts_and_sparse_entries_are_counted_and_named() {
+        let mut b = Builder::new(Vec::new());
+        add_file(&mut b, "etc/.wh.passwd", 3);
+        add_file(&mut b, "etc/.wh..wh..opq", 0);
+        add_file(&mut b, "etc/not.wh.x", 1);
+        add_pax(
+            &mut b,
+            EntryType::XHeader,
+            &[("GNU.sparse.major", b"1"), ("GNU.sparse.minor", b"0")],
+        );
+        add_file(&mut b, "var/sparse.img", 10);
+        add_file(&mut b, "after", 1);
+        let data = b.into_inner().unwrap();
+        let s = scan_chunked(&data, 5, 700);
+        assert_eq!(s.finish().map(|s| s.entries), Ok(5));
+        let w = s.oci_warnings();
+        assert_eq!((w.whiteouts, w.sparse), (2, 1));
+        assert_eq!(w.whiteout_names, ["etc/.wh.passwd", "etc/.wh..wh..opq"]);
+        assert_eq!(w.sparse_names, ["var/sparse.img"]);
+        let lines = w.lines();
+        assert_eq!(lines.len(), 2);
+        assert!(
+            lines[0].starts_with("2 guest entries named .wh.*"),
+            "{lines:?}"
+        );
+        assert!(lines[1].contains("var/sparse.img"), "{lines:?}");
+        assert!(OciWarnings::default().lines().is_empty());
     }
 
     #[test]

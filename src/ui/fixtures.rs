@@ -185,6 +185,7 @@ fn play(a: &mut App, slug: &str, upto: Stage, start: u64) {
         FreezeEvent::StageStarted {
             id: id.clone(),
             stage: Stage::ExecTar,
+            does: None,
         },
     );
     ev(
@@ -264,6 +265,7 @@ fn play(a: &mut App, slug: &str, upto: Stage, start: u64) {
         FreezeEvent::StageStarted {
             id: id.clone(),
             stage: Stage::Build,
+            does: None,
         },
     );
     ev(
@@ -330,6 +332,7 @@ fn play(a: &mut App, slug: &str, upto: Stage, start: u64) {
         FreezeEvent::StageStarted {
             id: id.clone(),
             stage: Stage::Push,
+            does: None,
         },
     );
     ev(
@@ -369,6 +372,7 @@ fn play(a: &mut App, slug: &str, upto: Stage, start: u64) {
         FreezeEvent::StageStarted {
             id: id.clone(),
             stage: Stage::Pack,
+            does: None,
         },
     );
     ev(

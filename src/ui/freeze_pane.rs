@@ -39,10 +39,17 @@ fn item(prio: u8, order: u8, line: Line<'static>) -> Item {
 
 fn stage_detail(f: &FreezeState, stage: Stage, width: usize) -> Vec<Span<'static>> {
     let s = f.stage(stage);
-    let Some(p) = &s.progress else {
-        return Vec::new();
-    };
+    // What the stage does this run ("· native archive"), then its progress.
     let mut spans = Vec::new();
+    let mut width = width;
+    if let Some(d) = &s.does {
+        let text = format!("· {d}  ");
+        width = width.saturating_sub(text.chars().count());
+        spans.push(Span::styled(text, theme::DIM));
+    }
+    let Some(p) = &s.progress else {
+        return spans;
+    };
     let finished = !matches!(s.status, StageStatus::Running);
     match (stage, p.total) {
         (_, _) if finished && stage != Stage::ExecTar => {

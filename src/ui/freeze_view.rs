@@ -142,6 +142,8 @@ pub struct StageState {
     pub started_ms: Option<u64>,
     pub duration_ms: Option<u64>,
     pub progress: Option<Progress>,
+    /// What the stage does in this run, when the core said ("native archive", …).
+    pub does: Option<String>,
 }
 
 impl Default for StageState {
@@ -151,6 +153,7 @@ impl Default for StageState {
             started_ms: None,
             duration_ms: None,
             progress: None,
+            does: None,
         }
     }
 }
@@ -332,8 +335,9 @@ impl App {
         let mut ended: Option<(Level, String)> = None;
         match ev {
             FreezeEvent::Started { .. } => {}
-            FreezeEvent::StageStarted { stage, .. } => {
+            FreezeEvent::StageStarted { stage, does, .. } => {
                 let s = f.stage_mut(stage);
+                s.does = does.map(|d| guard(&d));
                 s.status = StageStatus::Running;
                 s.started_ms = Some(now);
                 f.current = Some(stage);
@@ -772,6 +776,7 @@ mod tests {
         a.update(Action::Freeze(FreezeEvent::StageStarted {
             id: "unknown".into(),
             stage: Stage::Pack,
+            does: None,
         }));
         assert_eq!(a.freezes, before);
     }

@@ -508,3 +508,31 @@ fn the_record_view_lists_the_commands_ready_to_paste() {
         "command   smolvm machine exec --name bot-bottle-web -- sh -c 'echo '\\''hi'\\'' > /tmp/x'"
     );
 }
+
+#[test]
+fn stage_rows_say_what_each_stage_does() {
+    let mut a = with_machines(120, 30);
+    freeze_until(&mut a, "web", Stage::Build);
+    for (stage, does) in [
+        (Stage::Build, "native archive"),
+        (Stage::Push, "docker load"),
+        (Stage::Pack, "from the archive"),
+    ] {
+        a.update(Action::Freeze(crate::freeze::FreezeEvent::StageStarted {
+            id: id_of("web"),
+            stage,
+            does: Some(does.into()),
+        }));
+    }
+    let s = screen(&a);
+    for (name, does) in [
+        ("build", "· native archive"),
+        ("push", "· docker load"),
+        ("pack", "· from the archive"),
+    ] {
+        assert!(
+            s.lines().any(|l| l.contains(name) && l.contains(does)),
+            "{name} {does}:\n{s}"
+        );
+    }
+}

@@ -152,6 +152,8 @@ fn config(sim: &Sim, state: &Path, tmp: &Path) -> FreezeConfig {
         pull_host: "127.0.0.1".into(),
         registry_port: None,
         push_via: bottle_freeze::freeze::push::PushVia::Stream,
+        builder: bottle_freeze::freeze::Builder::Native,
+        push_to: None,
     }
 }
 
@@ -295,7 +297,7 @@ fn bench_exec_tar(rt: &tokio::runtime::Runtime) {
     );
 
     // Header parsing on and off, the same read/write copy otherwise.
-    let copy_run = |opts: CopyOptions| {
+    let copy_run = |opts: CopyOptions, hash: bool| {
         let cpu0 = cpu_self();
         let started = Instant::now();
         let mut src = sim.exec_tar("bot-bottle-bench", Stdio::null());
@@ -306,39 +308,66 @@ fn bench_exec_tar(rt: &tokio::runtime::Runtime) {
             let mut stdout = stdout;
             std::io::copy(&mut stdout, &mut writer).unwrap();
         });
-        let copied = copy_archive(
-            reader,
-            File::create(&out).unwrap(),
-            &out,
-            opts,
-            |_, _, _| {},
-        )
-        .unwrap();
+        let mut file = File::create(&out).unwrap();
+        let copied = copy_archive(reader, &mut file, &out, opts, hash, |_, _, _| {}).unwrap();
         pump.join().unwrap();
         src.wait().unwrap();
         assert_eq!(copied.bytes, std::fs::metadata(&out).unwrap().len());
         (started.elapsed(), cpu_self() - cpu0)
     };
     let on = || {
-        copy_run(CopyOptions {
-            scan: true,
-            zero_copy: false,
-        })
+        copy_run(
+            CopyOptions {
+                scan: true,
+                zero_copy: false,
+            },
+            false,
+        )
     };
     let off = || {
-        copy_run(CopyOptions {
-            scan: false,
-            zero_copy: false,
-        })
+        copy_run(
+            CopyOptions {
+                scan: false,
+                zero_copy: false,
+            },
+            false,
+        )
     };
     let zc = || {
-        copy_run(CopyOptions {
-            scan: true,
-            zero_copy: true,
-        })
+        copy_run(
+            CopyOptions {
+                scan: true,
+                zero_copy: true,
+            },
+            false,
+        )
     };
-    let bests = round_robin(&settled, [&on, &off, &zc]);
-    let [(on_wall, on_cpu), (off_wall, off_cpu), (zc_wall, zc_cpu)] = bests;
+    // The native build hashes the layer in the same loop (sha2, SHA-NI when the CPU has it).
+    let hashed = || {
+        copy_run(
+            CopyOptions {
+                scan: true,
+                zero_copy: false,
+            },
+            true,
+        )
+    };
+    let bests = round_robin(&settled, [&on, &off, &zc, &hashed]);
+    let [(on_wall, on_cpu), (off_wall, off_cpu), (zc_wall, zc_cpu), (h_wall, h_cpu)] = bests;
+    report(
+        "sha256 of the layer in the copy loop, wall (hash on vs off)",
+        h_wall,
+        on_wall,
+        "s",
+        Some((1.10, "≤")),
+    );
+    report(
+        "sha256 of the layer in the copy loop, CPU (hash on vs off)",
+        h_cpu,
+        on_cpu,
+        "s",
+        None,
+    );
     report(
         "header parsing cost, wall (scan on vs off)",
         on_wall,
@@ -459,6 +488,15 @@ fn bench_memory() {
         f_small,
         "MiB",
         Some((1.10, "≤")),
+    );
+    println!(
+        "  freeze peak RSS under 40 MiB: {f_small:.1} MiB (256 MiB), {f_large:.1} MiB ({} MiB) {}",
+        large >> 20,
+        if f_large < 40.0 && f_small < 40.0 {
+            "met"
+        } else {
+            "MISSED"
+        }
     );
 }
 
@@ -652,6 +690,210 @@ fn bench_e2e() {
     );
 }
 
+/// Bytes this process (and the children it reaped) caused to be written to storage.
+fn write_bytes(pid: u32) -> Option<u64> {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
+    io.lines()
+        .find_map(|l| l.strip_prefix("write_bytes: "))
+        .and_then(|n| n.trim().parse().ok())
+}
+
+/// The one-pass freeze (issue 11) against the original sequence and its own parts.
+fn bench_onepass() {
+    use std::io::BufRead;
+    let size = size_env("BENCH_E2E_SIZE", 512 << 20);
+    let rounds = size_env("BENCH_ROUNDS", 2).max(1);
+    println!(
+        "== one pass: {} MiB root, native freeze vs the original sequence ({rounds} rounds, best of each)",
+        size >> 20
+    );
+    let have_docker = docker(&["info"]);
+    let sim = Sim::new();
+    sim.machine("bot-bottle-onepass", size, &[]);
+    let work = tempfile::Builder::new()
+        .prefix("bench-onepass.")
+        .tempdir_in(".")
+        .unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let image = "bot-bottle-committed-onepass:latest";
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let reg_bin = bottle_freeze::registry::find_binary(None).ok();
+
+    let freeze_cmd = |docker_host: Option<&str>| {
+        let mut c = Command::new(FREEZE);
+        c.env("SMOLVM_SIM_HOME", sim.home.path())
+            .env("BOTTLE_FREEZE_SMOLVM", SIM)
+            .env("BOTTLE_FREEZE_STATE_DIR", state.path())
+            .args(["freeze", "onepass", "--json", "--tmp-dir"])
+            .arg(work.path())
+            .stderr(Stdio::null());
+        if let Some(h) = docker_host {
+            c.env("DOCKER_HOST", h);
+        }
+        c
+    };
+    let settle = || {
+        // SAFETY: sync(2) takes no arguments and cannot fail.
+        unsafe { libc::sync() };
+        let _ = std::fs::write("/proc/sys/vm/drop_caches", "1");
+    };
+    let timed = |f: &dyn Fn()| {
+        settle();
+        let started = Instant::now();
+        f();
+        started.elapsed().as_secs_f64()
+    };
+    let ours = || {
+        let ok = freeze_cmd(None).stdout(Stdio::null()).status().unwrap();
+        assert!(ok.success(), "freeze failed");
+    };
+    let ours_no_docker = || {
+        let ok = freeze_cmd(Some("unix:///nonexistent/docker.sock"))
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(ok.success(), "freeze without Docker failed");
+    };
+    let tar = work.path().join("rootfs.tar");
+    let export = || {
+        let ok = Command::new(FREEZE)
+            .env("SMOLVM_SIM_HOME", sim.home.path())
+            .env("BOTTLE_FREEZE_SMOLVM", SIM)
+            .env("BOTTLE_FREEZE_STATE_DIR", state.path())
+            .args(["export", "onepass", "-o"])
+            .arg(&tar)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(ok.success(), "export failed");
+    };
+    // An archive to pack alone: the exported tar wrapped by the library, once.
+    let archive = work.path().join("image.tar");
+    export();
+    let spec = bottle_freeze::freeze::image_archive::ImageSpec {
+        repo_tag: image.into(),
+        user: "node".into(),
+        workdir: "/home/node".into(),
+        machine: "bot-bottle-onepass".into(),
+    };
+    let (made, _) = bottle_freeze::freeze::image_archive::wrap_file(&tar, &archive, &spec).unwrap();
+    let packed = work.path().join("packed");
+    let pack_alone = || {
+        let ok = sim
+            .cmd()
+            .args(["pack", "create", "--image"])
+            .arg(&archive)
+            .arg("-o")
+            .arg(&packed)
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(ok.success(), "pack failed");
+    };
+    // The original tool: exec | file, docker build, docker push, pack from the registry.
+    let original = || {
+        let reg_dir = tempfile::tempdir_in(work.path()).unwrap();
+        let reg = rt
+            .block_on(bottle_freeze::registry::SpawnedRegistry::start(
+                reg_bin.as_ref().unwrap(),
+                reg_dir.path(),
+                None,
+            ))
+            .unwrap();
+        let ctx = work.path().join("ctx");
+        let rootfs = work.path().join("orig.tar");
+        archive_of(&sim, "bot-bottle-onepass", &rootfs);
+        context_dir(&rootfs, &ctx);
+        assert!(docker(&["build", "-q", "-t", image, ctx.to_str().unwrap()]));
+        let pushed = format!("{}/bot-bottle-committed:orig", reg.addr());
+        assert!(docker(&["tag", image, &pushed]));
+        assert!(docker(&["push", &pushed]));
+        let ok = sim
+            .cmd()
+            .args(["pack", "create", "--image", &pushed, "-o"])
+            .arg(&packed)
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(ok.success(), "pack from the registry failed");
+        docker(&["rmi", "-f", &pushed]);
+        rt.block_on(reg.stop());
+        let _ = std::fs::remove_dir_all(&ctx);
+    };
+
+    let (mut b_ours, mut b_nod, mut b_exp, mut b_pack, mut b_orig) =
+        (f64::MAX, f64::MAX, f64::MAX, f64::MAX, f64::MAX);
+    for _ in 0..rounds {
+        if have_docker && reg_bin.is_some() {
+            prune(image);
+            b_orig = b_orig.min(timed(&original));
+            prune(image);
+            b_ours = b_ours.min(timed(&ours));
+            prune(image);
+        }
+        b_nod = b_nod.min(timed(&ours_no_docker));
+        b_exp = b_exp.min(timed(&export));
+        b_pack = b_pack.min(timed(&pack_alone));
+    }
+    if b_orig < f64::MAX {
+        report(
+            "full freeze (native, archive-packing smolvm, docker load beside pack) vs original sequence",
+            b_ours,
+            b_orig,
+            "s",
+            Some((0.30, "≤")),
+        );
+    } else {
+        println!("  original sequence skipped: needs the Docker daemon and docker-registry");
+    }
+    report(
+        "freeze without Docker vs export alone + pack alone",
+        b_nod,
+        b_exp + b_pack,
+        "s",
+        Some((1.3, "≤")),
+    );
+
+    // The bytes bottle-freeze writes before pack starts, against the archive's size.
+    settle();
+    let mut child = freeze_cmd(Some("unix:///nonexistent/docker.sock"))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let start = write_bytes(pid).unwrap_or(0);
+    let mut before_pack = None;
+    let mut archive_bytes = 0u64;
+    for line in std::io::BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        if v["event"] == "stage-started" && v["stage"] == "pack" && before_pack.is_none() {
+            before_pack = write_bytes(pid);
+        }
+        if v["event"] == "stage-finished" && v["stage"] == "build" {
+            archive_bytes = std::fs::read_dir(work.path())
+                .unwrap()
+                .flatten()
+                .map(|e| e.path().join("image.tar"))
+                .find(|p| p.exists())
+                .and_then(|p| std::fs::metadata(p).ok())
+                .map(|m| m.len())
+                .unwrap_or(made.archive_bytes);
+        }
+    }
+    assert!(child.wait().unwrap().success());
+    let written = before_pack.unwrap_or(0).saturating_sub(start);
+    report(
+        "bytes written before pack (write_bytes) vs archive size",
+        written as f64 / 1048576.0,
+        archive_bytes.max(1) as f64 / 1048576.0,
+        "MiB",
+        Some((1.02, "≤")),
+    );
+    prune(image);
+}
+
 /// The dashboard's render: 500 machines and a running freeze, on a TestBackend.
 fn bench_ui_render() {
     use bottle_freeze::freeze::{FreezeEvent, OutputStream, Progress, Stage};
@@ -713,6 +955,7 @@ fn bench_ui_render() {
     app.update(Action::Freeze(FreezeEvent::StageStarted {
         id: id.clone(),
         stage: Stage::ExecTar,
+        does: None,
     }));
     for i in 0..300u64 {
         app.update(Action::Freeze(FreezeEvent::Progress {
@@ -916,6 +1159,9 @@ fn main() {
     }
     if want("e2e") {
         bench_e2e();
+    }
+    if want("onepass") {
+        bench_onepass();
     }
     if want("ui") {
         bench_ui_render();

@@ -31,6 +31,7 @@ impl Sim {
         c.env("SMOLVM_SIM_HOME", self.home.path())
             .env_remove("SMOLVM_SIM_EXEC_CAP")
             .env_remove("SMOLVM_SIM_STREAM_FLAG")
+            .env_remove("SMOLVM_SIM_PACK_ARCHIVE")
             .env_remove("SMOLVM_FILE_TRANSFER_MAX_BYTES");
         c
     }

@@ -125,6 +125,9 @@ fn set(home: &Home, args: SimSetArgs) -> Result<i32, Failure> {
     if args.truncate {
         b.truncate = true;
     }
+    if args.corrupt_header {
+        b.corrupt_header = true;
+    }
     if args.hang_after.is_some() {
         b.hang_after = args.hang_after;
     }
@@ -154,7 +157,8 @@ fn config(home: &Home, args: SimConfigArgs) -> Result<i32, Failure> {
         && args.ls_hang_secs.is_none()
         && args.ls_fail.is_none()
         && args.pack_fail.is_none()
-        && args.pack_delay_secs.is_none();
+        && args.pack_delay_secs.is_none()
+        && args.pack_archive.is_none();
     if untouched {
         // Show what is in force, env overrides included.
         let shown = serde_json::to_string_pretty(&cfg.with_env_overrides()?)
@@ -179,6 +183,9 @@ fn config(home: &Home, args: SimConfigArgs) -> Result<i32, Failure> {
     }
     if let Some(v) = args.pack_delay_secs {
         cfg.pack_delay_secs = v;
+    }
+    if let Some(v) = args.pack_archive {
+        cfg.pack_archive = v;
     }
     home.save_config(&cfg)?;
     Ok(0)

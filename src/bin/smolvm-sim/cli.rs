@@ -196,6 +196,9 @@ pub struct SimSetArgs {
     /// The archive stops half-way, without its end blocks (exit 0)
     #[arg(long)]
     pub truncate: bool,
+    /// The archive's first tar header is corrupt (its checksum no longer matches)
+    #[arg(long)]
+    pub corrupt_header: bool,
     /// After BYTES of stdout, stop writing and hang until killed
     #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
     pub hang_after: Option<u64>,
@@ -233,16 +236,31 @@ pub struct SimConfigArgs {
     /// `pack create` sleeps N seconds before pulling (0 clears)
     #[arg(long, value_name = "N")]
     pub pack_delay_secs: Option<u64>,
+    /// `pack create --image` takes archives and directories too (smolvm 1.32; off: 1.9,
+    /// registry references only); env SMOLVM_SIM_PACK_ARCHIVE overrides
+    #[arg(long, value_name = "on|off", value_parser = parse_switch)]
+    pub pack_archive: Option<bool>,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("invalid duration '{s}': {e}"))
 }
 
+/// `pack create --image`'s help as smolvm 1.32 prints it (archives and directories too).
+const PACK_IMAGE_HELP_1_32: &str = "Container image to pack: a registry reference (alpine:latest, python:3.11-slim), a `docker save` archive (./myapp.tar, or `-` to read one from stdin), or an unpacked rootfs directory (./rootfs/)";
+
 /// The clap command, with `machine exec --stream` only when this smolvm "knows" it, so an
-/// old smolvm's rejection (`unexpected argument '--stream' found`, exit 2) is clap's own.
-pub fn command(stream_flag: bool) -> clap::Command {
-    let cmd = Cli::command();
+/// old smolvm's rejection (`unexpected argument '--stream' found`, exit 2) is clap's own;
+/// `pack create --image` says it takes archives only when it does (smolvm 1.32).
+pub fn command(stream_flag: bool, pack_archive: bool) -> clap::Command {
+    let mut cmd = Cli::command();
+    if pack_archive {
+        cmd = cmd.mut_subcommand("pack", |p| {
+            p.mut_subcommand("create", |c| {
+                c.mut_arg("image", |a| a.help(PACK_IMAGE_HELP_1_32))
+            })
+        });
+    }
     if !stream_flag {
         return cmd;
     }
@@ -259,8 +277,8 @@ pub fn command(stream_flag: bool) -> clap::Command {
 }
 
 /// Parse argv; clap prints help/usage errors and exits itself, as smolvm's does.
-pub fn parse(stream_flag: bool) -> (Cli, bool) {
-    let matches = command(stream_flag).get_matches();
+pub fn parse(stream_flag: bool, pack_archive: bool) -> (Cli, bool) {
+    let matches = command(stream_flag, pack_archive).get_matches();
     let stream = stream_requested(&matches);
     match Cli::from_arg_matches(&matches) {
         Ok(cli) => (cli, stream),

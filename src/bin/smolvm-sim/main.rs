@@ -60,14 +60,14 @@ pub(crate) fn main() {
     install_signal_handlers();
     // The stream flag shapes the command line itself, so settings load before parsing;
     // without a home (e.g. for --help) smolvm's current defaults apply.
-    let stream_flag = match Home::from_env().and_then(|h| h.config()) {
-        Ok(cfg) => cfg.stream_flag,
+    let (stream_flag, pack_archive) = match Home::from_env().and_then(|h| h.config()) {
+        Ok(cfg) => (cfg.stream_flag, cfg.pack_archive),
         Err(_) => store::Config::default()
             .with_env_overrides()
-            .map(|c| c.stream_flag)
-            .unwrap_or(true),
+            .map(|c| (c.stream_flag, c.pack_archive))
+            .unwrap_or((true, true)),
     };
-    let (cli, stream) = cli::parse(stream_flag);
+    let (cli, stream) = cli::parse(stream_flag, pack_archive);
     let code = match run(cli, stream) {
         Ok(code) => code,
         Err(e) => {

@@ -126,9 +126,7 @@ pub fn run(home: &Home, args: PackCreateArgs) -> Result<i32, Failure> {
         std::thread::sleep(std::time::Duration::from_secs(cfg.pack_delay_secs));
     }
     let image = args.image.as_str();
-    let pull_err =
-        |reason: String| Failure::agent("pull image", format!("failed to pull {image}: {reason}"));
-    let r = ImageRef::parse(image).map_err(pull_err)?;
+    let source = Source::of(image, cfg.pack_archive)?;
 
     let out = &args.output;
     let parent = match out.parent() {
@@ -146,9 +144,31 @@ pub fn run(home: &Home, args: PackCreateArgs) -> Result<i32, Failure> {
             )
         })?;
 
-    println!("Pulling image {image}...");
-    let pulled = pull(&r, staging.path()).map_err(pull_err)?;
-    println!("Pulling image {image}... done.");
+    let pulled = match &source {
+        Source::Registry(r) => {
+            let pull_err = |reason: String| {
+                Failure::agent("pull image", format!("failed to pull {image}: {reason}"))
+            };
+            println!("Pulling image {image}...");
+            let pulled = pull(r, staging.path()).map_err(pull_err)?;
+            println!("Pulling image {image}... done.");
+            pulled
+        }
+        Source::Archive(path) => {
+            println!("Reading image archive {}...", path.display());
+            let file = File::open(path).map_err(|e| archive_err(image, e.to_string()))?;
+            read_archive(file, staging.path()).map_err(|e| archive_err(image, e))?
+        }
+        Source::Stdin => {
+            println!("Reading image archive from stdin...");
+            read_archive(io::stdin().lock(), staging.path()).map_err(|e| archive_err(image, e))?
+        }
+        Source::Dir(path) => {
+            println!("Packing rootfs directory {}...", path.display());
+            pack_dir(path, staging.path())
+                .map_err(|e| Failure::agent("read rootfs directory", format!("{image}: {e}")))?
+        }
+    };
     let total: u64 = pulled.layers.iter().map(|(_, _, n)| n).sum();
     println!(
         "Image: {image} ({} layers, {total} bytes)",
@@ -185,6 +205,276 @@ pub fn run(home: &Home, args: PackCreateArgs) -> Result<i32, Failure> {
     println!("Note: Keep the .smolmachine file alongside the binary");
     println!("Options: --help for usage");
     Ok(0)
+}
+
+/// What `--image` names.
+enum Source {
+    Registry(ImageRef),
+    /// A `docker save` archive on disk.
+    Archive(PathBuf),
+    /// A `docker save` archive on stdin (`-`).
+    Stdin,
+    /// An unpacked rootfs directory.
+    Dir(PathBuf),
+}
+
+impl Source {
+    /// smolvm 1.32 reads `-`, an existing file or directory, or a path-looking argument
+    /// as local; a bare name is always a registry reference. smolvm 1.9 knows only
+    /// references.
+    fn of(image: &str, local_ok: bool) -> Result<Source, Failure> {
+        let registry = || {
+            ImageRef::parse(image)
+                .map(Source::Registry)
+                .map_err(|reason| {
+                    Failure::agent("pull image", format!("failed to pull {image}: {reason}"))
+                })
+        };
+        if !local_ok {
+            return registry();
+        }
+        if image == "-" {
+            return Ok(Source::Stdin);
+        }
+        let path = Path::new(image);
+        match fs::metadata(path) {
+            Ok(m) if m.is_dir() => Ok(Source::Dir(path.to_path_buf())),
+            Ok(_) => Ok(Source::Archive(path.to_path_buf())),
+            Err(_)
+                if image.starts_with('/')
+                    || image.starts_with("./")
+                    || image.starts_with("../")
+                    || image.ends_with(".tar") =>
+            {
+                Err(archive_err(image, "no such file or directory".to_string()))
+            }
+            Err(_) => registry(),
+        }
+    }
+}
+
+fn archive_err(image: &str, reason: String) -> Failure {
+    Failure::smolvm(format!(
+        "read image archive: {image} is not a usable `docker save` archive: {reason}"
+    ))
+}
+
+/// The most bytes of JSON (manifest, config) read from an archive.
+const JSON_LIMIT: u64 = 16 << 20;
+
+/// A file staged out of an archive.
+struct Staged {
+    path: PathBuf,
+    digest: String,
+    size: u64,
+}
+
+/// Copies `reader` to `path`, hashing it.
+fn stage(reader: &mut dyn Read, path: &Path) -> io::Result<(String, u64)> {
+    let mut file = File::create(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut size = 0u64;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&buf[..n]);
+        file.write_all(&buf[..n])?;
+        size += n as u64;
+    }
+    Ok((format!("sha256:{}", hex(&hasher.finalize())), size))
+}
+
+#[derive(Debug, Deserialize)]
+struct SavedImage {
+    #[serde(rename = "Config")]
+    config: String,
+    #[serde(rename = "Layers", default)]
+    layers: Vec<String>,
+}
+
+/// Reads a `docker save` archive (classic `<id>/layer.tar` or OCI `blobs/sha256/<hex>`
+/// paths, as `manifest.json` names them), checking every layer against the config's
+/// `diff_ids`.
+fn read_archive(reader: impl Read, staging: &Path) -> Result<Pulled, String> {
+    let mut ar = tar::Archive::new(reader);
+    let mut files: std::collections::HashMap<String, Staged> = Default::default();
+    let mut links: Vec<(String, String)> = Vec::new();
+    let entries = ar
+        .entries()
+        .map_err(|e| format!("not a tar archive: {e}"))?;
+    for (i, entry) in entries.enumerate() {
+        let mut entry = entry.map_err(|e| format!("not a tar archive: {e}"))?;
+        let name = entry
+            .path()
+            .map_err(|e| format!("entry {}: {e}", i + 1))?
+            .to_string_lossy()
+            .trim_start_matches("./")
+            .to_string();
+        let kind = entry.header().entry_type();
+        if kind.is_symlink() {
+            if let Ok(Some(target)) = entry.link_name() {
+                let dir = name
+                    .rsplit_once('/')
+                    .map(|(d, _)| d.to_string())
+                    .unwrap_or_default();
+                links.push((
+                    name,
+                    normalize(&format!("{dir}/{}", target.to_string_lossy())),
+                ));
+            }
+            continue;
+        }
+        if !kind.is_file() {
+            continue;
+        }
+        // Staged under a made-up name: entry names are the archive's, never our paths.
+        let path = staging.join(format!("entry-{i}"));
+        let (digest, size) =
+            stage(&mut entry, &path).map_err(|e| format!("reading {name}: {e}"))?;
+        files.insert(name, Staged { path, digest, size });
+    }
+    for (name, target) in links {
+        if let Some(t) = files.get(&target) {
+            let copy = Staged {
+                path: t.path.clone(),
+                digest: t.digest.clone(),
+                size: t.size,
+            };
+            files.insert(name, copy);
+        }
+    }
+    let small = |name: &str, what: &str| -> Result<Vec<u8>, String> {
+        let f = files
+            .get(name)
+            .ok_or_else(|| format!("{what} {name} is not in the archive"))?;
+        if f.size > JSON_LIMIT {
+            return Err(format!(
+                "{what} {name} is implausibly large ({} bytes)",
+                f.size
+            ));
+        }
+        fs::read(&f.path).map_err(|e| format!("{what} {name}: {e}"))
+    };
+    let manifest_bytes = small("manifest.json", "the manifest")?;
+    let saved: Vec<SavedImage> = serde_json::from_slice(&manifest_bytes)
+        .map_err(|e| format!("manifest.json is not a docker save manifest: {e}"))?;
+    let image = match saved.as_slice() {
+        [one] => one,
+        [] => return Err("manifest.json names no image".into()),
+        more => {
+            return Err(format!(
+                "manifest.json names {} images; pack takes one",
+                more.len()
+            ))
+        }
+    };
+    let config_bytes = small(&image.config, "the config")?;
+    let config: serde_json::Value = serde_json::from_slice(&config_bytes)
+        .map_err(|e| format!("the config {} is not JSON: {e}", image.config))?;
+    let config_file = &files[&image.config];
+    if let Some(hex) = image.config.strip_prefix("blobs/sha256/") {
+        if config_file.digest != format!("sha256:{hex}") {
+            return Err(format!(
+                "the config {} has digest {}",
+                image.config, config_file.digest
+            ));
+        }
+    }
+    let diff_ids: Vec<&str> = config["rootfs"]["diff_ids"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|d| d.as_str()).collect())
+        .unwrap_or_default();
+    if diff_ids.len() != image.layers.len() {
+        return Err(format!(
+            "manifest.json lists {} layers but the config's rootfs.diff_ids has {}",
+            image.layers.len(),
+            diff_ids.len()
+        ));
+    }
+    let count = image.layers.len();
+    let mut layers = Vec::new();
+    for (i, (name, want)) in image.layers.iter().zip(&diff_ids).enumerate() {
+        let layer = files
+            .get(name)
+            .ok_or_else(|| format!("layer {} ({name}) is not in the archive", i + 1))?;
+        if layer.digest != *want {
+            return Err(format!(
+                "layer {} ({name}) has digest {} but the config's diff_ids[{i}] says {want}",
+                i + 1,
+                layer.digest
+            ));
+        }
+        println!(
+            "  Layer {}/{count}: {}... {} bytes",
+            i + 1,
+            layer.digest.get(..19).unwrap_or(&layer.digest),
+            layer.size
+        );
+        layers.push((layer.digest.clone(), layer.path.clone(), layer.size));
+    }
+    Ok(Pulled {
+        manifest_digest: format!("sha256:{}", hex(&Sha256::digest(&manifest_bytes))),
+        manifest_bytes,
+        config: (config_file.digest.clone(), config_file.path.clone()),
+        layers,
+    })
+}
+
+/// An unpacked rootfs directory as a one-layer image.
+fn pack_dir(dir: &Path, staging: &Path) -> Result<Pulled, String> {
+    let layer = staging.join("layer.tar");
+    {
+        let mut b = tar::Builder::new(File::create(&layer).map_err(|e| e.to_string())?);
+        b.follow_symlinks(false);
+        b.append_dir_all(".", dir).map_err(|e| e.to_string())?;
+        b.into_inner()
+            .and_then(|mut f| f.flush())
+            .map_err(|e| e.to_string())?;
+    }
+    let (digest, size) = stage(
+        &mut File::open(&layer).map_err(|e| e.to_string())?,
+        &staging.join("layer-copy"),
+    )
+    .map_err(|e| e.to_string())?;
+    let _ = fs::remove_file(staging.join("layer-copy"));
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [digest]},
+    }))
+    .map_err(|e| e.to_string())?;
+    let config_path = staging.join("config.json");
+    fs::write(&config_path, &config).map_err(|e| e.to_string())?;
+    let manifest_bytes = b"[]".to_vec();
+    Ok(Pulled {
+        manifest_digest: format!("sha256:{}", hex(&Sha256::digest(&manifest_bytes))),
+        manifest_bytes,
+        config: (
+            format!("sha256:{}", hex(&Sha256::digest(&config))),
+            config_path,
+        ),
+        layers: vec![(digest, layer, size)],
+    })
+}
+
+/// `a/./b/../c` -> `a/c`, for link targets inside an archive.
+fn normalize(path: &str) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                out.pop();
+            }
+            p => out.push(p),
+        }
+    }
+    out.join("/")
 }
 
 fn file_len(p: &Path) -> u64 {

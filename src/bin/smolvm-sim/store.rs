@@ -51,6 +51,9 @@ pub struct Behaviours {
     pub stderr_hostile: bool,
     pub die_after: Option<u64>,
     pub truncate: bool,
+    /// The archive's first header has a bad checksum.
+    #[serde(default)]
+    pub corrupt_header: bool,
     pub hang_after: Option<u64>,
     pub throttle: Option<u64>,
     pub synthetic_size: Option<u64>,
@@ -105,6 +108,9 @@ pub struct Config {
     pub pack_fail: Option<String>,
     /// `pack create` waits this long before pulling (to cancel a freeze during pack).
     pub pack_delay_secs: u64,
+    /// `pack create --image` also takes a `docker save` archive, `-` or a rootfs directory
+    /// (smolvm 1.32); off models smolvm 1.9, which takes only a registry reference.
+    pub pack_archive: bool,
 }
 
 impl Default for Config {
@@ -116,6 +122,7 @@ impl Default for Config {
             ls_fail: None,
             pack_fail: None,
             pack_delay_secs: 0,
+            pack_archive: true,
         }
     }
 }
@@ -128,6 +135,9 @@ impl Config {
         }
         if let Some(v) = env_switch("SMOLVM_SIM_STREAM_FLAG")? {
             self.stream_flag = v;
+        }
+        if let Some(v) = env_switch("SMOLVM_SIM_PACK_ARCHIVE")? {
+            self.pack_archive = v;
         }
         Ok(self)
     }

@@ -156,6 +156,58 @@ impl TarArgs {
 /// The source of an exec of tar on machine `rec`.
 pub fn source(rec: &MachineRecord, args: &[String]) -> io::Result<Source> {
     let t = rewrite(&rec.root, args);
+    let guest_file = t.file.clone().filter(|_| t.creating);
+    let mut src = source_of(rec, t)?;
+    if rec.sim.corrupt_header {
+        src.stdout = Box::new(CorruptFirstHeader {
+            inner: src.stdout,
+            at: 0,
+        });
+        if let Some(path) = guest_file {
+            let before = src.after_exit.take();
+            src.after_exit = Some(Box::new(move || {
+                if let Some(f) = before {
+                    f()?;
+                }
+                corrupt_file(&path)
+            }));
+        }
+    }
+    Ok(src)
+}
+
+/// The byte changed to corrupt a first header: the first digit of its mode field, so the
+/// name stays readable and the checksum no longer matches.
+const CORRUPT_AT: u64 = 100;
+
+struct CorruptFirstHeader {
+    inner: Box<dyn Read + Send>,
+    at: u64,
+}
+
+impl Read for CorruptFirstHeader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let end = self.at + n as u64;
+        if (self.at..end).contains(&CORRUPT_AT) {
+            buf[(CORRUPT_AT - self.at) as usize] ^= 1;
+        }
+        self.at = end;
+        Ok(n)
+    }
+}
+
+fn corrupt_file(path: &Path) -> io::Result<()> {
+    use std::io::{Seek, SeekFrom, Write};
+    let mut f = OpenOptions::new().read(true).write(true).open(path)?;
+    let mut b = [0u8; 1];
+    f.seek(SeekFrom::Start(CORRUPT_AT))?;
+    f.read_exact(&mut b)?;
+    f.seek(SeekFrom::Start(CORRUPT_AT))?;
+    f.write_all(&[b[0] ^ 1])
+}
+
+fn source_of(rec: &MachineRecord, t: TarArgs) -> io::Result<Source> {
     if let (Some(size), true) = (rec.sim.synthetic_size, t.creating) {
         return synthetic(rec, &t, size);
     }
