@@ -250,32 +250,40 @@ fn command_events_hold_real_argv_and_say_what_flows_in_or_out_apart() {
     let slug = format!("cmd-ev-{}", std::process::id());
     w.sim
         .create(&format!("bot-bottle-{slug}"), "running", Some(root.path()));
-    let out = w.run(&["freeze", &slug, "--json"]);
     let image = format!("bot-bottle-committed-{slug}:latest");
-    let _ = Command::new("docker").args(["rmi", "-f", &image]).output();
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let events = common::json_events(&out.stdout);
-    let commands: Vec<&serde_json::Value> =
-        events.iter().filter(|e| e["event"] == "command").collect();
-    assert!(commands.len() >= 3, "{commands:?}");
-    assert!(
-        commands.iter().any(|c| c["io"].is_string()),
-        "the build context and the pushed stream are described: {commands:?}"
-    );
-    for c in &commands {
-        let argv: Vec<&str> = c["argv"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|a| a.as_str().unwrap())
-            .collect();
-        assert!(
-            !argv.iter().any(|a| a.starts_with('<') || *a == "|"),
-            "not a real argv: {c}"
-        );
-        // Whatever bottle-freeze feeds or takes is said beside the argv.
-        let fed = argv[..2] == ["docker", "build"] || argv[..2] == ["docker", "save"];
-        assert_eq!(c["io"].is_string(), fed, "{c}");
+    // The one-pass build, then Docker's build with the registry push.
+    for (builder, least) in [("native", 2), ("docker", 4)] {
+        let out = w.run(&["freeze", &slug, "--json", "--builder", builder]);
+        let _ = Command::new("docker").args(["rmi", "-f", &image]).output();
+        assert!(out.status.success(), "{builder}: {}", text(&out.stderr));
+        let events = common::json_events(&out.stdout);
+        let commands: Vec<&serde_json::Value> =
+            events.iter().filter(|e| e["event"] == "command").collect();
+        assert!(commands.len() >= least, "{builder}: {commands:?}");
+        for c in &commands {
+            let argv: Vec<&str> = c["argv"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a.as_str().unwrap())
+                .collect();
+            assert!(
+                !argv.iter().any(|a| a.starts_with('<') || *a == "|"),
+                "{builder}: not a real argv: {c}"
+            );
+            // Whatever bottle-freeze feeds or takes is said beside the argv.
+            let fed = argv[..2] == ["docker", "build"] || argv[..2] == ["docker", "save"];
+            assert_eq!(c["io"].is_string(), fed, "{builder}: {c}");
+            if builder == "docker" && argv[..2] == ["docker", "build"] {
+                assert_eq!(argv.last(), Some(&"-"), "the context on stdin: {c}");
+            }
+        }
+        if builder == "docker" {
+            assert!(
+                commands.iter().any(|c| c["io"].is_string()),
+                "the build context and the pushed stream are described: {commands:?}"
+            );
+        }
     }
     w.assert_clean(root.path());
 }

@@ -387,7 +387,13 @@ fn variables_read() -> std::collections::BTreeSet<String> {
     );
     let mut vars = std::collections::BTreeSet::new();
     for text in texts {
-        for pat in ["env = \"", "var(\"", "var_os(\"", "Some(\"", "_ENV: &str = \""] {
+        for pat in [
+            "env = \"",
+            "var(\"",
+            "var_os(\"",
+            "Some(\"",
+            "_ENV: &str = \"",
+        ] {
             for (i, _) in text.match_indices(pat) {
                 // Set for children (the demo's simulator), not read.
                 if text[..i].ends_with("set_") {
