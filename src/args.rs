@@ -204,6 +204,14 @@ pub struct ExecTarOpts {
     /// Folder inside the guest for the guest-file transport's scratch archive.
     #[arg(long, default_value = "/tmp")]
     pub guest_scratch_dir: String,
+    /// Leave PATH out of the archive (repeatable): an absolute path in the guest, with all
+    /// below it, or a name matched anywhere (`.env`); passed to the guest's tar.
+    #[arg(long, value_name = "PATH")]
+    pub exclude: Vec<String>,
+    /// Refuse, instead of warning, when the root holds files named like credentials
+    /// (SSH keys, .aws/credentials, .npmrc, .env…).
+    #[arg(long)]
+    pub fail_on_secrets: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]

@@ -107,6 +107,9 @@ pub enum RunOutcome {
     },
     Failed(Failure),
     Cancelled,
+    /// Nothing was run: the request itself cannot be done (a resume of a record that
+    /// kept nothing, or is not there). Bad input, not a stage that failed.
+    Refused(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

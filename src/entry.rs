@@ -7,6 +7,13 @@ use std::process::ExitCode;
 use crate::args::{Cli, Command};
 use crate::config::Settings;
 
+// A closed stderr must not panic here either (see `cli/out.rs`).
+macro_rules! eprintln {
+    ($($arg:tt)*) => {
+        $crate::cli::out::write_err(format_args!($($arg)*))
+    };
+}
+
 /// The front end a command line asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FrontEnd {

@@ -70,6 +70,10 @@ pub struct Record {
     /// The registry we spawned, while it runs (to stop it after a crash).
     #[serde(default)]
     pub registry_pid: Option<u32>,
+    /// Proof that `registry_pid` is the registry we started (its start time and
+    /// executable): recovery kills nothing it cannot prove is ours.
+    #[serde(default)]
+    pub registry_stamp: Option<crate::proc_stamp::ProcessStamp>,
     /// The scratch archive in the guest, while it may exist.
     #[serde(default)]
     pub guest_scratch: Option<String>,
@@ -79,6 +83,10 @@ pub struct Record {
     /// The freeze this one resumed.
     #[serde(default)]
     pub resumed_from: Option<String>,
+    /// Files in the archive named like credential files (names only), once exec-tar has
+    /// listed them.
+    #[serde(default)]
+    pub credentials: Option<crate::secrets::Findings>,
     /// The image layer's digest (its diff_id), when the native build wrote it.
     #[serde(default)]
     pub layer_digest: Option<String>,
@@ -140,9 +148,11 @@ impl Record {
             pid: std::process::id(),
             temp_dir: None,
             registry_pid: None,
+            registry_stamp: None,
             guest_scratch: None,
             kept: None,
             resumed_from: None,
+            credentials: None,
             layer_digest: None,
             docker: None,
         }
@@ -202,7 +212,22 @@ pub enum HistoryError {
     },
     #[error("no freeze with id {0:?} in the history")]
     NotFound(String),
+    #[error("{path} is damaged: {why}")]
+    Damaged { path: PathBuf, why: String },
 }
+
+/// A record folder that could not be used, with why; `history` lists these instead of
+/// dropping them silently.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DamagedRecord {
+    /// The folder's name (escaped).
+    pub folder: String,
+    pub why: String,
+}
+
+/// A `record.json` larger than this is not read: a record is a few KiB, and its stderr
+/// is bounded when written, so anything this big was not written by us.
+pub const MAX_RECORD_BYTES: u64 = 8 << 20;
 
 /// The history folder of one state folder.
 #[derive(Debug, Clone)]
@@ -257,14 +282,24 @@ impl History {
             let path = path.to_path_buf();
             move |source| HistoryError::Write { path, source }
         };
-        std::fs::create_dir_all(&dir).map_err(werr(&dir))?;
+        // The records and logs hold the guest's file names and output: private.
+        crate::private::create_dir_all(&dir).map_err(werr(&dir))?;
         let path = dir.join("record.json");
         let tmp = dir.join(format!(".record.json.{}.tmp", std::process::id()));
         let json = serde_json::to_vec_pretty(record).map_err(|e| HistoryError::Write {
             path: path.clone(),
             source: std::io::Error::other(e),
         })?;
-        let mut f = std::fs::File::create(&tmp).map_err(werr(&tmp))?;
+        let mut f = {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)
+                .map_err(werr(&tmp))?
+        };
         f.write_all(&json).map_err(werr(&tmp))?;
         if durable {
             f.sync_all().map_err(werr(&tmp))?;
@@ -273,9 +308,12 @@ impl History {
         Ok(())
     }
 
+    /// The record in the folder `id`. Records are addressed by folder: one whose `id`
+    /// says otherwise is damaged (saving it would overwrite another run's record).
     pub fn load(&self, id: &str) -> Result<Record, HistoryError> {
+        use std::io::Read as _;
         let path = self.dir(id)?.join("record.json");
-        let bytes = std::fs::read(&path).map_err(|source| {
+        let read_err = |source: std::io::Error| {
             if source.kind() == std::io::ErrorKind::NotFound {
                 HistoryError::NotFound(id.to_string())
             } else {
@@ -284,16 +322,53 @@ impl History {
                     source,
                 }
             }
-        })?;
-        serde_json::from_slice(&bytes).map_err(|source| HistoryError::Parse { path, source })
+        };
+        let file = std::fs::File::open(&path).map_err(read_err)?;
+        let len = file.metadata().map_err(read_err)?.len();
+        if len > MAX_RECORD_BYTES {
+            return Err(HistoryError::Damaged {
+                path,
+                why: format!(
+                    "it is {} long, more than a record can be ({})",
+                    crate::format::bytes(len),
+                    crate::format::bytes(MAX_RECORD_BYTES)
+                ),
+            });
+        }
+        let mut bytes = Vec::new();
+        file.take(MAX_RECORD_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(read_err)?;
+        let record: Record =
+            serde_json::from_slice(&bytes).map_err(|source| HistoryError::Parse {
+                path: path.clone(),
+                source,
+            })?;
+        if record.id != id {
+            return Err(HistoryError::Damaged {
+                path,
+                why: format!(
+                    "its id {:?} is not its folder's name",
+                    crate::sanitize::escape_str(&record.id)
+                ),
+            });
+        }
+        Ok(record)
     }
 
     /// Every readable record, newest first. Unreadable ones are skipped: one damaged
-    /// folder must not hide the rest.
+    /// folder must not hide the rest ([`History::list_all`] names them).
     pub fn list(&self) -> Result<Vec<Record>, HistoryError> {
+        Ok(self.list_all()?.0)
+    }
+
+    /// Every readable record, newest first, and the folders holding damaged ones.
+    pub fn list_all(&self) -> Result<(Vec<Record>, Vec<DamagedRecord>), HistoryError> {
         let entries = match std::fs::read_dir(&self.root) {
             Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok((Vec::new(), Vec::new()))
+            }
             Err(source) => {
                 return Err(HistoryError::Read {
                     path: self.root.clone(),
@@ -301,13 +376,40 @@ impl History {
                 })
             }
         };
-        let mut records: Vec<Record> = entries
-            .filter_map(|e| e.ok())
-            .filter_map(|e| e.file_name().to_str().map(str::to_string))
-            .filter_map(|id| self.load(&id).ok())
-            .collect();
+        let mut records = Vec::new();
+        let mut damaged = Vec::new();
+        for entry in entries.filter_map(|e| e.ok()) {
+            if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            let name = entry.file_name();
+            let shown = crate::sanitize::escape_str(&name.to_string_lossy());
+            let Some(id) = name.to_str() else {
+                damaged.push(DamagedRecord {
+                    folder: shown,
+                    why: "its name is not UTF-8".into(),
+                });
+                continue;
+            };
+            match self.load(id) {
+                Ok(r) => records.push(r),
+                // A folder without a record yet (a run writing its first one) is no damage.
+                Err(HistoryError::NotFound(_)) => {}
+                Err(e) => damaged.push(DamagedRecord {
+                    folder: shown,
+                    why: match e {
+                        HistoryError::Damaged { why, .. } => why,
+                        HistoryError::Parse { source, .. } => {
+                            format!("record.json does not parse ({source})")
+                        }
+                        other => other.to_string(),
+                    },
+                }),
+            }
+        }
         records.sort_by(|a, b| b.started_at_ms.cmp(&a.started_at_ms).then(b.id.cmp(&a.id)));
-        Ok(records)
+        damaged.sort_by(|a, b| a.folder.cmp(&b.folder));
+        Ok((records, damaged))
     }
 
     /// The full log of one stage, or None when the stage wrote none.
@@ -377,6 +479,47 @@ mod tests {
         std::fs::write(h.root().join("bad-1/record.json"), b"{half").unwrap();
         assert_eq!(h.list().unwrap().len(), 1);
         assert!(matches!(h.load("bad-1"), Err(HistoryError::Parse { .. })));
+        let (_, damaged) = h.list_all().unwrap();
+        assert_eq!(damaged.len(), 1);
+        assert_eq!(damaged[0].folder, "bad-1");
+    }
+
+    #[test]
+    fn a_record_whose_id_is_not_its_folder_is_damaged_and_never_saved_over_another() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = History::new(dir.path());
+        let mut b = Record::new("run-b", Kind::Freeze, "bot-bottle-b", "b");
+        b.outcome = Outcome::Succeeded;
+        h.save(&b).unwrap();
+        // Folder "run-a" holds a record claiming to be "run-b".
+        let mut forged = Record::new("run-b", Kind::Freeze, "bot-bottle-a", "a");
+        forged.outcome = Outcome::Running;
+        std::fs::create_dir_all(h.root().join("run-a")).unwrap();
+        std::fs::write(
+            h.root().join("run-a/record.json"),
+            serde_json::to_vec(&forged).unwrap(),
+        )
+        .unwrap();
+        assert!(matches!(h.load("run-a"), Err(HistoryError::Damaged { .. })));
+        let (records, damaged) = h.list_all().unwrap();
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0].machine, "bot-bottle-b");
+        assert_eq!(damaged.len(), 1);
+        assert!(
+            damaged[0].why.contains("not its folder"),
+            "{:?}",
+            damaged[0]
+        );
+    }
+
+    #[test]
+    fn an_oversized_record_is_damaged_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = History::new(dir.path());
+        std::fs::create_dir_all(h.root().join("huge")).unwrap();
+        let f = std::fs::File::create(h.root().join("huge/record.json")).unwrap();
+        f.set_len(MAX_RECORD_BYTES + 1).unwrap();
+        assert!(matches!(h.load("huge"), Err(HistoryError::Damaged { .. })));
     }
 
     #[test]

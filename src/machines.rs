@@ -39,6 +39,9 @@ pub struct BottleMachine {
     pub machine: Machine,
     /// The validated slug, or why this name cannot be frozen.
     pub slug: Result<Slug, String>,
+    /// How many machines `machine ls` listed under this name: more than one is ambiguous,
+    /// and such a machine is not frozen.
+    pub listed: usize,
 }
 
 impl BottleMachine {
@@ -46,6 +49,7 @@ impl BottleMachine {
     pub fn refusal(&self) -> Option<String> {
         match &self.slug {
             Err(why) => Some(format!("unsafe machine name: {why}")),
+            Ok(_) if self.listed > 1 => Some(ambiguous(&self.machine.name, self.listed)),
             Ok(_) if !self.machine.is_running() => Some(format!(
                 "machine is {}, only running machines are frozen",
                 self.machine
@@ -64,6 +68,24 @@ impl BottleMachine {
     }
 }
 
+fn ambiguous(name: &str, count: usize) -> String {
+    format!(
+        "smolvm lists {count} machines named {}: which one a freeze would read is ambiguous",
+        crate::sanitize::escape_str(name)
+    )
+}
+
+/// The one machine named `name`: None when there is none, an error saying so when
+/// `machine ls` lists the name more than once (the first entry must not decide).
+pub fn find_unique<'a>(machines: &'a [Machine], name: &str) -> Result<Option<&'a Machine>, String> {
+    let mut same = machines.iter().filter(|m| m.name == name);
+    let first = same.next();
+    match same.count() {
+        0 => Ok(first),
+        more => Err(ambiguous(name, more + 1)),
+    }
+}
+
 /// Parses `machine ls --json` output.
 pub fn parse_ls_json(stdout: &[u8]) -> Result<Vec<Machine>, serde_json::Error> {
     serde_json::from_slice(stdout)
@@ -71,6 +93,10 @@ pub fn parse_ls_json(stdout: &[u8]) -> Result<Vec<Machine>, serde_json::Error> {
 
 /// Keeps the machines named `<prefix><slug>`; non-running ones only when `all`.
 pub fn bottle_machines(machines: Vec<Machine>, prefix: &str, all: bool) -> Vec<BottleMachine> {
+    let mut counts = std::collections::HashMap::<String, usize>::new();
+    for m in &machines {
+        *counts.entry(m.name.clone()).or_default() += 1;
+    }
     let mut out: Vec<BottleMachine> = machines
         .into_iter()
         .filter_map(|m| {
@@ -79,7 +105,12 @@ pub fn bottle_machines(machines: Vec<Machine>, prefix: &str, all: bool) -> Vec<B
                 NameKind::Bottle(s) => Ok(s),
                 NameKind::Refused(why) => Err(why),
             };
-            Some(BottleMachine { machine: m, slug })
+            let listed = counts.get(&m.name).copied().unwrap_or(1);
+            Some(BottleMachine {
+                machine: m,
+                slug,
+                listed,
+            })
         })
         .filter(|b| all || b.machine.is_running())
         .collect();
@@ -95,7 +126,7 @@ pub async fn list(smolvm: &Smolvm) -> Result<Vec<Machine>, SmolvmError> {
     parse_ls_json(&out.stdout).map_err(|e| SmolvmError::Malformed {
         command: smolvm.display(&args),
         error: e.to_string(),
-        head: escape_bytes(&out.stdout[..out.stdout.len().min(200)]),
+        head: escape_bytes(&out.stdout[..out.stdout.len().min(200)]) + &out.held_open_note(),
     })
 }
 
@@ -185,5 +216,28 @@ mod tests {
             .find(|b| b.machine.name == "bot-bottle-old")
             .unwrap();
         assert!(stopped.refusal().unwrap().contains("stopped"));
+    }
+
+    #[test]
+    fn a_name_listed_twice_is_ambiguous_and_not_freezable() {
+        let ls = r#"[{"name":"bot-bottle-web","state":"running"},
+                     {"name":"bot-bottle-web","state":"stopped"},
+                     {"name":"bot-bottle-ok","state":"running"}]"#;
+        let ms = parse_ls_json(ls.as_bytes()).unwrap();
+        let err = find_unique(&ms, "bot-bottle-web").unwrap_err();
+        assert!(err.contains("2 machines named bot-bottle-web"), "{err}");
+        assert!(find_unique(&ms, "bot-bottle-ok").unwrap().is_some());
+        assert!(find_unique(&ms, "bot-bottle-none").unwrap().is_none());
+        let all = bottle_machines(ms, "bot-bottle-", true);
+        let web: Vec<_> = all
+            .iter()
+            .filter(|b| b.machine.name == "bot-bottle-web")
+            .collect();
+        assert_eq!(web.len(), 2);
+        for b in web {
+            assert!(b.refusal().unwrap().contains("ambiguous"));
+        }
+        let ok = all.iter().find(|b| b.machine.name == "bot-bottle-ok");
+        assert_eq!(ok.unwrap().refusal(), None);
     }
 }

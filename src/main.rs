@@ -16,6 +16,9 @@ fn main() -> ExitCode {
         // Exits with the simulator's status.
         sim::main();
     }
+    // Everything this process and its children write (archives, images' layers in the
+    // registry, artifacts, logs) holds the guest's data: private whatever the umask.
+    bottle_freeze::private::private_umask();
     bottle_freeze::entry::complete_if_asked();
     use bottle_freeze::args::{command, Cli};
     // The matches are kept beside the parsed struct: they say which values were given

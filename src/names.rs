@@ -10,8 +10,9 @@ pub const DEFAULT_PREFIX: &str = "bot-bottle-";
 
 const MAX_SLUG_LEN: usize = 63;
 
-/// A validated slug: 1–63 characters of `[a-z0-9-_.]`, starting with a letter or digit.
-/// Lowercase only because it becomes part of a Docker image name.
+/// A validated slug: 1–63 characters of `[a-z0-9-_.]`, starting and ending with a letter or
+/// digit, that Docker accepts in an image name (`bot-bottle-committed-<slug>`): Docker's
+/// reference grammar for a path component, `[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(transparent)]
 pub struct Slug(String);
@@ -42,6 +43,12 @@ impl Slug {
         if s.contains("..") {
             return Err("the slug contains '..'".into());
         }
+        if !is_docker_path_component(s) {
+            return Err(format!(
+                "the slug {s:?} cannot be part of a Docker image name (it must end with a letter or digit, \
+                 and separators are one '.', one or two '_', or dashes, between letters and digits)"
+            ));
+        }
         Ok(Slug(s.to_string()))
     }
 
@@ -53,6 +60,44 @@ impl Slug {
 impl fmt::Display for Slug {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+/// Whether `s` is one path component of a Docker image name:
+/// `[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*` (distribution's reference grammar). A slug that
+/// fails it would stream the whole root and then fail at build with "invalid reference format".
+pub fn is_docker_path_component(s: &str) -> bool {
+    let b = s.as_bytes();
+    let alnum = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    let mut i = 0;
+    loop {
+        // One run of letters and digits.
+        let start = i;
+        while i < b.len() && alnum(b[i]) {
+            i += 1;
+        }
+        if i == start {
+            return false;
+        }
+        if i == b.len() {
+            return true;
+        }
+        // One separator: '.', '_', '__' or any number of '-'.
+        match b[i] {
+            b'.' => i += 1,
+            b'_' => {
+                i += 1;
+                if b.get(i) == Some(&b'_') {
+                    i += 1;
+                }
+            }
+            b'-' => {
+                while b.get(i) == Some(&b'-') {
+                    i += 1;
+                }
+            }
+            _ => return false,
+        }
     }
 }
 
@@ -106,6 +151,13 @@ mod tests {
             "A",
             ".hidden",
             "x..y",
+            // Docker cannot tag these (issue 12, item 16).
+            "rt-",
+            "rt.",
+            "rt___x",
+            "rt._x",
+            "rt_-x",
+            "rt-.x",
             &"a".repeat(300),
         ] {
             let name = format!("bot-bottle-{bad}");
@@ -114,6 +166,31 @@ mod tests {
                 "{bad:?} was accepted"
             );
         }
+    }
+
+    #[test]
+    fn docker_path_component_grammar() {
+        for ok in [
+            "a",
+            "rt",
+            "a.b",
+            "a_b",
+            "a__b",
+            "a-b",
+            "a---b",
+            "1-2.3_4__5",
+            "web01",
+        ] {
+            assert!(is_docker_path_component(ok), "{ok:?} refused");
+            assert!(Slug::parse(ok).is_ok(), "{ok:?} refused as a slug");
+        }
+        for bad in [
+            "", "-", "a-", "a.", "a_", "a___b", "a._b", "a.-b", "a..b", "_a", "A",
+        ] {
+            assert!(!is_docker_path_component(bad), "{bad:?} accepted");
+        }
+        let why = Slug::parse("rt-").unwrap_err();
+        assert!(why.contains("Docker image name"), "{why}");
     }
 
     #[test]

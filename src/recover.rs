@@ -30,8 +30,13 @@ pub async fn recover_interrupted(state_dir: &Path, smolvm: &Smolvm) -> Vec<Strin
         };
         let mut cleaned = Vec::new();
         if let Some(pid) = rec.registry_pid.take() {
-            if kill_if_ours(pid, rec.temp_dir.as_deref()) {
-                cleaned.push(format!("stopped its registry (pid {pid})"));
+            let stamp = rec.registry_stamp.take();
+            match kill_if_ours(pid, stamp.as_ref(), rec.temp_dir.as_deref()) {
+                Proof::Killed => cleaned.push(format!("stopped its registry (pid {pid})")),
+                Proof::Gone => {}
+                Proof::NotOurs(why) => {
+                    cleaned.push(format!("left pid {pid} alone ({why})"));
+                }
             }
         }
         if let Some(t) = rec.temp_dir.take() {
@@ -73,20 +78,48 @@ pub async fn recover_interrupted(state_dir: &Path, smolvm: &Smolvm) -> Vec<Strin
     said
 }
 
-/// Kills `pid` only when its command line names the run's temp folder (the registry's
-/// config lives there), so a reused pid is never touched.
-fn kill_if_ours(pid: u32, temp: Option<&Path>) -> bool {
-    let Some(temp) = temp else { return false };
-    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
-        return false;
+/// What recovery found at a recorded registry pid.
+#[derive(Debug, PartialEq)]
+enum Proof {
+    Killed,
+    /// Nothing runs there any more (the registry died with us, as it should).
+    Gone,
+    /// Something runs there that cannot be proved to be our registry.
+    NotOurs(&'static str),
+}
+
+/// Kills `pid` only when it is provably the registry this run started: the same start
+/// time and executable as recorded when it was spawned, and a command line naming a
+/// file directly inside the run's own temp folder (one that [`is_our_temp`] accepts).
+/// Records are data on disk and may be stale or edited; a pid alone proves nothing.
+fn kill_if_ours(
+    pid: u32,
+    stamp: Option<&crate::proc_stamp::ProcessStamp>,
+    temp: Option<&Path>,
+) -> Proof {
+    use crate::proc_stamp::{cmdline, ProcessStamp};
+    if ProcessStamp::of(pid).is_none() {
+        return Proof::Gone;
+    }
+    let Some(stamp) = stamp.filter(|s| s.pid == pid) else {
+        return Proof::NotOurs("the record holds no proof of which process it started");
     };
-    let needle = temp.to_string_lossy();
-    if !String::from_utf8_lossy(&cmdline).contains(needle.as_ref()) {
-        return false;
+    if !stamp.is_alive_and_same() {
+        return Proof::NotOurs("it is not the process that was started");
+    }
+    let Some(temp) = temp.filter(|t| t.is_absolute() && is_our_temp(t)) else {
+        return Proof::NotOurs("the record names no temp folder of ours");
+    };
+    let names_temp = cmdline(pid)
+        .unwrap_or_default()
+        .iter()
+        .any(|arg| arg.parent() == Some(temp));
+    if !names_temp {
+        return Proof::NotOurs("its command line does not name the run's temp folder");
     }
     let pid = nix::unistd::Pid::from_raw(pid as i32);
     // The registry leads its own process group.
     let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGKILL);
     let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-    true
+    Proof::Killed
 }

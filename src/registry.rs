@@ -125,7 +125,8 @@ impl SpawnedRegistry {
             move |source| RegistryError::Folder { path, source }
         };
         let storage = dir.join("registry-storage");
-        std::fs::create_dir_all(&storage).map_err(folder_err(&storage))?;
+        // The blobs are the guest's root: private, like the folder holding them.
+        crate::private::create_dir_all(&storage).map_err(folder_err(&storage))?;
         let config_path = dir.join(format!("registry-{attempt}.yml"));
         std::fs::write(&config_path, config_yaml(&storage, addr))
             .map_err(folder_err(&config_path))?;
@@ -139,6 +140,14 @@ impl SpawnedRegistry {
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_err);
+        // SAFETY: umask is async-signal-safe and touches no memory of the parent. The
+        // registry writes its blobs 0644 under the default umask; ours makes them 0600.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::umask(0o077);
+                Ok(())
+            });
+        }
         let child = GroupChild::spawn(&mut cmd).map_err(|source| RegistryError::Spawn {
             bin: bin.display().to_string(),
             source,
@@ -190,6 +199,12 @@ impl SpawnedRegistry {
 
     pub fn pid(&self) -> Option<u32> {
         self.child.id()
+    }
+
+    /// The registry's pid with its start time and executable, for the record: recovery
+    /// after a crash kills only a process that still matches it.
+    pub fn stamp(&self) -> Option<crate::proc_stamp::ProcessStamp> {
+        crate::proc_stamp::ProcessStamp::of(self.child.id()?)
     }
 
     /// The last lines of the registry's own log, for error messages.

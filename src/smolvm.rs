@@ -42,13 +42,87 @@ pub enum SmolvmError {
     },
     #[error("`{command}` did not answer within {secs} s")]
     Timeout { command: String, secs: u64 },
+    #[error("`{command}` printed more than {} on stdout; refusing to read more (a machine list is a few KiB per machine)", crate::format::bytes(*.limit))]
+    TooLarge { command: String, limit: u64 },
 }
+
+/// The most a short query may print on stdout before it is refused.
+pub const MAX_QUERY_STDOUT: u64 = 64 << 20;
+/// How much of a query's stderr is kept: this much of its start and as much of its end.
+pub const QUERY_STDERR_KEEP: usize = 32 << 10;
+/// How long the output of a query that has exited may stay open (held by a process it
+/// left behind) before what arrived is taken as its answer.
+const LINGER_GRACE: Duration = Duration::from_secs(1);
 
 /// Output of a finished query.
 pub struct QueryOutput {
     pub code: i32,
     pub stdout: Vec<u8>,
+    /// At most twice [`QUERY_STDERR_KEEP`] bytes: the start and the end, with a line
+    /// saying how much was dropped between them.
     pub stderr: Vec<u8>,
+    /// smolvm exited, but a process it started kept its output open: what was read
+    /// until then is all there is.
+    pub held_open: bool,
+}
+
+impl QueryOutput {
+    /// A note for error messages when the output may be incomplete.
+    pub fn held_open_note(&self) -> String {
+        if self.held_open {
+            format!(
+                " (smolvm exited with status {}, but a process it started kept its output open; this is what it printed before)",
+                self.code
+            )
+        } else {
+            String::new()
+        }
+    }
+}
+
+/// The start and the end of a stream, with a count of what was dropped between them.
+#[derive(Debug, Default)]
+pub struct HeadTail {
+    head: Vec<u8>,
+    tail: std::collections::VecDeque<u8>,
+    dropped: u64,
+    keep: usize,
+}
+
+impl HeadTail {
+    pub fn new(keep: usize) -> HeadTail {
+        HeadTail {
+            keep,
+            ..HeadTail::default()
+        }
+    }
+
+    pub fn push(&mut self, mut bytes: &[u8]) {
+        let room = self.keep - self.head.len();
+        let n = room.min(bytes.len());
+        self.head.extend_from_slice(&bytes[..n]);
+        bytes = &bytes[n..];
+        if bytes.len() >= self.keep {
+            self.dropped += (self.tail.len() + bytes.len() - self.keep) as u64;
+            self.tail.clear();
+            bytes = &bytes[bytes.len() - self.keep..];
+        }
+        let over = (self.tail.len() + bytes.len()).saturating_sub(self.keep);
+        self.tail.drain(..over);
+        self.dropped += over as u64;
+        self.tail.extend(bytes);
+    }
+
+    pub fn into_bytes(self) -> Vec<u8> {
+        let mut v = self.head;
+        if self.dropped > 0 {
+            v.extend_from_slice(
+                format!("\n[… {} dropped …]\n", crate::format::bytes(self.dropped)).as_bytes(),
+            );
+        }
+        v.extend(self.tail);
+        v
+    }
 }
 
 impl Smolvm {
@@ -108,42 +182,118 @@ impl Smolvm {
     }
 
     /// Runs a short command to completion, capturing its output, within the query timeout.
+    /// Its stdout may be at most [`MAX_QUERY_STDOUT`]; of its stderr the start and the end
+    /// are kept. Its exit is awaited apart from the end of its output: a process it left
+    /// behind may hold the pipes open, and that is not a command that did not answer.
     pub async fn query(&self, args: &[&str]) -> Result<QueryOutput, SmolvmError> {
+        use tokio::io::AsyncReadExt;
         let mut cmd = self.command(args);
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = GroupChild::spawn(&mut cmd).map_err(|e| self.spawn_error(e))?;
         let (mut out, mut err) = (child.inner().stdout.take(), child.inner().stderr.take());
-        let collect = async {
-            use tokio::io::AsyncReadExt;
-            let mut o = Vec::new();
-            let mut e = Vec::new();
-            // Both pipes at once: a child blocked on a full stderr pipe stops writing stdout.
+        // Shared with the reads below, which may still be pending when a process left
+        // behind holds the pipes; locked only between awaits.
+        let stdout = std::sync::Mutex::new(Vec::new());
+        let stderr = std::sync::Mutex::new(HeadTail::new(QUERY_STDERR_KEEP));
+        let too_large = std::sync::atomic::AtomicBool::new(false);
+        // Both pipes at once: a child blocked on a full stderr pipe stops writing stdout.
+        let reads = async {
             let read_o = async {
-                if let Some(s) = out.as_mut() {
-                    let _ = s.read_to_end(&mut o).await;
+                let mut buf = vec![0u8; 64 << 10];
+                while let Some(s) = out.as_mut() {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            let mut o = stdout.lock().unwrap_or_else(|p| p.into_inner());
+                            if (o.len() + n) as u64 > MAX_QUERY_STDOUT {
+                                too_large.store(true, std::sync::atomic::Ordering::Relaxed);
+                                // Closing the pipe stops a writer that would block on it.
+                                out = None;
+                                break;
+                            }
+                            o.extend_from_slice(&buf[..n]);
+                        }
+                    }
                 }
             };
             let read_e = async {
-                if let Some(s) = err.as_mut() {
-                    let _ = s.read_to_end(&mut e).await;
+                let mut buf = vec![0u8; 64 << 10];
+                while let Some(s) = err.as_mut() {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => stderr
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push(&buf[..n]),
+                    }
                 }
             };
             tokio::join!(read_o, read_e);
-            let status = child.wait().await;
-            (status, o, e)
         };
-        match tokio::time::timeout(self.query_timeout, collect).await {
-            Ok((Ok(status), stdout, stderr)) => Ok(QueryOutput {
-                code: status_code(&status),
-                stdout,
-                stderr,
-            }),
-            Ok((Err(e), _, _)) => Err(self.spawn_error(e)),
-            Err(_) => Err(SmolvmError::Timeout {
-                command: self.display(args),
-                secs: self.query_timeout.as_secs(),
-            }),
+        tokio::pin!(reads);
+        let deadline = tokio::time::Instant::now() + self.query_timeout;
+        let timeout = || SmolvmError::Timeout {
+            command: self.display(args),
+            secs: self.query_timeout.as_secs(),
+        };
+        let mut status = None;
+        let mut read_all = false;
+        let mut held_open = false;
+        while !read_all || status.is_none() {
+            // Once it has exited, its output gets a short grace to end.
+            let until = match status {
+                Some(_) => deadline.min(tokio::time::Instant::now() + LINGER_GRACE),
+                None => deadline,
+            };
+            tokio::select! {
+                () = &mut reads, if !read_all => {
+                    read_all = true;
+                    if too_large.load(std::sync::atomic::Ordering::Relaxed) {
+                        child.kill_and_wait().await;
+                        return Err(SmolvmError::TooLarge {
+                            command: self.display(args),
+                            limit: MAX_QUERY_STDOUT,
+                        });
+                    }
+                }
+                s = child.wait(), if status.is_none() => {
+                    status = Some(s.map_err(|e| self.spawn_error(e))?);
+                }
+                () = tokio::time::sleep_until(until) => {
+                    if too_large.load(std::sync::atomic::Ordering::Relaxed) {
+                        child.kill_and_wait().await;
+                        return Err(SmolvmError::TooLarge {
+                            command: self.display(args),
+                            limit: MAX_QUERY_STDOUT,
+                        });
+                    }
+                    if status.is_none() {
+                        return Err(timeout());
+                    }
+                    // It exited; what it left behind in its process group holds the pipes.
+                    // Stop that, and take what was read as the answer.
+                    child.kill_group();
+                    held_open = true;
+                    tracing::warn!(
+                        command = %self.display(args),
+                        "smolvm exited but a process it started kept its output open"
+                    );
+                    let _ = tokio::time::timeout(LINGER_GRACE, &mut reads).await;
+                    break;
+                }
+            }
         }
+        let Some(status) = status else {
+            return Err(timeout());
+        };
+        let stdout = std::mem::take(&mut *stdout.lock().unwrap_or_else(|p| p.into_inner()));
+        let stderr = std::mem::take(&mut *stderr.lock().unwrap_or_else(|p| p.into_inner()));
+        Ok(QueryOutput {
+            code: status_code(&status),
+            stdout,
+            stderr: stderr.into_bytes(),
+            held_open,
+        })
     }
 
     /// Runs a query that must succeed.
@@ -153,7 +303,7 @@ impl Smolvm {
             return Err(SmolvmError::Failed {
                 command: self.display(args),
                 code: out.code,
-                stderr: stderr_or_placeholder(&out.stderr),
+                stderr: stderr_or_placeholder(&out.stderr) + &out.held_open_note(),
             });
         }
         Ok(out)
@@ -174,5 +324,27 @@ pub fn stderr_or_placeholder(stderr: &[u8]) -> String {
         "<no stderr>".to_string()
     } else {
         escape_bytes(trimmed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn head_tail_keeps_both_ends_and_counts_the_rest() {
+        let mut h = HeadTail::new(4);
+        h.push(b"ab");
+        h.push(b"cdefgh");
+        h.push(b"ij");
+        h.push(b"klmnopqrst");
+        h.push(b"uv");
+        let text = String::from_utf8(h.into_bytes()).unwrap();
+        assert!(text.starts_with("abcd"), "{text}");
+        assert!(text.ends_with("stuv"), "{text}");
+        assert!(text.contains("14 B dropped"), "{text}");
+        let mut small = HeadTail::new(4);
+        small.push(b"abcdef");
+        assert_eq!(small.into_bytes(), b"abcdef");
     }
 }

@@ -18,13 +18,20 @@ pub fn run(state_dir: &std::path::Path, args: &HistoryArgs) -> ExitCode {
 }
 
 fn list(h: &History, json: bool) -> ExitCode {
-    let records = match h.list() {
+    let (records, damaged) = match h.list_all() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("bottle-freeze: {e}");
             return ExitCode::from(2);
         }
     };
+    for d in &damaged {
+        eprintln!(
+            "bottle-freeze: damaged record {} (not listed): {}",
+            h.root().join(&d.folder).display(),
+            d.why
+        );
+    }
     if json {
         return print_json(&records);
     }
@@ -126,6 +133,15 @@ fn show(h: &History, id: &str, json: bool) -> ExitCode {
     }
     for w in &record.warnings {
         println!("warning   {w}");
+    }
+    if let Some(found) = record.credentials.as_ref().filter(|f| !f.is_empty()) {
+        println!("\nfiles named like credentials (names only; --exclude PATH leaves them out):");
+        for c in &found.listed {
+            println!("  {}  ({})", c.path, c.kind);
+        }
+        if found.more > 0 {
+            println!("  … and {} more", found.more);
+        }
     }
     println!("\nstages:");
     for s in &record.stages {

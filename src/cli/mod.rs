@@ -2,6 +2,10 @@
 //! man. It is handed the resolved [`Settings`] by the entry (`src/entry.rs`) and knows
 //! nothing of the dashboard.
 
+// First: its macros replace std's printing ones in the modules below (see out.rs).
+#[macro_use]
+pub mod out;
+
 pub mod complete;
 mod history;
 mod list;
@@ -28,20 +32,10 @@ fn completions(shell: crate::args::CompletionShell) -> ExitCode {
     }
 }
 
-/// Writes the man page.
+/// Writes the man page (quietly stopping when stdout's reader is gone).
 fn man() -> ExitCode {
-    use std::io::Write as _;
-    let mut out = std::io::stdout().lock();
-    match out
-        .write_all(man::page().as_bytes())
-        .and_then(|()| out.flush())
-    {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("bottle-freeze: cannot write the man page: {e}");
-            ExitCode::from(2)
-        }
-    }
+    out::write_out_bytes(man::page().as_bytes());
+    ExitCode::SUCCESS
 }
 
 /// The commands answered before the configuration is read, if `command` is one.

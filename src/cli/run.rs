@@ -186,6 +186,11 @@ fn report(
             }
             ExitCode::from(EXIT_FAILED)
         }
+        RunOutcome::Refused(why) => {
+            // Said even with --json: no event describes a run that never started.
+            eprintln!("bottle-freeze: cannot resume: {why}");
+            ExitCode::from(2)
+        }
         RunOutcome::Cancelled => {
             if !json {
                 eprintln!(

@@ -36,6 +36,8 @@ pub(super) struct FreezeSection {
     pub(super) user: Option<String>,
     pub(super) workdir: Option<String>,
     pub(super) push_via: Option<PushViaArg>,
+    pub(super) exclude: Option<Vec<String>>,
+    pub(super) fail_on_secrets: Option<bool>,
     pub(super) builder: Option<BuilderArg>,
     pub(super) push_to: Option<String>,
 }
@@ -85,6 +87,8 @@ const FREEZE_KEYS: &[&str] = &[
     "user",
     "workdir",
     "push_via",
+    "exclude",
+    "fail_on_secrets",
     "builder",
     "push_to",
 ];

@@ -70,6 +70,9 @@ pub struct Settings {
     pub log_level: String,
     pub transport: TransportArg,
     pub guest_scratch_dir: String,
+    /// Paths left out of the archive (`--exclude`, `[freeze] exclude`).
+    pub exclude: Vec<String>,
+    pub fail_on_secrets: bool,
     pub user: String,
     pub workdir: String,
     pub push_via: PushViaArg,
@@ -187,6 +190,8 @@ impl Settings {
                 TransportArg::GuestFile => TransportChoice::GuestFile,
             },
             guest_scratch_dir: self.guest_scratch_dir.clone(),
+            exclude: self.exclude.clone(),
+            fail_on_secrets: self.fail_on_secrets,
             user: self.user.clone(),
             workdir: self.workdir.clone(),
             registry: match &self.registry {

@@ -40,6 +40,11 @@ impl ToToml for f64 {
         toml::Value::Float(*self)
     }
 }
+impl ToToml for Vec<String> {
+    fn to_toml(&self) -> toml::Value {
+        toml::Value::Array(self.iter().cloned().map(toml::Value::String).collect())
+    }
+}
 impl ToToml for bool {
     fn to_toml(&self) -> toml::Value {
         toml::Value::Boolean(*self)
@@ -109,6 +114,24 @@ impl Resolver<'_> {
             if let Ok(Some(v)) = m.try_get_one::<T>(id) {
                 if m.value_source(id) == Some(ValueSource::CommandLine) {
                     return Some(v.clone());
+                }
+            }
+        }
+        None
+    }
+
+    /// A repeatable flag's values given on the command line (all of them), looked up as
+    /// [`Resolver::flag`] does.
+    fn flags(&self, id: &str) -> Option<Vec<String>> {
+        let top = self.matches?;
+        let mut chain = vec![top];
+        if let Some((_, sub)) = top.subcommand() {
+            chain.insert(0, sub);
+        }
+        for m in chain {
+            if let Ok(Some(v)) = m.try_get_many::<String>(id) {
+                if m.value_source(id) == Some(ValueSource::CommandLine) {
+                    return Some(v.cloned().collect());
                 }
             }
         }
@@ -345,6 +368,54 @@ impl Settings {
                 Some("/tmp".into()),
             )
             .unwrap_or_else(|| "/tmp".into());
+        // A list: the flags given replace the file's list, as any flag replaces a value.
+        let exclude_flags = r.flags("exclude");
+        let exclude_spec = spec(
+            "freeze",
+            "exclude",
+            Some(("exclude", "--exclude")),
+            None,
+            "paths left out of the archive: absolute guest paths (with all below them) or names matched anywhere",
+        );
+        let exclude = match exclude_flags {
+            Some(v) => {
+                r.entries.push(Entry {
+                    section: exclude_spec.section,
+                    key: exclude_spec.key,
+                    value: Some(v.to_toml()),
+                    source: Source::Flag("--exclude"),
+                    help: exclude_spec.help,
+                });
+                v
+            }
+            None => {
+                let spec = Spec {
+                    arg: None,
+                    ..exclude_spec
+                };
+                r.pick(
+                    spec,
+                    |v| Ok(vec![v.to_string()]),
+                    f.freeze.exclude,
+                    Some(Vec::new()),
+                )
+                .unwrap_or_default()
+            }
+        };
+        let fail_on_secrets = r
+            .pick(
+                spec(
+                    "freeze",
+                    "fail_on_secrets",
+                    Some(("fail_on_secrets", "--fail-on-secrets")),
+                    None,
+                    "refuse, instead of warning, when the root holds files named like credentials",
+                ),
+                num::<bool>,
+                f.freeze.fail_on_secrets,
+                Some(false),
+            )
+            .unwrap_or(false);
         let user = r
             .pick(
                 spec(
@@ -552,6 +623,8 @@ impl Settings {
             log_level,
             transport,
             guest_scratch_dir,
+            exclude,
+            fail_on_secrets,
             user,
             workdir,
             push_via,

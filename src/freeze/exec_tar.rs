@@ -19,7 +19,7 @@ use crate::freeze::events::{Failure, OutputStream, Progress, Stage, Transport, P
 use crate::freeze::image_archive::{self, ImageArchive, ImageSpec};
 use crate::freeze::report::{Emitter, Reporter, Throttle};
 use crate::freeze::stream_copy::{copy_archive, Copied, CopyOptions};
-use crate::freeze::tar_scan::scan_file_warnings;
+use crate::freeze::tar_scan::scan_file_full;
 use crate::freeze::{StageError, TransportChoice};
 use crate::process::{status_code, GroupChild};
 use crate::smolvm::Smolvm;
@@ -46,6 +46,8 @@ pub struct Exported {
     pub entries: u64,
     pub transport: Transport,
     pub warnings: Vec<String>,
+    /// Regular files named like credential files.
+    pub credentials: crate::secrets::Findings,
     /// The image archive around the guest's tar, when one was asked for.
     pub image: Option<ImageArchive>,
 }
@@ -61,6 +63,8 @@ pub struct ExecTar<'a> {
     pub guest_scratch: &'a mut Option<String>,
     /// About how large the archive will be (`df` of the guest's root), once asked.
     pub estimate: Option<u64>,
+    /// The operator's `--exclude` options for the guest's tar (`--exclude=./home/x/.ssh`).
+    pub exclude: &'a [String],
     /// Whether `machine exec` knows `--stream` (from [`crate::freeze::probes`]).
     pub stream_flag: bool,
     /// Write a `docker save` archive with the guest's tar as its layer (the native
@@ -142,7 +146,7 @@ fn warnings_for(code: i32, capture: &SharedCapture) -> Vec<String> {
 }
 
 enum PipeEnd {
-    Done(Exported),
+    Done(Box<Exported>),
     /// smolvm's exec output cap stopped the stream.
     CapHit {
         bytes: u64,
@@ -206,7 +210,7 @@ impl ExecTar<'_> {
                 let known = estimate.load(Ordering::Relaxed);
                 self.estimate = (known > 0).then_some(known);
                 match piped {
-                    PipeEnd::Done(e) => Ok(e),
+                    PipeEnd::Done(e) => Ok(*e),
                     PipeEnd::CapHit { bytes } if self.choice == TransportChoice::Auto => {
                         remove_partial(out);
                         rep.emit.note(
@@ -246,6 +250,16 @@ impl ExecTar<'_> {
         argv
     }
 
+    /// The operator's excludes, before tar's `--file`.
+    fn with_excludes(&self, mut tar: Vec<String>) -> Vec<String> {
+        let at = tar
+            .iter()
+            .position(|a| a.starts_with("--file="))
+            .unwrap_or(tar.len());
+        tar.splice(at..at, self.exclude.iter().cloned());
+        tar
+    }
+
     fn record(&self, rep: &mut Reporter, argv: &[String]) {
         let mut full = vec![self.smolvm.program().display().to_string()];
         full.extend(argv.iter().cloned());
@@ -260,7 +274,7 @@ impl ExecTar<'_> {
         estimate: Arc<AtomicU64>,
     ) -> Result<PipeEnd, StageError> {
         rep.transport(Transport::Pipe);
-        let argv = self.exec_argv(stream_flag, tar_argv("-", None));
+        let argv = self.exec_argv(stream_flag, self.with_excludes(tar_argv("-", None)));
         self.record(rep, &argv);
         let capture = new_capture(rep)?;
         let mut file = create_private(out)
@@ -385,7 +399,7 @@ impl ExecTar<'_> {
                 })?;
             done.image = Some(archive);
         }
-        Ok(PipeEnd::Done(done))
+        Ok(PipeEnd::Done(Box::new(done)))
     }
 
     /// Turns an exit status and a scanned archive into the stage's result.
@@ -419,12 +433,13 @@ impl ExecTar<'_> {
                     transport,
                     warnings,
                     image: None,
+                    credentials: copied.credentials,
                 })
             }
             Err(e) => {
                 remove_partial(out);
                 Err(fail(
-                    format!("incomplete archive: {e} (exit status was {code})"),
+                    format!("incomplete archive: {e}"),
                     Some(code),
                     tail(capture),
                 ))
@@ -471,7 +486,10 @@ impl ExecTar<'_> {
         rep.record.guest_scratch = Some(scratch.clone());
         rep.save();
         let exclude = format!(".{scratch}");
-        let argv = self.exec_argv(stream_flag, tar_argv(&scratch, Some(&exclude)));
+        let argv = self.exec_argv(
+            stream_flag,
+            self.with_excludes(tar_argv(&scratch, Some(&exclude))),
+        );
         self.record(rep, &argv);
         rep.emit.note(
             Stage::ExecTar,
@@ -547,15 +565,16 @@ impl ExecTar<'_> {
                 tail(&capture),
             ));
         }
-        let summary = scan_file_warnings(&download);
+        let summary = scan_file_full(&download);
         let bytes = std::fs::metadata(&download).map(|m| m.len()).unwrap_or(0);
-        let (scan, oci) = match summary {
-            Ok((s, w)) => (Ok(s.entries), w),
-            Err(e) => (Err(e.to_string()), Default::default()),
+        let (scan, oci, credentials) = match summary {
+            Ok((s, w, found)) => (Ok(s.entries), w, found),
+            Err(e) => (Err(e.to_string()), Default::default(), Default::default()),
         };
         let copied = Copied {
             bytes,
             scan,
+            credentials,
             oci,
             sha256: None,
         };

@@ -44,7 +44,8 @@ pub async fn run(
     slug: &str,
 ) -> Result<(PathBuf, PathBuf), StageError> {
     let staging = bottle_dir.join(format!(".pack-{}", rep.record.id));
-    std::fs::create_dir_all(&staging).map_err(|e| {
+    // The artifact being written is the guest's root: private, whatever the umask.
+    crate::private::create_dir_all(&staging).map_err(|e| {
         fail(
             format!("cannot create {}: {e}", staging.display()),
             None,

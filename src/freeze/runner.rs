@@ -55,6 +55,10 @@ pub struct FreezeConfig {
     pub registry_port: Option<u16>,
     /// How the image reaches the registry.
     pub push_via: push::PushVia,
+    /// Paths the operator leaves out of the archive (`--exclude`, `exclude = [...]`).
+    pub exclude: Vec<String>,
+    /// Refuse a root holding files named like credentials, instead of warning.
+    pub fail_on_secrets: bool,
     /// Who builds the image: we (in the exec-tar pass) or the Docker daemon.
     pub builder: Builder,
     /// A registry repository (`host[:port]/repo`) to publish the image to, through the
@@ -92,6 +96,9 @@ impl FreezeConfig {
         }
         if !self.workdir.starts_with('/') || !self.guest_scratch_dir.starts_with('/') {
             return Err("workdir and guest scratch dir must be absolute paths".into());
+        }
+        for x in &self.exclude {
+            crate::secrets::tar_exclude(x)?;
         }
         Ok(())
     }
@@ -160,22 +167,18 @@ impl Leftovers {
 }
 
 fn make_temp(cfg: &FreezeConfig) -> Result<PathBuf, StageError> {
-    // tempfile makes the folder 0700: the archive is the VM's whole root.
-    tempfile::Builder::new()
-        .prefix(TEMP_PREFIX)
-        .tempdir_in(&cfg.tmp_dir)
-        .map(tempfile::TempDir::keep)
-        .map_err(|e| {
-            StageError::Failed(Failure {
-                stage: Stage::ExecTar,
-                message: format!(
-                    "cannot create a temp folder in {}: {e}",
-                    cfg.tmp_dir.display()
-                ),
-                exit_status: None,
-                stderr_tail: "<no stderr>".into(),
-            })
+    // 0700 whatever the umask: the archive is the VM's whole root.
+    crate::private::temp_dir(&cfg.tmp_dir, TEMP_PREFIX).map_err(|e| {
+        StageError::Failed(Failure {
+            stage: Stage::ExecTar,
+            message: format!(
+                "cannot create a temp folder in {}: {e}",
+                cfg.tmp_dir.display()
+            ),
+            exit_status: None,
+            stderr_tail: "<no stderr>".into(),
         })
+    })
 }
 
 /// The name every private temp folder starts with.
@@ -186,7 +189,9 @@ async fn check_machine(cfg: &FreezeConfig, machine: &str) -> Result<(), StageErr
     let machines = crate::machines::list(&cfg.smolvm)
         .await
         .map_err(|e| preflight_failure(Stage::ExecTar, e.to_string()))?;
-    match machines.iter().find(|m| m.name == machine) {
+    let found = crate::machines::find_unique(&machines, machine)
+        .map_err(|e| preflight_failure(Stage::ExecTar, e))?;
+    match found {
         None => Err(preflight_failure(
             Stage::ExecTar,
             format!("smolvm has no machine named {machine}"),
@@ -339,16 +344,9 @@ pub async fn run_resume(
     finish(&mut rep, result.map(RunOutcome::Frozen))
 }
 
-fn refuse_plain(tx: &EventTx, id: &str, message: String) -> RunOutcome {
-    let failure = Failure {
-        stage: Stage::Build,
-        message,
-        exit_status: None,
-        stderr_tail: "<no stderr>".into(),
-    };
-    let f = failure.clone();
-    report::Emitter::new(id, tx.clone()).send(|id| FreezeEvent::Failed { id, failure: f });
-    RunOutcome::Failed(failure)
+/// A resume that cannot start: no event, no record; the front end says why.
+fn refuse_plain(_tx: &EventTx, _id: &str, message: String) -> RunOutcome {
+    RunOutcome::Refused(message)
 }
 
 /// Drops what a resume could use, keeping a failed freeze's archive or image.
@@ -581,7 +579,13 @@ async fn exec_tar_stage(
     caps: Capabilities,
     image: Option<ImageSpec>,
 ) -> Result<exec_tar::Exported, StageError> {
+    let exclude: Vec<String> = cfg
+        .exclude
+        .iter()
+        .filter_map(|x| crate::secrets::tar_exclude(x).ok())
+        .collect();
     let mut stage = exec_tar::ExecTar {
+        exclude: &exclude,
         smolvm: &cfg.smolvm,
         machine,
         choice: cfg.transport,
@@ -591,9 +595,23 @@ async fn exec_tar_stage(
         stream_flag: caps.exec_stream,
         image,
     };
-    let exported = stage.run(rep, output).await?;
+    let mut exported = stage.run(rep, output).await?;
     rep.record.bytes = exported.bytes;
     rep.record.entries = exported.entries;
+    if !exported.credentials.is_empty() {
+        let found = exported.credentials.summary();
+        rep.record.credentials = Some(exported.credentials.clone());
+        if cfg.fail_on_secrets {
+            exec_tar::remove_partial(output);
+            return Err(StageError::Failed(Failure {
+                stage: Stage::ExecTar,
+                message: format!("refused (--fail-on-secrets): the root holds {found}"),
+                exit_status: None,
+                stderr_tail: "<no stderr>".into(),
+            }));
+        }
+        exported.warnings.push(format!("the root holds {found}"));
+    }
     rep.stage_finished(Stage::ExecTar, exported.bytes, exported.warnings.clone());
     Ok(exported)
 }

@@ -120,6 +120,8 @@ pub struct Copied {
     pub bytes: u64,
     /// Entries, or why the archive is not whole (always Ok(0) without scanning).
     pub scan: Result<u64, String>,
+    /// Regular files named like credential files.
+    pub credentials: crate::secrets::Findings,
     /// Entries an OCI unpacker would not keep as they are (empty without scanning).
     pub oci: OciWarnings,
     /// The sha256 of every byte copied, when asked for.
@@ -229,6 +231,7 @@ where
     Ok(Copied {
         bytes,
         scan,
+        credentials: scanner.take_credentials(),
         oci: scanner.oci_warnings().clone(),
         sha256: match hasher {
             Some(h) => Some(h.finish()?),

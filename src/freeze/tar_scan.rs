@@ -110,6 +110,8 @@ pub struct TarScanner {
     oci: OciWarnings,
     /// The first error; the stream cannot be resynchronised after it.
     error: Option<TarScanError>,
+    /// Regular files named like credential files (see `crate::secrets`).
+    credentials: crate::secrets::Findings,
 }
 
 /// How many entry names of each kind a warning list keeps.
@@ -187,7 +189,13 @@ impl TarScanner {
             pax_sparse: false,
             oci: OciWarnings::default(),
             error: None,
+            credentials: crate::secrets::Findings::default(),
         }
+    }
+
+    /// The regular files seen so far whose names say they hold credentials.
+    pub fn take_credentials(&mut self) -> crate::secrets::Findings {
+        std::mem::take(&mut self.credentials)
     }
 
     /// Entries seen so far that an OCI unpacker would not keep as they are.
@@ -418,6 +426,9 @@ impl TarScanner {
         self.entries += 1;
         let sparse = std::mem::take(&mut self.pax_sparse) || flag == b'S';
         self.note_oci(sparse);
+        if matches!(flag, b'0' | b'\0' | b'7') {
+            self.credentials.check(&self.path);
+        }
         // Like Go's archive/tar, link, device, dir and fifo headers never have data,
         // whatever their size field says.
         let data = if matches!(flag, b'1'..=b'6') {
@@ -672,11 +683,19 @@ pub enum ScanFileError {
 /// Scans an archive on disk reading only its headers (data is seeked over), and checks
 /// its end marker.
 pub fn scan_file(path: &Path) -> Result<ScanSummary, ScanFileError> {
-    scan_file_warnings(path).map(|(s, _)| s)
+    scan_file_full(path).map(|(s, _, _)| s)
 }
 
 /// As [`scan_file`], with the entries an OCI unpacker would not keep.
 pub fn scan_file_warnings(path: &Path) -> Result<(ScanSummary, OciWarnings), ScanFileError> {
+    scan_file_full(path).map(|(s, w, _)| (s, w))
+}
+
+/// As [`scan_file`], with the entries an OCI unpacker would not keep and the regular files
+/// named like credentials.
+pub fn scan_file_full(
+    path: &Path,
+) -> Result<(ScanSummary, OciWarnings, crate::secrets::Findings), ScanFileError> {
     let io_err = |source| ScanFileError::Io {
         path: path.to_path_buf(),
         source,
@@ -710,7 +729,8 @@ pub fn scan_file_warnings(path: &Path) -> Result<(ScanSummary, OciWarnings), Sca
         }
     }
     let summary = scanner.finish().map_err(tar_err)?;
-    Ok((summary, scanner.oci))
+    let found = scanner.take_credentials();
+    Ok((summary, scanner.oci, found))
 }
 
 /// Reads until `buf` is full or the file ends; returns how much was read.

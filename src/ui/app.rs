@@ -89,6 +89,8 @@ pub enum Action {
         error: Option<String>,
     },
     HistoryLoaded(Result<Vec<Record>, String>),
+    /// Record folders the history could not use (folder and why), found while loading it.
+    HistoryDamaged(Vec<(String, String)>),
     RecordLoaded {
         id: String,
         result: Result<Box<LoadedRecord>, String>,
@@ -277,6 +279,7 @@ impl App {
                 self.on_freeze_ended(&machine, error, &mut fx)
             }
             Action::HistoryLoaded(r) => self.on_history_loaded(r, &mut fx),
+            Action::HistoryDamaged(d) => self.on_history_damaged(&d, &mut fx),
             Action::RecordLoaded { id, result } => self.on_record_loaded(&id, result, &mut fx),
             Action::LogSaved(r) => self.on_log_saved(r, &mut fx),
             Action::Terminate => {
@@ -676,6 +679,7 @@ mod tests {
         let old = vec![crate::machines::BottleMachine {
             machine: machine("web", "running", 2, 1024, 3 * 3600 + 100, None),
             slug: crate::names::Slug::parse("web"),
+            listed: 1,
         }];
         a.update(Action::Machines(Ok(old)));
         a.update(Action::HistoryLoaded(Ok(vec![])));

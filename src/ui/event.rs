@@ -164,10 +164,18 @@ impl Services {
             Command::LoadHistory => {
                 let (h, tx) = (self.history.clone(), self.bg_tx.clone());
                 tokio::spawn(async move {
-                    let r =
-                        tokio::task::spawn_blocking(move || h.list().map_err(|e| e.to_string()))
-                            .await
-                            .unwrap_or_else(|e| Err(e.to_string()));
+                    let r = tokio::task::spawn_blocking(move || {
+                        h.list_all().map_err(|e| e.to_string())
+                    })
+                    .await
+                    .unwrap_or_else(|e| Err(e.to_string()));
+                    let r = r.map(|(records, damaged)| {
+                        if !damaged.is_empty() {
+                            let d = damaged.into_iter().map(|d| (d.folder, d.why)).collect();
+                            let _ = tx.send(Action::HistoryDamaged(d));
+                        }
+                        records
+                    });
                     let _ = tx.send(Action::HistoryLoaded(r));
                 });
             }
@@ -265,31 +273,57 @@ fn load_record(h: &History, id: &str) -> Result<Box<LoadedRecord>, String> {
 /// Writes a shown log: to the current folder, or to `<state>/saved-logs/` when that
 /// cannot be written. Private to the user: the log is the VM's output.
 fn save_log(state_dir: &Path, id: &str, text: &str) -> Result<PathBuf, String> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let name = format!("bottle-freeze-{id}.log");
-    let mut tried = Vec::new();
     let mut dirs: Vec<PathBuf> = Vec::new();
     if let Ok(cwd) = std::env::current_dir() {
         dirs.push(cwd);
     }
     dirs.push(state_dir.join("saved-logs"));
+    save_log_in(&dirs, id, text)
+}
+
+/// Writes `text` as `bottle-freeze-<id>.log` in the first folder that takes it. The file
+/// is always a new one (O_EXCL) and never reached through a symlink (O_NOFOLLOW): a name
+/// already taken, by a file or by a link planted there, gets `-2`, `-3`… instead, so
+/// nothing that exists is ever replaced or written through.
+pub fn save_log_in(dirs: &[PathBuf], id: &str, text: &str) -> Result<PathBuf, String> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    const TRIES: u32 = 100;
+    let mut tried = Vec::new();
     for dir in dirs {
-        let path = dir.join(&name);
-        let write = || -> std::io::Result<()> {
-            std::fs::create_dir_all(&dir)?;
-            let mut f = std::fs::OpenOptions::new()
+        if let Err(e) = std::fs::create_dir_all(dir) {
+            tried.push(format!("{}: {e}", dir.display()));
+            continue;
+        }
+        for n in 1..=TRIES {
+            let name = match n {
+                1 => format!("bottle-freeze-{id}.log"),
+                n => format!("bottle-freeze-{id}-{n}.log"),
+            };
+            let path = dir.join(name);
+            let opened = std::fs::OpenOptions::new()
                 .write(true)
-                .create(true)
-                .truncate(true)
+                .create_new(true)
                 .mode(0o600)
-                .open(&path)?;
-            f.write_all(text.as_bytes())?;
-            f.sync_all()
-        };
-        match write() {
-            Ok(()) => return Ok(path),
-            Err(e) => tried.push(format!("{}: {e}", path.display())),
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&path);
+            let mut f = match opened {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < TRIES => continue,
+                Err(e) => {
+                    tried.push(format!("{}: {e}", path.display()));
+                    break;
+                }
+            };
+            match f.write_all(text.as_bytes()).and_then(|()| f.sync_all()) {
+                Ok(()) => return Ok(path),
+                Err(e) => {
+                    // Ours, new and partial: remove it.
+                    let _ = std::fs::remove_file(&path);
+                    tried.push(format!("{}: {e}", path.display()));
+                    break;
+                }
+            }
         }
     }
     Err(tried.join("; "))
@@ -395,4 +429,30 @@ where
     };
     services.shutdown(grace).await;
     Ok(())
+}
+
+#[cfg(test)]
+mod save_tests {
+    use super::*;
+
+    #[test]
+    fn saving_a_log_never_follows_a_planted_symlink_nor_replaces_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        std::os::unix::fs::symlink(&victim, dir.path().join("bottle-freeze-x.log")).unwrap();
+        std::fs::write(dir.path().join("bottle-freeze-x-2.log"), "older save").unwrap();
+        let dirs = vec![dir.path().to_path_buf()];
+        let path = save_log_in(&dirs, "x", "the log").unwrap();
+        assert_eq!(path, dir.path().join("bottle-freeze-x-3.log"));
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "the log");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("bottle-freeze-x-2.log")).unwrap(),
+            "older save"
+        );
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
 }

@@ -172,6 +172,18 @@ impl RecordView {
         for w in &record.warnings {
             field(K::Warning, "warning", guard(w));
         }
+        if let Some(found) = &record.credentials {
+            for c in &found.listed {
+                field(
+                    K::Warning,
+                    "secret?",
+                    guard(&format!("{}  ({})", c.path, c.kind)),
+                );
+            }
+            if found.more > 0 {
+                field(K::Warning, "secret?", format!("… and {} more", found.more));
+            }
+        }
         let stages: Vec<String> = record
             .stages
             .iter()
@@ -265,6 +277,26 @@ impl App {
             }
             Err(e) => self.history.error = Some(guard(&e)),
         }
+        fx.redraw = true;
+    }
+
+    /// Damaged records are not listed, but never silently: one line says so.
+    pub(super) fn on_history_damaged(&mut self, damaged: &[(String, String)], fx: &mut Effects) {
+        let Some((folder, why)) = damaged.first() else {
+            return;
+        };
+        let more = match damaged.len() - 1 {
+            0 => String::new(),
+            n => format!(" (+{n} more)"),
+        };
+        self.flash(
+            Level::Warn,
+            format!(
+                "damaged record {} not listed: {}{more}",
+                guard(folder),
+                guard(why)
+            ),
+        );
         fx.redraw = true;
     }
 
@@ -408,10 +440,16 @@ impl App {
                 show_line(rv, line, page);
             }
             KeyAction::Save if rv.record.is_some() => {
-                fx.commands.push(Command::SaveLog {
-                    id: rv.id.clone(),
-                    text: rv.text(),
-                });
+                let (id, text) = (rv.id.clone(), rv.text());
+                // Where it goes, before it is written; the result names the file made.
+                self.flash(
+                    Level::Info,
+                    format!(
+                        "saving the log as bottle-freeze-{}.log in the current folder (an existing file is never replaced)",
+                        escape_str(&id)
+                    ),
+                );
+                fx.commands.push(Command::SaveLog { id, text });
             }
             _ => {}
         }
@@ -573,5 +611,34 @@ mod tests {
             }
         }
         assert_eq!(hits, 3 * "space".len());
+    }
+
+    #[test]
+    fn the_record_view_lists_files_named_like_credentials() {
+        let mut rec = records()[1].clone();
+        let mut found = crate::secrets::Findings::default();
+        found.check(b"./home/node/.npmrc");
+        found.check(b"./home/node/\x1b[2J/.env");
+        rec.credentials = Some(found);
+        let rv = RecordView::new(rec, failed_logs());
+        let text = rv.text();
+        assert!(text.contains("/home/node/.npmrc  (npm token)"), "{text}");
+        assert!(text.contains("environment file"), "{text}");
+        assert!(!text.contains('\x1b'), "escape reached the view");
+    }
+
+    #[test]
+    fn damaged_records_are_said_not_dropped() {
+        let mut a = with_machines(100, 30);
+        a.update(Action::HistoryDamaged(vec![
+            (
+                "run-a".into(),
+                "its id \"run-b\" is not its folder's name".into(),
+            ),
+            ("run-c".into(), "record.json does not parse".into()),
+        ]));
+        let f = a.flash.as_ref().expect("a notice");
+        assert!(f.text.contains("damaged record run-a"), "{}", f.text);
+        assert!(f.text.contains("(+1 more)"), "{}", f.text);
     }
 }

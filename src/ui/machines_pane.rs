@@ -386,7 +386,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         .unwrap_or(0);
     let rows = visible.iter().map(|m| {
         let row = Row::new(cols.iter().map(|&c| cell(c, app, m, last_width)));
-        if m.machine.is_running() && m.slug.is_ok() {
+        if m.refusal().is_none() {
             row
         } else {
             row.style(theme::DIM)

@@ -152,6 +152,8 @@ fn config(sim: &Sim, state: &Path, tmp: &Path) -> FreezeConfig {
         pull_host: "127.0.0.1".into(),
         registry_port: None,
         push_via: bottle_freeze::freeze::push::PushVia::Stream,
+        exclude: Vec::new(),
+        fail_on_secrets: false,
         builder: bottle_freeze::freeze::Builder::Native,
         push_to: None,
     }
@@ -933,6 +935,7 @@ fn bench_ui_render() {
                 image: Some("node:22".into()),
             },
             slug: Slug::parse(&format!("m{i:03}")),
+            listed: 1,
         })
         .collect();
     app.update(Action::Machines(Ok(machines)));

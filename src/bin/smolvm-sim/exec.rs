@@ -53,6 +53,16 @@ pub fn run(home: &Home, args: ExecArgs, stream: bool) -> Result<i32, Failure> {
             throttle: b.throttle,
             exit_after_stream: b.exit_after_stream,
         }
+    } else if prog == "df" {
+        // `SMOLVM_SIM_DF_FLOOD=BYTES`: a `df` answer that floods stderr (a non-streamed
+        // query whose output must stay bounded on our side).
+        Faults {
+            flood: std::env::var("SMOLVM_SIM_DF_FLOOD")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
+            ..Faults::default()
+        }
     } else {
         Faults::default()
     };

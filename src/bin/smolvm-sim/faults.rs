@@ -100,6 +100,43 @@ impl<R: Read> Read for CutAfterSpool<R> {
     }
 }
 
+/// Faults of `machine ls` set for one call by `SMOLVM_SIM_LS_FAULT` (so a test can give
+/// one command a hostile smolvm): `duplicate` lists every machine twice,
+/// `stdout-flood=BYTES` prints an endless-looking JSON array, `stderr-flood=BYTES` floods
+/// stderr and fails, `linger=SECS` leaves a child holding stdout after exiting 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LsFault {
+    Duplicate,
+    StdoutFlood(u64),
+    StderrFlood(u64),
+    Linger(u64),
+}
+
+pub fn ls_fault() -> Option<LsFault> {
+    let v = std::env::var("SMOLVM_SIM_LS_FAULT").ok()?;
+    let (name, n) = v.split_once('=').unwrap_or((v.as_str(), "0"));
+    let n: u64 = n.parse().ok()?;
+    match name {
+        "duplicate" => Some(LsFault::Duplicate),
+        "stdout-flood" => Some(LsFault::StdoutFlood(n)),
+        "stderr-flood" => Some(LsFault::StderrFlood(n)),
+        "linger" => Some(LsFault::Linger(n)),
+        _ => None,
+    }
+}
+
+/// Writes `len` bytes made by `chunk` to `out` a MiB at a time (never all in memory).
+pub fn flood(out: &mut impl io::Write, len: u64, mut chunk: impl FnMut(u64) -> Vec<u8>) {
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(1 << 20);
+        if out.write_all(&chunk(n)).is_err() {
+            return;
+        }
+        left -= n;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

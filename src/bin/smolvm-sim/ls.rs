@@ -21,7 +21,34 @@ pub fn run(home: &Home, args: &LsArgs) -> Result<i32, Failure> {
         eprintln!("{msg}");
         return Ok(1);
     }
-    let machines = home.list()?;
+    let fault = crate::faults::ls_fault();
+    match fault {
+        Some(crate::faults::LsFault::StdoutFlood(n)) => {
+            let mut o = std::io::stdout().lock();
+            let _ = o.write_all(b"[");
+            crate::faults::flood(&mut o, n, |k| vec![b' '; k as usize]);
+            return Ok(0);
+        }
+        Some(crate::faults::LsFault::StderrFlood(n)) => {
+            let mut line = 0;
+            crate::faults::flood(&mut std::io::stderr().lock(), n, |k| {
+                crate::faults::flood_text(k, &mut line)
+            });
+            return Ok(1);
+        }
+        Some(crate::faults::LsFault::Linger(secs)) => {
+            // A child that inherits our stdout and outlives us, as a daemon might.
+            let _ = std::process::Command::new("sleep")
+                .arg(secs.to_string())
+                .stdin(std::process::Stdio::null())
+                .spawn();
+        }
+        _ => {}
+    }
+    let mut machines = home.list()?;
+    if fault == Some(crate::faults::LsFault::Duplicate) {
+        machines = machines.into_iter().flat_map(|m| [m.clone(), m]).collect();
+    }
     let mut out = String::new();
     if machines.is_empty() {
         out.push_str(if args.json {
