@@ -5,6 +5,59 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+/// The exit status of every command, by class (also in the man page and the README).
+pub const EXIT_STATUS: &[(u8, &str)] = &[
+    (0, "success"),
+    (
+        1,
+        "a freeze or export failed (the record names the stage; `history show <id>`)",
+    ),
+    (
+        2,
+        "bad input: an unknown, unsafe or stopped machine, an unknown record id, a refused \
+         resume, a bad option; or smolvm could not be asked (`list`)",
+    ),
+    (
+        130,
+        "interrupted (Ctrl-C, SIGTERM, SIGHUP), after cleaning up",
+    ),
+];
+
+/// [`EXIT_STATUS`] as help text.
+fn exit_status_help() -> String {
+    let mut s = String::from("Exit status:");
+    for (code, meaning) in EXIT_STATUS {
+        s.push_str(&format!("\n  {code:>3}  {meaning}"));
+    }
+    s
+}
+
+/// The command line's definition, with the global options listed once: in the top
+/// level's help under their own heading, and hidden from every subcommand's help (they
+/// are still accepted there), whose help points to `bottle-freeze --help`.
+pub fn command() -> clap::Command {
+    use clap::CommandFactory as _;
+    let cmd = Cli::command().after_help(exit_status_help());
+    let globals: Vec<clap::Arg> = cmd
+        .get_arguments()
+        .filter(|a| a.is_global_set())
+        .map(|a| a.clone().hide(true))
+        .collect();
+    cmd.mut_subcommands(|sub| with_hidden(sub, &globals))
+}
+
+/// `sub` and its subcommands with `globals` as hidden copies. clap copies a global
+/// option into a subcommand only when the subcommand has none of that id, and reads it
+/// the same way at any level, so these copies take the place of clap's visible ones.
+fn with_hidden(sub: clap::Command, globals: &[clap::Arg]) -> clap::Command {
+    let sub = globals.iter().fold(sub, |s, a| s.arg(a.clone()));
+    let sub = sub.after_help(format!(
+        "Global options (--smolvm, --state-dir, --config, …): see `bottle-freeze --help`.\n\n{}",
+        exit_status_help()
+    ));
+    sub.mut_subcommands(|s| with_hidden(s, globals))
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "bottle-freeze",
@@ -23,6 +76,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalOpts {
     /// The smolvm binary.
     #[arg(
@@ -206,8 +260,9 @@ pub enum PushViaArg {
 pub struct ExportArgs {
     /// Machine slug or full name (bot-bottle-<slug>).
     pub machine: String,
-    /// The tar file to write.
-    #[arg(short, long)]
+    /// The tar file to write; `-`: the archive goes to stdout (and `--json`'s events to
+    /// stderr).
+    #[arg(short, long, value_name = "FILE")]
     pub output: PathBuf,
     #[command(flatten)]
     pub exec_tar: ExecTarOpts,

@@ -1,7 +1,8 @@
 //! `bottle-freeze demo`: a throw-away fleet of simulated bot-bottle machines, the
 //! dashboard on them, and nothing left afterwards.
 //!
-//! smolvm is simulated by `smolvm-sim`, which ships beside `bottle-freeze`. Docker and the
+//! smolvm is simulated by this very binary, started through a link named `smolvm-sim`
+//! (the simulator is compiled into `bottle-freeze`; see `src/main.rs`). Docker and the
 //! registry are the real ones when they are there; the dashboard says which parts are
 //! simulated and which are missing.
 
@@ -47,24 +48,26 @@ impl Fleet {
     }
 }
 
-/// `smolvm-sim` beside the running binary, else on PATH.
-pub fn find_sim() -> Result<PathBuf, String> {
-    let beside = std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.parent().map(|d| d.join("smolvm-sim")))
-        .filter(|p| p.is_file());
-    if let Some(p) = beside {
-        return Ok(p);
-    }
-    std::env::var_os("PATH")
-        .and_then(|paths| {
-            std::env::split_paths(&paths)
-                .map(|d| d.join("smolvm-sim"))
-                .find(|p| p.is_file())
-        })
-        .ok_or_else(|| {
-            "smolvm-sim was not found beside bottle-freeze or on PATH (it is built with it: cargo build --release)".to_string()
-        })
+/// The name under which this binary is the simulator (see `src/main.rs`).
+pub const SIM_NAME: &str = "smolvm-sim";
+
+/// Whether `arg0` (the program name this process was started as) names the simulator.
+pub fn invoked_as_sim(arg0: Option<&std::ffi::OsStr>) -> bool {
+    arg0.map(Path::new)
+        .and_then(Path::file_name)
+        .is_some_and(|n| n == SIM_NAME)
+}
+
+/// A link named `smolvm-sim` to the running binary in `dir`: `bottle-freeze` started
+/// through it is the simulator, so the demo needs nothing beside the binary (`cargo run`
+/// builds only this one).
+fn link_sim(dir: &Path) -> Result<PathBuf, String> {
+    let exe = std::env::current_exe()
+        .map_err(|e| format!("cannot find the running binary to simulate smolvm with: {e}"))?;
+    let link = dir.join(SIM_NAME);
+    std::os::unix::fs::symlink(&exe, &link)
+        .map_err(|e| format!("cannot link {} to {}: {e}", link.display(), exe.display()))?;
+    Ok(link)
 }
 
 fn sim(fleet_sim: &Path, home: &Path, args: &[&str]) -> Result<(), String> {
@@ -157,11 +160,13 @@ pub async fn run(settings: &crate::config::Settings) -> color_eyre::Result<()> {
 
 /// Makes the fleet in a private temp folder (under `TMPDIR`).
 pub fn create() -> Result<Fleet, String> {
-    let sim_bin = find_sim()?;
     let dir = tempfile::Builder::new()
         .prefix("bottle-freeze-demo.")
         .tempdir()
         .map_err(|e| format!("cannot make the demo folder: {e}"))?;
+    let bin = dir.path().join("bin");
+    std::fs::create_dir_all(&bin).map_err(|e| format!("{}: {e}", bin.display()))?;
+    let sim_bin = link_sim(&bin)?;
     let fleet = Fleet { dir, sim: sim_bin };
     for d in [fleet.home(), fleet.state_dir(), fleet.tmp_dir()] {
         std::fs::create_dir_all(&d).map_err(|e| format!("{}: {e}", d.display()))?;
@@ -247,6 +252,21 @@ pub async fn remove_images() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_simulator_is_recognised_by_its_program_name_alone() {
+        use std::ffi::OsStr;
+        assert!(invoked_as_sim(Some(OsStr::new("smolvm-sim"))));
+        assert!(invoked_as_sim(Some(OsStr::new(
+            "/tmp/demo.x/bin/smolvm-sim"
+        ))));
+        assert!(!invoked_as_sim(Some(OsStr::new("bottle-freeze"))));
+        assert!(!invoked_as_sim(Some(OsStr::new(
+            "/opt/smolvm-sim/bottle-freeze"
+        ))));
+        assert!(!invoked_as_sim(Some(OsStr::new("smolvm-sim-2"))));
+        assert!(!invoked_as_sim(None));
+    }
 
     #[test]
     fn the_parts_line_says_what_is_simulated_and_what_is_missing() {

@@ -58,6 +58,12 @@ pub fn dashboard_config(settings: &Settings) -> crate::ui::UiConfig {
     ui
 }
 
+/// Answers a shell's completion request and exits, when this run is one (before the
+/// command line is parsed: the words being completed need not parse).
+pub fn complete_if_asked() {
+    crate::cli::complete::respond_if_asked();
+}
+
 /// Runs the command line `cli` and returns the process exit code. `matches` are what
 /// clap parsed `cli` from (they tell flags from defaults).
 pub fn run(cli: Cli, matches: &clap::ArgMatches) -> ExitCode {
@@ -161,8 +167,7 @@ mod tests {
     /// The settings for `args`, with `file` as the configuration file and one variable
     /// in the environment.
     fn settings(args: &[&str], file: &Path) -> Settings {
-        use clap::CommandFactory as _;
-        let m = Cli::command().try_get_matches_from(args).unwrap();
+        let m = crate::args::command().try_get_matches_from(args).unwrap();
         let env = |v: &str| (v == "BOTTLE_FREEZE_REGISTRY").then(|| "127.0.0.1:5999".to_string());
         Settings::resolve(Some(&m), &env, Some(file))
     }
@@ -170,8 +175,8 @@ mod tests {
     /// The freeze configuration the front end of `args` runs with, built the way the
     /// entry builds it.
     fn used(args: &[&str], file: &Path, fleet: &crate::demo::Fleet) -> FreezeConfig {
-        use clap::{CommandFactory as _, FromArgMatches as _};
-        let m = Cli::command().try_get_matches_from(args).unwrap();
+        use clap::FromArgMatches as _;
+        let m = crate::args::command().try_get_matches_from(args).unwrap();
         let cli = Cli::from_arg_matches(&m).unwrap();
         let mut s = settings(args, file);
         match FrontEnd::of(cli.command.as_ref()) {

@@ -78,6 +78,7 @@ pub struct SpawnedRegistry {
     addr: SocketAddr,
     log_path: PathBuf,
     bin: PathBuf,
+    config_path: PathBuf,
 }
 
 impl SpawnedRegistry {
@@ -156,6 +157,7 @@ impl SpawnedRegistry {
             addr,
             log_path,
             bin: bin.to_path_buf(),
+            config_path,
         };
         if let Err(why) = reg.wait_ready().await {
             reg.child.kill_and_wait().await;
@@ -183,6 +185,11 @@ impl SpawnedRegistry {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// The configuration file it was started with (`<bin> serve <config>`).
+    pub fn config_path(&self) -> &Path {
+        &self.config_path
     }
 
     /// `host:port` as the daemon and smolvm reach it on this host.

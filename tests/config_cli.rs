@@ -124,15 +124,28 @@ fn a_malformed_file_is_reported_with_line_and_column_and_the_tool_runs() {
         line(&stdout, "prefix"),
         "prefix = \"bot-bottle-\"  # default"
     );
-    // A type error too.
-    let home = config_home("query_timeout = \"soon\"\n");
+    // A value that does not fit its key costs that key alone.
+    let home = config_home(
+        "query_timeout = \"soon\"\nprefix = \"x-\"\n[ui]\ntheme = \"neon\"\n[keys.dashboard]\nfreeze = \"x\"\n",
+    );
     let out = run(home.path(), &[], &["config"]);
-    let (_, stderr) = text(&out);
+    let (stdout, stderr) = text(&out);
     assert!(out.status.success());
     assert!(
-        stderr.contains("config.toml:1:17: invalid type"),
+        stderr.contains("config.toml:1:17: `query_timeout`: invalid type"),
         "{stderr}"
     );
+    assert!(
+        stderr.contains("config.toml:4:9: `ui.theme`: unknown variant `neon`"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("the file is ignored"), "{stderr}");
+    assert_eq!(line(&stdout, "prefix"), "prefix = \"x-\"  # file");
+    assert_eq!(
+        line(&stdout, "query_timeout"),
+        "query_timeout = 15  # default"
+    );
+    assert!(stdout.contains("freeze = [\"x\"]  # file"), "{stdout}");
 }
 
 #[test]

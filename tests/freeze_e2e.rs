@@ -407,29 +407,32 @@ fn failures_name_their_stage_and_leave_nothing_behind() {
         .join("e2e-fail/committed-smolmachine.smolmachine")
         .exists());
 
-    // A machine whose start failed (smolvm 1.32 leaves it `created`) is refused with why.
+    // A machine whose start failed (smolvm 1.32 leaves it `created`) is refused with why:
+    // bad input, exit 2, no events.
     w.sim
         .ok(&["sim", "set", "bot-bottle-e2e-fail", "--state", "created"]);
     w.sim
         .ok(&["sim", "set", "bot-bottle-e2e-fail", "--last-exit-code", "1"]);
-    let f = failure_of(&freeze(&w, "e2e-fail", &[]));
+    let out = freeze(&w, "e2e-fail", &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
-        f["message"].as_str().unwrap().contains(
-            "is created (last start failed: VMM exited with code 1); only running machines are frozen"
-        ),
-        "{f}"
+        err.contains("is created (last start failed: VMM exited with code 1); only a running machine can be frozen"),
+        "{err}"
     );
-    // A stopped machine is refused before anything runs (smolvm 1.9's exec would start it).
+    assert!(out.stdout.is_empty());
+    // A stopped machine is refused before anything runs (smolvm 1.9's exec would start it):
+    // bad input, exit 2, no events.
     w.sim
         .ok(&["sim", "set", "bot-bottle-e2e-fail", "--state", "stopped"]);
-    let f = failure_of(&freeze(&w, "e2e-fail", &["--builder", "docker"]));
+    let out = freeze(&w, "e2e-fail", &["--builder", "docker"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
-        f["message"]
-            .as_str()
-            .unwrap()
-            .contains("only running machines"),
-        "{f}"
+        err.contains("only a running machine can be frozen"),
+        "{err}"
     );
+    assert!(out.stdout.is_empty());
     let ls = w.sim.ok(&["machine", "ls", "--json"]);
     assert!(
         String::from_utf8_lossy(&ls.stdout).contains("\"stopped\""),

@@ -37,6 +37,10 @@ pub async fn run(cfg: &FreezeConfig, args: &ListArgs, settings: &Settings) -> Ex
         return ExitCode::SUCCESS;
     }
     print!("{}", table(&entries));
+    // Notes go to stderr: stdout holds only the table.
+    for note in notes(&entries) {
+        eprintln!("{note}");
+    }
     ExitCode::SUCCESS
 }
 
@@ -92,6 +96,19 @@ async fn run_hosts(cfg: &FreezeConfig, args: &ListArgs, settings: &Settings) -> 
     }
 }
 
+/// Why listed machines cannot be frozen, when their names are unsafe.
+fn notes(entries: &[ListEntry]) -> Vec<String> {
+    entries
+        .iter()
+        .filter(|e| e.slug.is_none())
+        .filter_map(|e| {
+            e.refusal
+                .as_ref()
+                .map(|why| format!("note: {} cannot be frozen: {why}", escape_str(&e.name)))
+        })
+        .collect()
+}
+
 fn table(entries: &[ListEntry]) -> String {
     if entries.is_empty() {
         return "no bot-bottle machines\n".to_string();
@@ -111,8 +128,9 @@ fn table(entries: &[ListEntry]) -> String {
                     .map(|s| escape_str(&s))
                     .unwrap_or_else(|| "-".into()),
                 e.cpus.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
+                // As the dashboard shows it; `--json` keeps the MiB.
                 e.memory_mib
-                    .map(|m| format!("{m} MiB"))
+                    .map(|m| crate::format::bytes(m.saturating_mul(1 << 20)))
                     .unwrap_or_else(|| "-".into()),
                 e.image
                     .clone()
@@ -146,15 +164,6 @@ fn table(entries: &[ListEntry]) -> String {
             .collect();
         out.push_str(line.join("  ").trim_end());
         out.push('\n');
-    }
-    for e in entries.iter().filter(|e| e.slug.is_none()) {
-        if let Some(why) = &e.refusal {
-            out.push_str(&format!(
-                "note: {} cannot be frozen: {}\n",
-                escape_str(&e.name),
-                why
-            ));
-        }
     }
     out
 }

@@ -6,60 +6,37 @@
 #[macro_use]
 pub mod out;
 
+pub mod complete;
 mod doctor;
 mod history;
 mod list;
+pub mod man;
 mod progress;
 pub mod run;
 
 use std::process::ExitCode;
 
-use crate::args::{Cli, Command, GlobalOpts};
+use crate::args::{Command, GlobalOpts};
 use crate::config::Settings;
 
-/// Writes a completion script generated from the clap definitions.
+/// Writes the completion script for `shell` (it calls this binary back for live values).
 fn completions(shell: crate::args::CompletionShell) -> ExitCode {
-    use crate::args::CompletionShell as S;
-    use clap::CommandFactory as _;
-    let mut cmd = Cli::command();
-    let mut out = Vec::new();
-    let name = "bottle-freeze";
-    let script = match shell {
-        S::Bash => {
-            clap_complete::generate(clap_complete::Shell::Bash, &mut cmd, name, &mut out);
-            // clap_complete spells the subcommands' case labels of a hyphenated binary
-            // differently from the names it assigns (`bottle__subcmd__freeze__…` against
-            // `bottle__freeze__…`), so no subcommand's options would complete.
-            String::from_utf8_lossy(&out).replace("bottle__subcmd__freeze__", "bottle__freeze__")
-        }
-        S::Zsh => {
-            clap_complete::generate(clap_complete::Shell::Zsh, &mut cmd, name, &mut out);
-            String::from_utf8_lossy(&out).into_owned()
-        }
-        S::Fish => {
-            clap_complete::generate(clap_complete::Shell::Fish, &mut cmd, name, &mut out);
-            String::from_utf8_lossy(&out).into_owned()
-        }
-    };
-    print!("{script}");
-    ExitCode::SUCCESS
-}
-
-/// Writes the man page generated from the clap definitions.
-fn man() -> ExitCode {
-    use clap::CommandFactory as _;
-    let page = clap_mangen::Man::new(Cli::command());
-    let mut page_bytes = Vec::new();
-    match page.render(&mut page_bytes) {
-        Ok(()) => {
-            out::write_out_bytes(&page_bytes);
+    match complete::script(shell) {
+        Ok(script) => {
+            print!("{script}");
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("bottle-freeze: cannot write the man page: {e}");
+            eprintln!("bottle-freeze: cannot write the completion script: {e}");
             ExitCode::from(2)
         }
     }
+}
+
+/// Writes the man page (quietly stopping when stdout's reader is gone).
+fn man() -> ExitCode {
+    out::write_out_bytes(man::page().as_bytes());
+    ExitCode::SUCCESS
 }
 
 /// The commands answered before the configuration is read, if `command` is one.

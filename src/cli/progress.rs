@@ -234,8 +234,17 @@ impl StageBars {
             FreezeEvent::Note { stage, message, .. } => {
                 self.println(&format!("{stage}: {message}"))
             }
-            FreezeEvent::Command { stage, argv, .. } if self.verbose => {
-                self.println(&format!("{stage}: $ {}", crate::format::shell_words(argv)))
+            FreezeEvent::Command {
+                stage, argv, io, ..
+            } if self.verbose => {
+                let io = io
+                    .as_deref()
+                    .map(|io| format!("  # {io}"))
+                    .unwrap_or_default();
+                self.println(&format!(
+                    "{stage}: $ {}{io}",
+                    crate::format::shell_words(argv)
+                ))
             }
             FreezeEvent::Output {
                 stage,

@@ -136,8 +136,86 @@ fn unknown_keys(table: &toml::Table) -> Vec<String> {
     out
 }
 
-/// Reads and checks the file. A missing file is no file; a file that does not parse
-/// gives a warning with line and column, and no values.
+/// The file's tables whose keys are checked one by one (`keys` holds one more level:
+/// `[keys.<context>] <action> = …`).
+const SECTIONS: &[&str] = &["freeze", "registry", "ui"];
+
+type Doc<'i> = toml::de::DeTable<'i>;
+type Key<'i> = toml::Spanned<toml::de::DeString<'i>>;
+type Val<'i> = toml::Spanned<toml::de::DeValue<'i>>;
+type Span = std::ops::Range<usize>;
+
+/// `doc` (the file or a part of it) read as a [`FileConfig`].
+fn read_doc(doc: Doc<'_>, span: Span) -> Result<FileConfig, toml::de::Error> {
+    use serde::de::IntoDeserializer as _;
+    FileConfig::deserialize(toml::Spanned::new(span, doc).into_deserializer())
+}
+
+/// A document holding only `key = value`, inside the tables of `path`.
+fn only<'i>(path: &[(&Key<'i>, Span)], key: &Key<'i>, value: &Val<'i>) -> Doc<'i> {
+    let mut leaf = Doc::new();
+    leaf.insert(key.clone(), value.clone());
+    path.iter().rev().fold(leaf, |inner, (k, span)| {
+        let mut outer = Doc::new();
+        outer.insert(
+            (*k).clone(),
+            toml::Spanned::new(span.clone(), toml::de::DeValue::Table(inner)),
+        );
+        outer
+    })
+}
+
+/// Removes from `table` (at `path` in the file) every value that does not read, each
+/// named in `warnings` with its line, so that the rest of the file still applies.
+fn drop_bad_values<'i>(
+    text: &str,
+    file: &Path,
+    path: &[(&Key<'i>, Span)],
+    table: &mut Doc<'i>,
+    warnings: &mut Vec<String>,
+) {
+    let depth_of = |key: &str| match (path.len(), path.first().map(|(k, _)| k.get_ref().as_ref())) {
+        (0, _) if SECTIONS.contains(&key) || key == "keys" => 1,
+        (1, Some("keys")) => 1,
+        _ => 0,
+    };
+    let keys: Vec<Key<'i>> = table.keys().cloned().collect();
+    for key in keys {
+        let Some(value) = table.get_mut(&key) else {
+            continue;
+        };
+        if depth_of(key.get_ref()) > 0 {
+            let span = value.span();
+            if let toml::de::DeValue::Table(inner) = value.get_mut() {
+                let mut inner_path = path.to_vec();
+                inner_path.push((&key, span));
+                drop_bad_values(text, file, &inner_path, inner, warnings);
+                continue;
+            }
+        }
+        let Err(e) = read_doc(only(path, &key, value), 0..text.len()) else {
+            continue;
+        };
+        let at = e.span().unwrap_or_else(|| value.span());
+        let (line, col) = line_col(text, at.start);
+        let dotted: Vec<&str> = path
+            .iter()
+            .map(|(k, _)| k.get_ref().as_ref())
+            .chain(std::iter::once(key.get_ref().as_ref()))
+            .collect();
+        warnings.push(format!(
+            "config: {}:{line}:{col}: `{}`: {}; the default is used for it",
+            file.display(),
+            dotted.join("."),
+            e.message().trim()
+        ));
+        table.remove(&key);
+    }
+}
+
+/// Reads and checks the file. A missing file is no file; a file that does not parse as
+/// TOML gives a warning with line and column, and no values; a value that does not fit
+/// its key is named with its line and dropped alone (the key keeps its default).
 pub(super) fn read_file(path: &Path, warnings: &mut Vec<String>) -> Option<FileConfig> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
@@ -164,15 +242,16 @@ pub(super) fn read_file(path: &Path, warnings: &mut Vec<String>) -> Option<FileC
             e.message().trim()
         ));
     };
-    let table: toml::Table = match toml::from_str(&text) {
-        Ok(t) => t,
+    let doc = match toml::de::DeTable::parse(&text) {
+        Ok(d) => d,
         Err(e) => {
             report(e, warnings);
             return None;
         }
     };
-    let file: FileConfig = match toml::from_str(&text) {
-        Ok(f) => f,
+    let (span, mut doc) = (doc.span(), doc.into_inner());
+    let table: toml::Table = match toml::from_str(&text) {
+        Ok(t) => t,
         Err(e) => {
             report(e, warnings);
             return None;
@@ -184,5 +263,12 @@ pub(super) fn read_file(path: &Path, warnings: &mut Vec<String>) -> Option<FileC
             path.display()
         ));
     }
-    Some(file)
+    drop_bad_values(&text, path, &[], &mut doc, warnings);
+    match read_doc(doc, span) {
+        Ok(f) => Some(f),
+        Err(e) => {
+            report(e, warnings);
+            None
+        }
+    }
 }

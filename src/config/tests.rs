@@ -18,14 +18,14 @@ fn entry<'a>(s: &'a Settings, key: &str) -> &'a Entry {
 
 #[test]
 fn flag_over_env_over_file_over_default() {
-    use clap::{CommandFactory as _, FromArgMatches as _};
+    use clap::FromArgMatches as _;
     let (_d, path) = file("prefix = \"file-\"\nquery_timeout = 7\n[freeze]\nuser = \"fileuser\"\n");
     let env = |v: &str| match v {
         "BOTTLE_FREEZE_PREFIX" => Some("env-".to_string()),
         "BOTTLE_FREEZE_QUERY_TIMEOUT" => Some("9".to_string()),
         _ => None,
     };
-    let m = crate::args::Cli::command()
+    let m = crate::args::command()
         .try_get_matches_from(["bottle-freeze", "--prefix", "flag-", "config"])
         .unwrap();
     crate::args::Cli::from_arg_matches(&m).unwrap();
@@ -46,8 +46,7 @@ fn flag_over_env_over_file_over_default() {
 
 #[test]
 fn a_flag_given_after_the_subcommand_counts() {
-    use clap::CommandFactory as _;
-    let m = crate::args::Cli::command()
+    let m = crate::args::command()
         .try_get_matches_from([
             "bottle-freeze",
             "freeze",
@@ -73,11 +72,51 @@ fn a_malformed_file_names_line_and_column_and_keeps_defaults() {
     let w = &s.warnings[0];
     assert!(w.contains(&format!("{}:3:", path.display())), "{w}");
     assert!(w.contains("the defaults are used"), "{w}");
-    // A type error has its position too.
+    // A value of the wrong kind has its position too, and only that key falls back.
     let (_d2, path) = file("refresh = 2.0\n[freeze]\ntransport = \"carrier-pigeon\"\n");
     let s = Settings::resolve(None, &|_| None, Some(&path));
     assert!(s.warnings[0].contains(":3:13"), "{:?}", s.warnings);
+    assert_eq!(s.refresh, 2.0);
+}
+
+#[test]
+fn a_bad_value_costs_only_its_own_key() {
+    let (_d, path) = file(
+        "prefix = \"mine-\"\nrefresh = \"often\"\n[ui]\ntheme = \"neon\"\nbell = false\n\
+         [freeze]\nuser = \"me\"\npush_via = 7\n[registry]\nport = 70000\n\
+         [keys.dashboard]\nfreeze = \"x\"\nhistory = 5\n",
+    );
+    let s = Settings::resolve(None, &|_| None, Some(&path));
+    // Every valid value applies, key bindings included.
+    assert_eq!(s.prefix, "mine-");
+    assert!(!s.bell);
+    assert_eq!(s.user, "me");
+    assert_eq!(entry(&s, "prefix").source, Source::File);
+    assert_eq!(s.keys.keys_text(Context::Dashboard, KeyAction::Freeze), "x");
+    // Each bad one is named with its line, and only its key has the default.
     assert_eq!(s.refresh, 3.0);
+    assert_eq!(s.theme, crate::vocab::theme::ThemeName::Dark);
+    assert_eq!(s.push_via, PushViaArg::Stream);
+    assert_eq!(s.registry_port, None);
+    let all = s.warnings.join("\n");
+    for (line, key) in [
+        (2, "refresh"),
+        (4, "ui.theme"),
+        (8, "freeze.push_via"),
+        (10, "registry.port"),
+        (13, "keys.dashboard.history"),
+    ] {
+        assert!(
+            s.warnings
+                .iter()
+                .any(|w| w.contains(&format!("{}:{line}:", path.display()))
+                    && w.contains(&format!("`{key}`"))
+                    && w.contains("the default is used for it")),
+            "{key} (line {line}) not reported:\n{all}"
+        );
+    }
+    assert_eq!(s.warnings.len(), 5, "{all}");
+    assert!(all.contains("unknown variant `neon`"), "{all}");
 }
 
 #[test]

@@ -121,13 +121,19 @@ pub async fn run(
     let (body, total) = context_stream(archive, &dockerfile(user, workdir))
         .await
         .map_err(|e| fail(e, "<no stderr>".into()))?;
-    rep.command(vec![
-        "docker".into(),
-        "build".into(),
-        "--tag".into(),
-        image.clone(),
-        "<context: Dockerfile + rootfs.tar>".into(),
-    ]);
+    rep.command_io(
+        vec![
+            "docker".into(),
+            "build".into(),
+            "--tag".into(),
+            image.clone(),
+            "-".into(),
+        ],
+        Some(format!(
+            "stdin: a build context of a Dockerfile and {}",
+            archive.display()
+        )),
+    );
 
     // Context bytes are counted as the daemon takes them.
     let sent = Arc::new(AtomicU64::new(0));

@@ -70,12 +70,16 @@ pub enum FreezeEvent {
         lines: Vec<String>,
         dropped: u64,
     },
-    /// A command about to run, as its argument vector (secrets masked), so that an
-    /// operator can reproduce the stage by hand.
+    /// A command about to run, as its real argument vector (secrets masked), so that an
+    /// operator can rerun it by hand.
     Command {
         id: String,
         stage: Stage,
         argv: Vec<String>,
+        /// What it reads or writes besides its arguments, when bottle-freeze feeds or takes
+        /// it (a build context on stdin, a stream into the registry); absent otherwise.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        io: Option<String>,
     },
     /// Something the operator should know: the transport chosen, a fallback and why.
     Note {

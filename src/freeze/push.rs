@@ -47,13 +47,12 @@ pub async fn run_streamed(
 ) -> Result<Pushed, StageError> {
     use futures_util::TryStreamExt;
     let tag = tag_for(image_id);
-    rep.command(vec![
-        "docker".into(),
-        "save".into(),
-        image.into(),
-        "|".into(),
-        format!("<stream to http://{endpoint}/v2/{REPOSITORY}, tag {tag}>"),
-    ]);
+    rep.command_io(
+        vec!["docker".into(), "save".into(), image.into()],
+        Some(format!(
+            "stdout: uploaded by bottle-freeze to http://{endpoint}/v2/{REPOSITORY}/, tag {tag}"
+        )),
+    );
     let body = docker
         .export_image(image)
         .map_err(|e| std::io::Error::other(crate::freeze::docker_error_message(&e)));

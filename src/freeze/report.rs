@@ -238,15 +238,26 @@ impl Reporter {
 
     /// Keeps a command in the record and announces it, secrets masked.
     pub fn command(&mut self, argv: Vec<String>) {
+        self.command_io(argv, None);
+    }
+
+    /// [`Reporter::command`] for a command whose input or output bottle-freeze provides:
+    /// `argv` holds only real arguments, `io` says what goes in or out (for the events;
+    /// the record keeps the argument vector).
+    pub fn command_io(&mut self, argv: Vec<String>, io: Option<String>) {
         let argv = mask_secrets(&argv);
-        tracing::info!(?argv, "running");
+        tracing::info!(?argv, ?io, "running");
         let stage = self
             .stage_started
             .map(|(s, _)| s)
             .unwrap_or(crate::freeze::Stage::ExecTar);
         self.record.commands.push(argv.clone());
-        self.emit
-            .send(|id| FreezeEvent::Command { id, stage, argv });
+        self.emit.send(|id| FreezeEvent::Command {
+            id,
+            stage,
+            argv,
+            io,
+        });
     }
 
     pub fn set_temp_dir(&mut self, dir: Option<&Path>) {

@@ -749,7 +749,7 @@ async fn start_registry(
             rep.command(vec![
                 bin.display().to_string(),
                 "serve".into(),
-                "<generated config>".into(),
+                reg.config_path().display().to_string(),
             ]);
             let port = reg.addr().port();
             rep.record.registry_pid = reg.pid();
@@ -1133,11 +1133,16 @@ impl NativeStages<'_> {
                     stderr_tail: "<no stderr>".into(),
                 })
             })?;
-            rep.command(vec![
-                "<stream>".into(),
-                archive.path.display().to_string(),
-                format!("http://{push_endpoint}/v2/{}:{tag}", push::REPOSITORY),
-            ]);
+            // bottle-freeze uploads the archive itself: no command runs, so no command
+            // event (those hold only argv an operator can rerun).
+            rep.emit.note(
+                Stage::Push,
+                format!(
+                    "uploading {} to http://{push_endpoint}/v2/{}/ as tag {tag}",
+                    archive.path.display(),
+                    push::REPOSITORY
+                ),
+            );
             let what = archive.path.display().to_string();
             let pushed =
                 push::upload_saved(rep, file, &what, tag, &push_endpoint, registry_log).await?;

@@ -3,25 +3,28 @@
 //! It speaks the subset of smolvm that bottle-freeze uses — `machine ls/exec/cp`,
 //! `pack create` and the HTTP API of `serve start` — over machines that are records plus real directories under
 //! `$SMOLVM_SIM_HOME`, and injects the faults the project's tests need (`sim …`).
+//!
+//! This file is also compiled into `bottle-freeze` (see `src/main.rs`), which runs it
+//! when invoked as `smolvm-sim`, so that `bottle-freeze demo` needs nothing beside it.
 
-mod admin;
-mod cli;
-mod cp;
-mod error;
-mod exec;
-mod faults;
-mod forward;
-mod guest_cmd;
-mod guestpath;
-mod ls;
-mod pack;
-mod serve;
-mod serve_api;
-mod spawn;
-mod store;
-mod synthetic;
-mod tar;
-mod units;
+pub(crate) mod admin;
+pub(crate) mod cli;
+pub(crate) mod cp;
+pub(crate) mod error;
+pub(crate) mod exec;
+pub(crate) mod faults;
+pub(crate) mod forward;
+pub(crate) mod guest_cmd;
+pub(crate) mod guestpath;
+pub(crate) mod ls;
+pub(crate) mod pack;
+pub(crate) mod serve;
+pub(crate) mod serve_api;
+pub(crate) mod spawn;
+pub(crate) mod store;
+pub(crate) mod synthetic;
+pub(crate) mod tar;
+pub(crate) mod units;
 
 use std::sync::atomic::Ordering;
 
@@ -54,7 +57,8 @@ fn install_signal_handlers() {
     }
 }
 
-fn main() {
+/// The simulator's whole run (also `bottle-freeze` invoked as `smolvm-sim`).
+pub(crate) fn main() {
     install_signal_handlers();
     // The stream flag shapes the command line itself, so settings load before parsing;
     // without a home (e.g. for --help) smolvm's current defaults apply.
