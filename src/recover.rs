@@ -16,6 +16,10 @@ pub async fn recover_interrupted(state_dir: &Path, smolvm: &Smolvm) -> Vec<Strin
     let Ok(records) = history.list() else {
         return Vec::new();
     };
+    let kept_by: Vec<(String, std::path::PathBuf)> = records
+        .iter()
+        .filter_map(|r| Some((r.id.clone(), r.kept.as_ref()?.temp_dir.clone()?)))
+        .collect();
     let mut said = Vec::new();
     for mut rec in records
         .into_iter()
@@ -40,7 +44,11 @@ pub async fn recover_interrupted(state_dir: &Path, smolvm: &Smolvm) -> Vec<Strin
             }
         }
         if let Some(t) = rec.temp_dir.take() {
-            if is_our_temp(&t) && std::fs::remove_dir_all(&t).is_ok() {
+            // A resume works in the temp folder an earlier failed run kept: that stays
+            // the earlier run's until a resume succeeds or it is discarded.
+            if let Some(owner) = kept_by.iter().find(|(_, k)| *k == t) {
+                cleaned.push(format!("left {} to freeze {}", t.display(), owner.0));
+            } else if is_our_temp(&t) && std::fs::remove_dir_all(&t).is_ok() {
                 cleaned.push(format!("removed {}", t.display()));
             }
         }
