@@ -93,6 +93,9 @@ pub struct Record {
     /// What became of the image in the local Docker daemon (native build).
     #[serde(default)]
     pub docker: Option<String>,
+    /// Pack's staging folder (`<state>/<slug>/.pack-<id>/`) while it may exist.
+    #[serde(default)]
+    pub pack_staging: Option<PathBuf>,
 }
 
 /// What a failed freeze keeps for `freeze --resume`: the archive until the image is built,
@@ -155,6 +158,7 @@ impl Record {
             credentials: None,
             layer_digest: None,
             docker: None,
+            pack_staging: None,
         }
     }
 

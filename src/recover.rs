@@ -52,6 +52,13 @@ pub async fn recover_interrupted(state_dir: &Path, smolvm: &Smolvm) -> Vec<Strin
                 cleaned.push(format!("removed {}", t.display()));
             }
         }
+        if let Some(s) = rec.pack_staging.take() {
+            let ours = s.parent() == Some(state_dir.join(&rec.slug).as_path())
+                && crate::freeze::pack::is_staging(&s, &rec.id);
+            if ours && std::fs::remove_dir_all(&s).is_ok() {
+                cleaned.push(format!("removed {}", s.display()));
+            }
+        }
         if let Some(scratch) = rec.guest_scratch.take() {
             match crate::freeze::exec_tar::remove_guest_scratch(smolvm, &rec.machine, &scratch)
                 .await

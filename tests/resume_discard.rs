@@ -262,7 +262,7 @@ fn an_interrupted_resume_keeps_the_earlier_runs_archive() {
         let (id, archive) = native_failed_at_pack(&w, "rd8");
         interrupt_resume(&w, &id, sig);
         // Recovery runs first on every command that may clean up.
-        let out = w.run(&["list"]);
+        let out = w.run(&["history"]);
         assert!(out.status.success(), "{sig}: {}", err(&out));
         assert!(archive.is_file(), "{sig}: the kept archive was removed");
         assert!(

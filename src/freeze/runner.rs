@@ -150,6 +150,8 @@ struct Leftovers {
 
 impl Leftovers {
     async fn clean(&mut self, smolvm: &Smolvm, machine: &str, rep: &mut Reporter) {
+        // A cancelled pack never reached its own clean-up.
+        pack::remove_staging(rep);
         if let Some(reg) = self.registry.take() {
             reg.stop().await;
             rep.record.registry_pid = None;
