@@ -72,6 +72,15 @@ pub struct GlobalOpts {
         default_value_t = 3.0
     )]
     pub refresh: f64,
+    /// A smolvm host to look at (repeatable): `local`, `unix:///path/smolvm.sock` or
+    /// `http://127.0.0.1:PORT` (smolvm serve), optionally `LABEL=` first. Overrides the
+    /// file's `hosts`.
+    #[arg(long = "host", global = true, value_name = "[LABEL=]HOST")]
+    pub host: Vec<String>,
+    /// Allow `http://` hosts that are not loopback. smolvm's API has no authentication:
+    /// prefer an SSH forward to a unix socket or a loopback port.
+    #[arg(long, global = true)]
+    pub insecure_remote: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -100,11 +109,22 @@ pub enum Command {
         #[arg(long)]
         default: bool,
     },
+    /// Check this host: smolvm and its version and capabilities, Docker, a registry
+    /// binary, the state dir's free space, /dev/kvm. Exit status 1 when something is
+    /// missing.
+    Doctor(DoctorArgs),
     /// Drop what a failed freeze kept for --resume (its archive or image).
     Discard {
         /// The freeze id (as `history` lists it).
         id: String,
     },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DoctorArgs {
+    /// Print the checks as JSON (`{"checks":[{"name","ok","detail","fix"}],"versions":{…}}`).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -122,6 +142,9 @@ pub struct ListArgs {
     /// Also list machines that are not running.
     #[arg(long)]
     pub all: bool,
+    /// List every configured host (`local` alone when none is), with a HOST column.
+    #[arg(long)]
+    pub all_hosts: bool,
 }
 
 #[derive(

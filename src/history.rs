@@ -46,6 +46,10 @@ pub struct StageRecord {
 pub struct Record {
     pub id: String,
     pub kind: Kind,
+    /// The smolvm host's label when the machine was on another host (`--host`); absent
+    /// for the local smolvm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
     pub machine: String,
     pub slug: String,
     pub started_at_ms: u64,
@@ -133,6 +137,7 @@ impl Record {
         Record {
             id: id.to_string(),
             kind,
+            host: None,
             machine: machine.to_string(),
             slug: slug.to_string(),
             started_at_ms: now_ms(),

@@ -25,11 +25,91 @@ pub struct Machine {
     pub created_at: Option<i64>,
     #[serde(default)]
     pub image: Option<String>,
+    /// How the VM process last ended (smolvm ≥ 1.32; absent until it has exited once).
+    #[serde(default, deserialize_with = "lenient")]
+    pub last_exit: Option<LastExit>,
+    /// Why the machine is in its state, when smolvm says (smolvm ≥ 1.32).
+    #[serde(default, deserialize_with = "lenient_text")]
+    pub state_reason: Option<String>,
+}
+
+/// smolvm's `last_exit`: `{"cause":"exited","exit_code":1,"exited_at_unix_ms":…,"pid":…}`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+pub struct LastExit {
+    #[serde(default)]
+    pub cause: Option<String>,
+    #[serde(default)]
+    pub exit_code: Option<i64>,
+    #[serde(default)]
+    pub exited_at_unix_ms: Option<i64>,
+    #[serde(default)]
+    pub signal: Option<i64>,
+}
+
+impl LastExit {
+    /// `VMM exited with code 1`, as `smolvm machine status` words it.
+    pub fn describe(&self) -> String {
+        let cause = self.cause.as_deref().unwrap_or("ended");
+        match (self.exit_code, self.signal) {
+            (Some(code), _) => format!("VMM {cause} with code {code}"),
+            (None, Some(sig)) => format!("VMM {cause} by signal {sig}"),
+            (None, None) => format!("VMM {cause}"),
+        }
+    }
+}
+
+/// A field whose shape a later smolvm might change is dropped rather than failing the list.
+fn lenient<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    let v = serde_json::Value::deserialize(d)?;
+    Ok(serde_json::from_value(v).ok())
+}
+
+/// Text as given; any other JSON value in its compact form.
+fn lenient_text<'de, D>(d: D) -> Result<Option<String>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Null => None,
+        serde_json::Value::String(s) => Some(s),
+        other => Some(other.to_string()),
+    })
 }
 
 impl Machine {
     pub fn is_running(&self) -> bool {
         self.state.as_deref() == Some("running")
+    }
+
+    /// Why the machine is not running, as far as smolvm says: its `state_reason`, else how
+    /// its VM last ended (`last start failed: VMM exited with code 1`). None when running
+    /// or when smolvm says nothing.
+    pub fn why_not_running(&self) -> Option<String> {
+        if self.is_running() {
+            return None;
+        }
+        if let Some(r) = self
+            .state_reason
+            .as_deref()
+            .filter(|r| !r.trim().is_empty())
+        {
+            return Some(crate::sanitize::escape_str(r));
+        }
+        let exit = self.last_exit.as_ref()?;
+        // `created` with a last exit: it never came up.
+        let lead = if self.state.as_deref() == Some("created") {
+            "last start failed"
+        } else {
+            "last exit"
+        };
+        Some(format!(
+            "{lead}: {}",
+            crate::sanitize::escape_str(&exit.describe())
+        ))
     }
 }
 
@@ -50,13 +130,21 @@ impl BottleMachine {
         match &self.slug {
             Err(why) => Some(format!("unsafe machine name: {why}")),
             Ok(_) if self.listed > 1 => Some(ambiguous(&self.machine.name, self.listed)),
-            Ok(_) if !self.machine.is_running() => Some(format!(
-                "machine is {}, only running machines are frozen",
-                self.machine
+            Ok(_) if !self.machine.is_running() => {
+                let state = self
+                    .machine
                     .state
                     .as_deref()
-                    .unwrap_or("in an unknown state")
-            )),
+                    .unwrap_or("in an unknown state");
+                let why = self
+                    .machine
+                    .why_not_running()
+                    .map(|w| format!(" ({w})"))
+                    .unwrap_or_default();
+                Some(format!(
+                    "machine is {state}{why}, only running machines are frozen"
+                ))
+            }
             Ok(_) => None,
         }
     }
@@ -121,7 +209,8 @@ pub fn bottle_machines(machines: Vec<Machine>, prefix: &str, all: bool) -> Vec<B
 /// `smolvm machine ls --json`, parsed. `smolvm` runs the command; reading what it
 /// printed is this module's business (the dependency goes one way: machines → smolvm).
 pub async fn list(smolvm: &Smolvm) -> Result<Vec<Machine>, SmolvmError> {
-    let args = ["machine", "ls", "--json"];
+    let argv = crate::smolvm::argv::list();
+    let args: Vec<&str> = argv.iter().map(String::as_str).collect();
     let out = smolvm.query_ok(&args).await?;
     parse_ls_json(&out.stdout).map_err(|e| SmolvmError::Malformed {
         command: smolvm.display(&args),
@@ -142,6 +231,9 @@ pub async fn discover(
 /// The stable JSON shape of `bottle-freeze list --json` (documented in the README).
 #[derive(Debug, Serialize)]
 pub struct ListEntry {
+    /// The host's label, only when hosts are listed (`--host`, `--all-hosts`, `hosts`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
     pub name: String,
     pub slug: Option<String>,
     pub state: Option<String>,
@@ -152,12 +244,17 @@ pub struct ListEntry {
     pub age_seconds: Option<u64>,
     pub freezable: bool,
     pub refusal: Option<String>,
+    /// smolvm's `state_reason` (escaped), when it gives one.
+    pub state_reason: Option<String>,
+    /// smolvm's `last_exit`, when the VM has exited once.
+    pub last_exit: Option<LastExit>,
 }
 
 impl ListEntry {
     pub fn from_machine(b: &BottleMachine, now: SystemTime) -> ListEntry {
         let refusal = b.refusal();
         ListEntry {
+            host: None,
             name: b.machine.name.clone(),
             slug: b.slug.as_ref().ok().map(|s| s.to_string()),
             state: b.machine.state.clone(),
@@ -168,6 +265,15 @@ impl ListEntry {
             age_seconds: b.age(now).map(|d| d.as_secs()),
             freezable: refusal.is_none(),
             refusal,
+            state_reason: b
+                .machine
+                .state_reason
+                .as_deref()
+                .map(crate::sanitize::escape_str),
+            last_exit: b.machine.last_exit.clone().map(|mut e| {
+                e.cause = e.cause.map(|c| crate::sanitize::escape_str(&c));
+                e
+            }),
         }
     }
 }
@@ -194,6 +300,30 @@ mod tests {
         assert_eq!(ms[1].cpus, None);
         assert!(parse_ls_json(b"[]").unwrap().is_empty());
         assert!(parse_ls_json(b"{not json").is_err());
+    }
+
+    #[test]
+    fn a_created_machine_after_a_failed_start_says_why() {
+        let ls = br#"[{"name":"bot-bottle-a","state":"created","state_reason":null,
+            "last_exit":{"cause":"exited","exit_code":1,"exited_at_unix_ms":1796188030829,"pid":7}},
+          {"name":"bot-bottle-b","state":"stopped","state_reason":"stopped by \u001b[2Jop",
+            "last_exit":{"cause":"exited","exit_code":0}},
+          {"name":"bot-bottle-c","state":"created"},
+          {"name":"bot-bottle-d","state":"failed","last_exit":"a future shape","state_reason":{"k":1}}]"#;
+        let all = bottle_machines(parse_ls_json(ls).unwrap(), "bot-bottle-", true);
+        let refusals: Vec<String> = all.iter().map(|b| b.refusal().unwrap()).collect();
+        assert_eq!(
+            refusals,
+            [
+                "machine is created (last start failed: VMM exited with code 1), only running machines are frozen",
+                "machine is stopped (stopped by \\x1b[2Jop), only running machines are frozen",
+                "machine is created, only running machines are frozen",
+                "machine is failed ({\"k\":1}), only running machines are frozen",
+            ]
+        );
+        let e = ListEntry::from_machine(&all[0], SystemTime::now());
+        assert_eq!(e.last_exit.as_ref().unwrap().exit_code, Some(1));
+        assert_eq!(all[3].machine.last_exit, None);
     }
 
     #[test]

@@ -53,7 +53,10 @@ pub async fn recover_interrupted(state_dir: &Path, smolvm: &Smolvm) -> Vec<Strin
             }
         }
         if let Some(s) = rec.pack_staging.take() {
-            let ours = s.parent() == Some(state_dir.join(&rec.slug).as_path())
+            // `<state>/<slug>/` locally, `<state>/<host>/<slug>/` for another host.
+            let parent = s.parent();
+            let ours = parent.and_then(|p| p.file_name()) == Some(rec.slug.as_ref())
+                && parent.is_some_and(|p| p.starts_with(state_dir))
                 && crate::freeze::pack::is_staging(&s, &rec.id);
             if ours && std::fs::remove_dir_all(&s).is_ok() {
                 cleaned.push(format!("removed {}", s.display()));

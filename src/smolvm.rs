@@ -1,12 +1,18 @@
 //! The smolvm CLI as an argument-vector client (never a shell).
 
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::process::Command;
+
+pub mod argv;
+pub mod error;
+pub mod note;
 
 use crate::process::{status_code, GroupChild};
 use crate::sanitize::escape_bytes;
@@ -18,6 +24,8 @@ pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(15);
 pub struct Smolvm {
     program: PathBuf,
     query_timeout: Duration,
+    /// The program is the PyPI wheel's binary, whose note on stderr is dropped.
+    wheel_note: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +52,26 @@ pub enum SmolvmError {
     Timeout { command: String, secs: u64 },
     #[error("`{command}` printed more than {} on stdout; refusing to read more (a machine list is a few KiB per machine)", crate::format::bytes(*.limit))]
     TooLarge { command: String, limit: u64 },
+}
+
+/// Whether each smolvm program has `--error-format json`, learnt once per process from
+/// its `--help` (1.32.2 has it; a smolvm without it would reject the flag).
+static ERROR_FORMAT_JSON: Mutex<Option<HashMap<PathBuf, bool>>> = Mutex::new(None);
+
+fn error_format_known(program: &Path) -> Option<bool> {
+    ERROR_FORMAT_JSON
+        .lock()
+        .ok()?
+        .as_ref()?
+        .get(program)
+        .copied()
+}
+
+fn remember_error_format(program: &Path, json: bool) {
+    if let Ok(mut m) = ERROR_FORMAT_JSON.lock() {
+        m.get_or_insert_with(HashMap::new)
+            .insert(program.to_path_buf(), json);
+    }
 }
 
 /// The most a short query may print on stdout before it is refused.
@@ -127,8 +155,10 @@ impl HeadTail {
 
 impl Smolvm {
     pub fn new(program: impl Into<PathBuf>) -> Smolvm {
+        let program = program.into();
         Smolvm {
-            program: program.into(),
+            wheel_note: crate::smolvm::note::is_wheel_binary(&program),
+            program,
             query_timeout: DEFAULT_QUERY_TIMEOUT,
         }
     }
@@ -146,16 +176,77 @@ impl Smolvm {
         &self.program
     }
 
+    /// A filter for this program's stderr that drops the wheel binary's note, if it is
+    /// that binary.
+    pub fn note_filter(&self) -> Option<crate::smolvm::note::NoteFilter> {
+        self.wheel_note.then(crate::smolvm::note::NoteFilter::new)
+    }
+
+    /// Whether failures are asked for as JSON (`--error-format json`): once a query has
+    /// learnt that this smolvm has the flag.
+    pub fn json_errors(&self) -> bool {
+        error_format_known(&self.program).unwrap_or(false)
+    }
+
+    /// Learns, once per program and process, whether this smolvm has `--error-format`;
+    /// a smolvm that cannot be run is asked again next time.
+    pub async fn detect_error_format(&self) -> bool {
+        if let Some(known) = error_format_known(&self.program) {
+            return known;
+        }
+        let argv = crate::smolvm::argv::help(&[]);
+        let args: Vec<&str> = argv.iter().map(String::as_str).collect();
+        let out = match self.run_query(&args, false).await {
+            Ok(out) => out,
+            // A smolvm that hangs is not asked again (each query would wait twice).
+            Err(SmolvmError::Timeout { .. }) => {
+                remember_error_format(&self.program, false);
+                return false;
+            }
+            Err(_) => return false,
+        };
+        let json = out.code == 0
+            && String::from_utf8_lossy(&out.stdout)
+                .contains(crate::smolvm::argv::ERROR_FORMAT_JSON[0]);
+        remember_error_format(&self.program, json);
+        json
+    }
+
     /// A command for `smolvm ARGS…` with no stdin; the caller sets up stdout/stderr.
+    /// `NO_COLOR=1`: smolvm colours its log lines even on a pipe otherwise. Failures come
+    /// as JSON when [`json_errors`](Self::json_errors).
     pub fn command<I, S>(&self, args: I) -> Command
     where
         I: IntoIterator<Item = S>,
         S: Into<OsString>,
     {
+        self.command_with(args, self.json_errors())
+    }
+
+    fn command_with<I, S>(&self, args: I, json_errors: bool) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
         let mut cmd = Command::new(&self.program);
+        if json_errors {
+            cmd.args(crate::smolvm::argv::ERROR_FORMAT_JSON);
+        }
         cmd.args(args.into_iter().map(Into::into))
+            .env("NO_COLOR", "1")
             .stdin(Stdio::null());
         cmd
+    }
+
+    /// The whole command line [`command`](Self::command) runs for `args`, program and
+    /// global flags included, for the record of what a freeze ran.
+    pub fn command_line(&self, args: &[String]) -> Vec<String> {
+        let mut v = vec![self.program.display().to_string()];
+        if self.json_errors() {
+            v.extend(argv::ERROR_FORMAT_JSON.map(String::from));
+        }
+        v.extend(args.iter().cloned());
+        v
     }
 
     /// `smolvm ARGS…` shown as the operator would type it, for messages and logs.
@@ -185,9 +276,19 @@ impl Smolvm {
     /// Its stdout may be at most [`MAX_QUERY_STDOUT`]; of its stderr the start and the end
     /// are kept. Its exit is awaited apart from the end of its output: a process it left
     /// behind may hold the pipes open, and that is not a command that did not answer.
+    /// The first query of a program learns whether it has `--error-format json`.
     pub async fn query(&self, args: &[&str]) -> Result<QueryOutput, SmolvmError> {
+        let json = self.detect_error_format().await;
+        self.run_query(args, json).await
+    }
+
+    async fn run_query(
+        &self,
+        args: &[&str],
+        json_errors: bool,
+    ) -> Result<QueryOutput, SmolvmError> {
         use tokio::io::AsyncReadExt;
-        let mut cmd = self.command(args);
+        let mut cmd = self.command_with(args, json_errors);
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = GroupChild::spawn(&mut cmd).map_err(|e| self.spawn_error(e))?;
         let (mut out, mut err) = (child.inner().stdout.take(), child.inner().stderr.take());
@@ -288,10 +389,14 @@ impl Smolvm {
         };
         let stdout = std::mem::take(&mut *stdout.lock().unwrap_or_else(|p| p.into_inner()));
         let stderr = std::mem::take(&mut *stderr.lock().unwrap_or_else(|p| p.into_inner()));
+        let stderr = stderr.into_bytes();
         Ok(QueryOutput {
             code: status_code(&status),
             stdout,
-            stderr: stderr.into_bytes(),
+            stderr: match self.wheel_note {
+                true => note::NoteFilter::strip(&stderr),
+                false => stderr,
+            },
             held_open,
         })
     }
@@ -303,7 +408,8 @@ impl Smolvm {
             return Err(SmolvmError::Failed {
                 command: self.display(args),
                 code: out.code,
-                stderr: stderr_or_placeholder(&out.stderr) + &out.held_open_note(),
+                stderr: stderr_or_placeholder(&crate::smolvm::error::readable(&out.stderr))
+                    + &out.held_open_note(),
             });
         }
         Ok(out)
@@ -311,7 +417,9 @@ impl Smolvm {
 
     /// Whether `machine exec` knows `--stream` (older smolvm does not).
     pub async fn exec_supports_stream(&self) -> Result<bool, SmolvmError> {
-        let out = self.query(&["machine", "exec", "--help"]).await?;
+        let argv = crate::smolvm::argv::help(&["machine", "exec"]);
+        let args: Vec<&str> = argv.iter().map(String::as_str).collect();
+        let out = self.query(&args).await?;
         let text = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
         Ok(text.contains("--stream"))
     }

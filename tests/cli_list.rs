@@ -80,6 +80,8 @@ fn json_fields_are_stable() {
         "age_seconds",
         "freezable",
         "refusal",
+        "state_reason",
+        "last_exit",
     ];
     expected.sort();
     let mut keys = keys;
@@ -93,6 +95,36 @@ fn json_fields_are_stable() {
     let gamma = v.iter().find(|m| m["slug"] == "gamma").unwrap();
     assert_eq!(gamma["freezable"], false);
     assert!(gamma["refusal"].as_str().unwrap().contains("stopped"));
+    assert!(gamma["last_exit"].is_null() && gamma["state_reason"].is_null());
+}
+
+/// A machine whose start failed (smolvm 1.32: still `created`, with `last_exit`) says why.
+#[test]
+fn a_failed_start_is_explained() {
+    let sim = fleet();
+    sim.ok(&["sim", "set", "bot-bottle-delta", "--last-exit-code", "1"]);
+    sim.ok(&[
+        "sim",
+        "set",
+        "bot-bottle-gamma",
+        "--state-reason",
+        "stopped by the operator",
+    ]);
+    let out = list(&sim, &["--json", "--all"]);
+    let v: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let delta = v.iter().find(|m| m["slug"] == "delta").unwrap();
+    assert_eq!(delta["last_exit"]["exit_code"], 1);
+    assert_eq!(delta["last_exit"]["cause"], "exited");
+    assert_eq!(
+        delta["refusal"],
+        "machine is created (last start failed: VMM exited with code 1), only running machines are frozen"
+    );
+    let gamma = v.iter().find(|m| m["slug"] == "gamma").unwrap();
+    assert_eq!(gamma["state_reason"], "stopped by the operator");
+    assert_eq!(
+        gamma["refusal"],
+        "machine is stopped (stopped by the operator), only running machines are frozen"
+    );
 }
 
 #[test]
@@ -143,6 +175,35 @@ fn missing_smolvm_is_one_line_and_exit_2() {
     assert!(
         err.contains("/nonexistent/smolvm") && err.contains("BOTTLE_FREEZE_SMOLVM"),
         "{err}"
+    );
+}
+
+/// A smolvm with `--error-format` (1.32) is asked for `--error-format json` and its failure is shown with its code;
+/// an older one (no such flag) is never passed it and is read as text.
+#[test]
+fn json_errors_when_smolvm_has_them_text_otherwise() {
+    let sim = fleet();
+    sim.ok(&["sim", "config", "--ls-fail", "agent unreachable"]);
+    let out = list(&sim, &[]);
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.trim_end()
+            .ends_with("exited with status 1: Error: agent unreachable [SMOLVM_ERROR]"),
+        "{err}"
+    );
+    sim.ok(&["sim", "config", "--error-format-flag", "off"]);
+    let out = list(&sim, &[]);
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.trim_end()
+            .ends_with("exited with status 1: Error: agent unreachable"),
+        "{err}"
+    );
+    // And an old smolvm that works lists as before.
+    sim.ok(&["sim", "config", "--ls-fail", ""]);
+    assert_eq!(
+        names(&list(&sim, &["--json"])),
+        ["bot-bottle-alpha", "bot-bottle-beta"]
     );
 }
 

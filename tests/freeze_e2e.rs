@@ -407,7 +407,19 @@ fn failures_name_their_stage_and_leave_nothing_behind() {
         .join("e2e-fail/committed-smolmachine.smolmachine")
         .exists());
 
-    // A stopped machine is refused before anything runs (exec would start it).
+    // A machine whose start failed (smolvm 1.32 leaves it `created`) is refused with why.
+    w.sim
+        .ok(&["sim", "set", "bot-bottle-e2e-fail", "--state", "created"]);
+    w.sim
+        .ok(&["sim", "set", "bot-bottle-e2e-fail", "--last-exit-code", "1"]);
+    let f = failure_of(&freeze(&w, "e2e-fail", &[]));
+    assert!(
+        f["message"].as_str().unwrap().contains(
+            "is created (last start failed: VMM exited with code 1); only running machines are frozen"
+        ),
+        "{f}"
+    );
+    // A stopped machine is refused before anything runs (smolvm 1.9's exec would start it).
     w.sim
         .ok(&["sim", "set", "bot-bottle-e2e-fail", "--state", "stopped"]);
     let f = failure_of(&freeze(&w, "e2e-fail", &["--builder", "docker"]));

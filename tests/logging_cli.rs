@@ -60,6 +60,11 @@ fn verbose_shows_the_commands_and_the_log_file_has_them() {
             && stderr.contains("machine exec --name bot-bottle-small --stream -- tar --create"),
         "{stderr}"
     );
+    // The sim has smolvm 1.32's --error-format: the command shown is the one run.
+    assert!(
+        stderr.contains("--error-format json machine exec --name bot-bottle-small"),
+        "{stderr}"
+    );
     let log = log_text(state.path());
     assert!(log.contains("running"), "{log}");
     assert!(log.contains("bot-bottle-small"), "{log}");

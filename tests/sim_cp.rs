@@ -94,11 +94,16 @@ fn missing_file_and_unknown_machine_are_errors() {
 }
 
 #[test]
-fn upload_writes_into_the_root_and_stopped_machines_start() {
+fn upload_writes_into_the_root_and_stopped_machines_refuse() {
     let (root, local, sim) = setup();
     sim.ok(&["sim", "set", "m", "--state", "stopped"]);
     let src = local.path().join("up.bin");
     std::fs::write(&src, b"payload").unwrap();
+    let out = sim.run(&["machine", "cp", src.to_str().unwrap(), "m:/tmp/up.bin"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("machine 'm' is not running"));
+    assert!(!root.path().join("tmp/up.bin").exists());
+    sim.ok(&["machine", "start", "--name", "m"]);
     let out = sim.run(&["machine", "cp", src.to_str().unwrap(), "m:/tmp/up.bin"]);
     assert!(
         out.status.success(),

@@ -99,16 +99,29 @@ fn unknown_machine_is_an_error() {
 }
 
 #[test]
-fn exec_on_a_stopped_machine_starts_it() {
+fn exec_on_a_stopped_machine_is_refused_as_smolvm_1_32_does() {
     let sim = Sim::new();
     for state in ["stopped", "created"] {
         sim.ok(&["sim", "create", state, "--state", state]);
         assert!(sim.machine(state)["pid"].is_null());
         let out = sim.exec(state, false, &["echo", "up"]);
-        assert_eq!(out.stdout, b"up\n");
+        assert_eq!(out.status.code(), Some(1));
+        assert!(out.stdout.is_empty());
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            format!(
+                "Error: agent operation failed: connect: machine '{state}' is not running. \
+                 Start it with 'smolvm machine start --name {state}'; if a start is already \
+                 in progress, retry once it finishes.\n"
+            )
+        );
         let m = sim.machine(state);
-        assert_eq!(m["state"], "running");
-        assert!(m["pid"].is_u64());
+        assert_eq!(m["state"], state);
+        assert!(m["pid"].is_null());
+        // `machine start` starts it.
+        sim.ok(&["machine", "start", "--name", state]);
+        assert_eq!(sim.machine(state)["state"], "running");
+        assert!(sim.machine(state)["pid"].is_u64());
     }
     sim.ok(&["sim", "create", "z", "--state", "unreachable"]);
     let out = sim.exec("z", false, &["true"]);

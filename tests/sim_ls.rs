@@ -4,34 +4,49 @@ mod sim_support;
 
 use sim_support::Sim;
 
-/// The field set smolvm's `machine_status_json` prints, plus `labels`.
+/// The field set smolvm 1.32.2 prints for a machine that never exited (`last_exit`
+/// comes after a failed start); tests/real_smolvm.rs checks it against the real binary.
 const FIELDS: &[&str] = &[
-    "name",
-    "state",
-    "cpus",
-    "memory_mib",
-    "pid",
-    "mounts",
-    "ports",
-    "created_at",
-    "storage_gb",
-    "overlay_gb",
-    "image",
-    "entrypoint",
+    "block_io",
+    "branchable",
+    "branchpoint_held",
     "cmd",
+    "cpus",
+    "created_at",
+    "cuda",
+    "cuda_branch_pool_size",
+    "cuda_fork_pool_size",
+    "cuda_vram_limit_mib",
+    "detached",
+    "disk_durability",
+    "disks",
+    "entrypoint",
     "ephemeral",
+    "forkable",
+    "forkpoint_held",
     "gpu",
     "gpu_vram_mib",
-    "restart_policy",
-    "restart_max_retries",
-    "restart_count",
     "health_cmd",
     "health_interval_secs",
-    "health_timeout_secs",
     "health_retries",
     "health_startup_grace_secs",
-    "network",
+    "health_timeout_secs",
+    "image",
     "labels",
+    "memory_mib",
+    "mounts",
+    "name",
+    "network",
+    "overlay_gb",
+    "parent_machine",
+    "pid",
+    "ports",
+    "restart_count",
+    "restart_max_retries",
+    "restart_policy",
+    "state",
+    "state_reason",
+    "storage_gb",
 ];
 
 #[test]
@@ -291,7 +306,25 @@ fn ls_faults_hang_and_fail() {
     sim.ok(&["sim", "config", "--ls-fail", "database is locked"]);
     let out = sim.run(&["machine", "ls", "--json"]);
     assert_eq!(out.status.code(), Some(1));
-    assert_eq!(String::from_utf8_lossy(&out.stderr), "database is locked\n");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "Error: database is locked\n"
+    );
+    // As smolvm 1.32 does with --error-format json; in an older one clap refuses the flag.
+    let out = sim.run(&["--error-format", "json", "machine", "ls", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "{\"error\":{\"code\":\"SMOLVM_ERROR\",\"message\":\"database is locked\"}}\n"
+    );
+    let out = sim.run(&["machine", "ls", "--json", "--error-format", "json"]);
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("{\"error\""));
+    sim.ok(&["sim", "config", "--error-format-flag", "off"]);
+    let out = sim.run(&["--error-format", "json", "machine", "ls", "--json"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .starts_with("error: unexpected argument '--error-format' found"));
+    sim.ok(&["sim", "config", "--error-format-flag", "on"]);
     assert!(out.stdout.is_empty());
     sim.ok(&["sim", "config", "--ls-fail", "", "--ls-hang-secs", "1"]);
     let t = std::time::Instant::now();

@@ -436,6 +436,30 @@ fn keys_remapped_in_the_config_file_work_and_are_shown() {
     t.wait(15, "the shell again", |s| s.contains("EXITED:0"));
 }
 
+/// The title names smolvm's version and the other parts'; a missing part gets a line
+/// under the list pointing at `doctor`.
+#[test]
+fn the_title_shows_versions_and_a_missing_docker() {
+    let Some(t) = Tmux::start(140, 30) else {
+        return;
+    };
+    let sim = Sim::new();
+    sim.create("bot-bottle-alpha", "running", None);
+    let xdg = tempfile::tempdir().unwrap();
+    let _state = open_dashboard(&t, &sim, xdg.path(), "DOCKER_HOST=unix:///nonexistent");
+    let s = t.wait(20, "the host line", |s| s.contains("missing on this host"));
+    let title = s.lines().find(|l| l.contains(" machines ")).unwrap();
+    assert!(
+        title.contains("smolvm-sim 0.1.0 (a test double for smolvm 1.32.2) · no Docker · registry"),
+        "{title}"
+    );
+    // (Docker first; a host short of disk space adds `state-dir`.)
+    assert!(s.contains("missing on this host: docker"), "{s}");
+    assert!(s.contains("`bottle-freeze doctor` says what to do"), "{s}");
+    t.keys(&["q"]);
+    t.wait(15, "the shell again", |s| s.contains("EXITED:0"));
+}
+
 /// Whether a screen captured with its escapes (`capture-pane -e`) sets any colour.
 fn has_colour(escaped: &str) -> bool {
     escaped.split("\x1b[").skip(1).any(|rest| {

@@ -6,6 +6,7 @@
 #[macro_use]
 pub mod out;
 
+mod doctor;
 mod history;
 mod list;
 mod progress;
@@ -83,14 +84,15 @@ pub async fn run(command: Command, global: &GlobalOpts, settings: &Settings) -> 
         bell: settings.bell,
     };
     match command {
-        Command::List(args) => list::run(&cfg, &args).await,
-        Command::Freeze(args) => run::freeze(cfg, show, &args).await,
+        Command::List(args) => list::run(&cfg, &args, settings).await,
+        Command::Freeze(args) => run::freeze(cfg, show, &args, settings).await,
         Command::Export(args) => run::export(cfg, show, &args).await,
         Command::History(args) => {
             run::recover(&cfg).await;
             history::run(&cfg.state_dir, &args)
         }
         Command::Discard { id } => run::discard(&cfg, &id).await,
+        Command::Doctor(args) => doctor::run(&cfg, &args, settings.registry_bin.as_deref()).await,
         Command::Config { .. } => {
             print!("{}", settings.render_effective());
             ExitCode::SUCCESS

@@ -9,10 +9,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::args::{ExportArgs, FreezeArgs};
 use crate::cli::progress::StageBars;
+use crate::freeze::remote::RemoteHost;
 use crate::freeze::{
-    run_export, run_freeze, run_resume, EventTx, FreezeConfig, FreezeEvent, RunOutcome, Stage,
+    run_export, run_freeze_on, run_resume, EventTx, FreezeConfig, FreezeEvent, RunOutcome, Stage,
 };
-use crate::names::slug_from_arg;
+use crate::hosts;
+use crate::names::{slug_from_arg, Slug};
 
 /// Exit code of a cancelled run, as shells report SIGINT.
 const EXIT_CANCELLED: u8 = 130;
@@ -154,7 +156,40 @@ fn report(outcome: &RunOutcome, json: bool) -> ExitCode {
     }
 }
 
-pub async fn freeze(cfg: FreezeConfig, show: Show, args: &FreezeArgs) -> ExitCode {
+/// Which host a freeze argument means. Without hosts and without `HOST/` nothing changes
+/// (None: the local smolvm); else every host is listed and [`hosts::choose_host`] decides.
+async fn pick_host(
+    cfg: &FreezeConfig,
+    settings: &crate::config::Settings,
+    arg: &str,
+) -> Result<(Option<RemoteHost>, Slug), String> {
+    if settings.hosts.is_empty() && !arg.contains('/') {
+        return slug_from_arg(arg, &cfg.prefix).map(|s| (None, s));
+    }
+    let target = hosts::split_target(arg)?;
+    let slug = slug_from_arg(&target.slug, &cfg.prefix)?;
+    let machine = format!("{}{}", cfg.prefix, slug);
+    let mut known =
+        hosts::parse_all(&settings.hosts, settings.insecure_remote).map_err(|e| e.to_string())?;
+    if known.is_empty() {
+        known.push(hosts::Host::local());
+    }
+    let timeout = cfg.smolvm.query_timeout();
+    let listings = hosts::list_hosts(&known, &cfg.smolvm, timeout).await;
+    let chosen = hosts::choose_host(&target, &machine, &listings)?;
+    let remote = hosts::client(&chosen.host, timeout).map(|client| RemoteHost {
+        label: chosen.host.label.clone(),
+        client,
+    });
+    Ok((remote, slug))
+}
+
+pub async fn freeze(
+    cfg: FreezeConfig,
+    show: Show,
+    args: &FreezeArgs,
+    settings: &crate::config::Settings,
+) -> ExitCode {
     if let Err(e) = cfg.validate() {
         eprintln!("bottle-freeze: {e}");
         return ExitCode::from(2);
@@ -168,7 +203,7 @@ pub async fn freeze(cfg: FreezeConfig, show: Show, args: &FreezeArgs) -> ExitCod
         return report(&outcome, args.json);
     }
     let arg = args.machine.clone().unwrap_or_default();
-    let slug = match slug_from_arg(&arg, &cfg.prefix) {
+    let (host, slug) = match pick_host(&cfg, settings, &arg).await {
         Ok(s) => s,
         Err(why) => {
             eprintln!(
@@ -179,7 +214,7 @@ pub async fn freeze(cfg: FreezeConfig, show: Show, args: &FreezeArgs) -> ExitCod
         }
     };
     let outcome = drive(&Stage::ALL, args.json, show.verbose, move |tx, cancel| {
-        run_freeze(cfg, slug, tx, cancel)
+        run_freeze_on(cfg, host, slug, tx, cancel)
     })
     .await;
     ring(show, args.json);

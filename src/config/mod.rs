@@ -68,6 +68,10 @@ pub struct Settings {
     pub refresh: f64,
     pub query_timeout: u64,
     pub log_level: String,
+    /// The smolvm hosts as written (`[LABEL=]local|unix:///…|http://…`); empty: no fleet.
+    pub hosts: Vec<String>,
+    /// Plain-http hosts beyond loopback allowed (`--insecure-remote`, a flag only).
+    pub insecure_remote: bool,
     pub transport: TransportArg,
     pub guest_scratch_dir: String,
     /// Paths left out of the archive (`--exclude`, `[freeze] exclude`).

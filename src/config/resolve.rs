@@ -138,6 +138,40 @@ impl Resolver<'_> {
         None
     }
 
+    /// The host list: `--host` (repeatable) > `BOTTLE_FREEZE_HOSTS` (comma-separated) >
+    /// the file's `hosts`; none means no fleet. `--insecure-remote` is a flag only, so a
+    /// file cannot quietly open a host to the network.
+    fn hosts(&mut self, file: Option<Vec<String>>) -> (Vec<String>, bool) {
+        let mut found: Option<(Vec<String>, Source)> =
+            self.flags("host").map(|v| (v, Source::Flag("--host")));
+        if found.is_none() {
+            if let Some(raw) = (self.env)("BOTTLE_FREEZE_HOSTS").filter(|v| !v.trim().is_empty()) {
+                let v = raw
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect();
+                found = Some((v, Source::Env("BOTTLE_FREEZE_HOSTS")));
+            }
+        }
+        if found.is_none() {
+            found = file.map(|v| (v, Source::File));
+        }
+        let (hosts, source) = found.unwrap_or((Vec::new(), Source::Default));
+        self.entries.push(Entry {
+            section: "",
+            key: "hosts",
+            value: (!hosts.is_empty()).then(|| {
+                toml::Value::Array(hosts.iter().map(|h| toml::Value::String(h.clone())).collect())
+            }),
+            source,
+            help: "smolvm hosts: local, unix:///path/smolvm.sock, http://127.0.0.1:PORT, each optionally LABEL=… [default: none, the local smolvm alone]",
+        });
+        let insecure = self.flag::<bool>("insecure_remote").unwrap_or(false);
+        (hosts, insecure)
+    }
+
     /// flag > environment > file > `default` (None: unset).
     fn pick<T: ToToml + Clone + Send + Sync + 'static>(
         &mut self,
@@ -337,6 +371,7 @@ impl Settings {
                 Some("info".to_string()),
             )
             .unwrap_or_else(|| "info".into());
+        let (hosts, insecure_remote) = r.hosts(f.hosts);
         let transport = r
             .pick(
                 spec(
@@ -621,6 +656,8 @@ impl Settings {
             refresh,
             query_timeout,
             log_level,
+            hosts,
+            insecure_remote,
             transport,
             guest_scratch_dir,
             exclude,

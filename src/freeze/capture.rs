@@ -144,6 +144,8 @@ pub struct OutputCapture {
     changed: Vec<String>,
     changed_more: u64,
     summary: Option<CaptureSummary>,
+    /// Drops lines that are the tool's, not the command's (smolvm's wheel note).
+    filter: Option<crate::smolvm::note::NoteFilter>,
 }
 
 impl OutputCapture {
@@ -182,13 +184,30 @@ impl OutputCapture {
             changed: Vec::new(),
             changed_more: 0,
             summary: None,
+            filter: None,
         }
+    }
+
+    /// Passes every push through `filter` first (see [`crate::smolvm::note`]).
+    pub fn with_filter(mut self, filter: Option<crate::smolvm::note::NoteFilter>) -> Self {
+        self.filter = filter;
+        self
     }
 
     /// Takes the next bytes. Lines end at `\n` (a `\r` before it is dropped); a line longer
     /// than `max_line` is cut into pieces, each a line. A failed log write is returned once,
     /// then the log is abandoned and capture goes on in memory.
     pub fn push(&mut self, bytes: &[u8]) -> io::Result<()> {
+        let filtered;
+        let bytes = match self.filter.as_mut() {
+            Some(f) => {
+                let mut out = Vec::with_capacity(bytes.len());
+                f.feed(bytes, &mut out);
+                filtered = out;
+                &filtered[..]
+            }
+            None => bytes,
+        };
         if bytes.is_empty() {
             return Ok(());
         }
@@ -382,6 +401,11 @@ impl OutputCapture {
     pub fn finish(&mut self) -> io::Result<CaptureSummary> {
         if let Some(summary) = &self.summary {
             return Ok(summary.clone());
+        }
+        if let Some(mut f) = self.filter.take() {
+            let mut held = Vec::new();
+            f.finish(&mut held);
+            self.push(&held)?;
         }
         if !self.partial.is_empty() {
             self.flush_partial(true);

@@ -22,6 +22,7 @@ use crate::freeze::stream_copy::{copy_archive, Copied, CopyOptions};
 use crate::freeze::tar_scan::scan_file_full;
 use crate::freeze::{StageError, TransportChoice};
 use crate::process::{status_code, GroupChild};
+use crate::smolvm::argv as smolvm_argv;
 use crate::smolvm::Smolvm;
 
 /// Paths tar leaves out: kernel and runtime filesystems, not part of the root's content.
@@ -85,7 +86,11 @@ pub fn tar_argv(file: &str, extra_exclude: Option<&str>) -> Vec<String> {
     v
 }
 
-fn fail(message: impl Into<String>, exit_status: Option<i32>, stderr_tail: String) -> StageError {
+pub(crate) fn fail(
+    message: impl Into<String>,
+    exit_status: Option<i32>,
+    stderr_tail: String,
+) -> StageError {
     StageError::Failed(Failure {
         stage: Stage::ExecTar,
         message: message.into(),
@@ -94,7 +99,11 @@ fn fail(message: impl Into<String>, exit_status: Option<i32>, stderr_tail: Strin
     })
 }
 
-fn new_capture(rep: &Reporter) -> Result<SharedCapture, StageError> {
+/// The stage's stderr capture; `note` drops the smolvm wheel's start-up note (local CLI only).
+pub(crate) fn new_capture(
+    rep: &Reporter,
+    note: Option<crate::smolvm::note::NoteFilter>,
+) -> Result<SharedCapture, StageError> {
     let path = rep.log_path(Stage::ExecTar);
     if let Some(dir) = path.parent() {
         let _ = std::fs::create_dir_all(dir);
@@ -106,17 +115,17 @@ fn new_capture(rep: &Reporter) -> Result<SharedCapture, StageError> {
             "<no stderr>".into(),
         )
     })?;
-    Ok(Arc::new(Mutex::new(cap)))
+    Ok(Arc::new(Mutex::new(cap.with_filter(note))))
 }
 
-fn tail(capture: &SharedCapture) -> String {
+pub(crate) fn tail(capture: &SharedCapture) -> String {
     capture
         .lock()
         .map(|c| c.tail(TAIL_LINES))
         .unwrap_or_else(|_| "<no stderr>".into())
 }
 
-fn finish_capture(capture: &SharedCapture) {
+pub(crate) fn finish_capture(capture: &SharedCapture) {
     if let Ok(mut c) = capture.lock() {
         let _ = c.finish();
     }
@@ -124,7 +133,7 @@ fn finish_capture(capture: &SharedCapture) {
 
 /// tar's exit status 1 means "some files differ" (changed as we read them): on a live
 /// system that is expected, so it is success with warnings; 2 and up are fatal.
-fn warnings_for(code: i32, capture: &SharedCapture) -> Vec<String> {
+pub(crate) fn warnings_for(code: i32, capture: &SharedCapture) -> Vec<String> {
     if code != 1 {
         return Vec::new();
     }
@@ -143,6 +152,25 @@ fn warnings_for(code: i32, capture: &SharedCapture) -> Vec<String> {
         w.push("tar exited with status 1 (some files differ)".into());
     }
     w
+}
+
+/// Exit status 1 is also smolvm's own failure (`Error: vm not found: …`, a machine that
+/// stopped): then it is no tar warning but the stage's failure, in smolvm's words.
+fn smolvm_failed(code: i32, capture: &SharedCapture, machine: &str) -> Option<StageError> {
+    if code != 1 {
+        return None;
+    }
+    let tail = tail(capture);
+    let f = crate::smolvm::error::find(code, &tail)?;
+    Some(fail(
+        format!(
+            "smolvm could not run tar in {}: {}",
+            crate::sanitize::escape_str(machine),
+            f.message
+        ),
+        Some(code),
+        tail,
+    ))
 }
 
 enum PipeEnd {
@@ -236,18 +264,11 @@ impl ExecTar<'_> {
     }
 
     fn exec_argv(&self, stream_flag: bool, cmd: Vec<String>) -> Vec<String> {
-        let mut argv = vec![
-            "machine".to_string(),
-            "exec".to_string(),
-            "--name".to_string(),
-            self.machine.to_string(),
-        ];
-        if stream_flag {
-            argv.push("--stream".into());
-        }
-        argv.push("--".into());
-        argv.extend(cmd);
-        argv
+        let opts = smolvm_argv::ExecOptions {
+            stream: stream_flag,
+            timeout: None,
+        };
+        smolvm_argv::exec(self.machine, opts, cmd)
     }
 
     /// The operator's excludes, before tar's `--file`.
@@ -261,9 +282,7 @@ impl ExecTar<'_> {
     }
 
     fn record(&self, rep: &mut Reporter, argv: &[String]) {
-        let mut full = vec![self.smolvm.program().display().to_string()];
-        full.extend(argv.iter().cloned());
-        rep.command(full);
+        rep.command(self.smolvm.command_line(argv));
     }
 
     async fn via_pipe(
@@ -276,7 +295,7 @@ impl ExecTar<'_> {
         rep.transport(Transport::Pipe);
         let argv = self.exec_argv(stream_flag, self.with_excludes(tar_argv("-", None)));
         self.record(rep, &argv);
-        let capture = new_capture(rep)?;
+        let capture = new_capture(rep, self.smolvm.note_filter())?;
         let mut file = create_private(out)
             .and_then(|mut f| {
                 if self.image.is_some() {
@@ -411,6 +430,10 @@ impl ExecTar<'_> {
         out: &Path,
         transport: Transport,
     ) -> Result<Exported, StageError> {
+        if let Some(e) = smolvm_failed(code, capture, self.machine) {
+            remove_partial(out);
+            return Err(e);
+        }
         if code != 0 && code != 1 {
             remove_partial(out);
             return Err(fail(
@@ -480,7 +503,7 @@ impl ExecTar<'_> {
             }
         }
 
-        let capture = new_capture(rep)?;
+        let capture = new_capture(rep, self.smolvm.note_filter())?;
         *self.guest_scratch = Some(scratch.clone());
         // Recorded before tar starts, so a crash leaves enough to clean the guest later.
         rep.record.guest_scratch = Some(scratch.clone());
@@ -504,6 +527,10 @@ impl ExecTar<'_> {
         )
         .await
         .map_err(|e| fail(self.smolvm.spawn_error(e).to_string(), None, tail(&capture)))?;
+        if let Some(e) = smolvm_failed(code, &capture, self.machine) {
+            finish_capture(&capture);
+            return Err(e);
+        }
         if code != 0 && code != 1 {
             finish_capture(&capture);
             return Err(fail(
@@ -524,12 +551,7 @@ impl ExecTar<'_> {
         } else {
             out.to_path_buf()
         };
-        let cp_argv = vec![
-            "machine".to_string(),
-            "cp".to_string(),
-            format!("{}:{scratch}", self.machine),
-            download.display().to_string(),
-        ];
+        let cp_argv = smolvm_argv::copy_out(self.machine, &scratch, &download);
         self.record(rep, &cp_argv);
         let mut cmd = self.smolvm.command(&cp_argv);
         if std::env::var_os("SMOLVM_FILE_TRANSFER_MAX_BYTES").is_none() {
@@ -625,7 +647,7 @@ impl ExecTar<'_> {
     }
 
     async fn guest_df(&self, rep: &mut Reporter, path: &str) -> Result<GuestDf, String> {
-        let argv = self.exec_argv(false, vec!["df".into(), "-Pk".into(), path.into()]);
+        let argv = self.exec_argv(false, smolvm_argv::guest_df(path));
         self.record(rep, &argv);
         guest_df(self.smolvm, self.machine, path).await
     }
@@ -637,9 +659,8 @@ pub async fn remove_guest_scratch(
     machine: &str,
     scratch: &str,
 ) -> Result<(), String> {
-    let args = [
-        "machine", "exec", "--name", machine, "--", "rm", "-f", scratch,
-    ];
+    let argv = smolvm_argv::exec(machine, Default::default(), smolvm_argv::guest_rm(scratch));
+    let args: Vec<&str> = argv.iter().map(String::as_str).collect();
     match tokio::time::timeout(Duration::from_secs(15), smolvm.query_ok(&args)).await {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) => Err(e.to_string()),
@@ -650,9 +671,8 @@ pub async fn remove_guest_scratch(
 /// `df -Pk PATH` inside the guest: used and free bytes of the filesystem holding PATH.
 /// `df -Pk /`'s used bytes are the estimate of the archive's size.
 pub async fn guest_df(smolvm: &Smolvm, machine: &str, path: &str) -> Result<GuestDf, String> {
-    let args = [
-        "machine", "exec", "--name", machine, "--", "df", "-Pk", path,
-    ];
+    let argv = smolvm_argv::exec(machine, Default::default(), smolvm_argv::guest_df(path));
+    let args: Vec<&str> = argv.iter().map(String::as_str).collect();
     let out = smolvm.query_ok(&args).await.map_err(|e| e.to_string())?;
     parse_df(&out.stdout).ok_or_else(|| "unreadable df output".to_string())
 }
@@ -742,6 +762,32 @@ fn create_private(path: &Path) -> io::Result<File> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn smolvm_failing_with_exit_1_is_no_tar_warning() {
+        let capture = |text: &str| {
+            let mut c = OutputCapture::in_memory(CaptureLimits::default());
+            c.push(text.as_bytes()).unwrap();
+            Arc::new(Mutex::new(c))
+        };
+        for stderr in [
+            "Error: vm not found: bot-bottle-x\n",
+            "{\"error\":{\"code\":\"NOT_FOUND\",\"message\":\"vm not found: bot-bottle-x\"}}\n",
+        ] {
+            let Some(StageError::Failed(f)) = smolvm_failed(1, &capture(stderr), "bot-bottle-x")
+            else {
+                panic!("{stderr} not classified");
+            };
+            assert_eq!(
+                f.message,
+                "smolvm could not run tar in bot-bottle-x: vm not found: bot-bottle-x"
+            );
+            assert_eq!(f.exit_status, Some(1));
+        }
+        let tar = capture("tar: ./a: file changed as we read it\n");
+        assert!(smolvm_failed(1, &tar, "m").is_none());
+        assert!(smolvm_failed(2, &capture("Error: x\n"), "m").is_none());
+    }
 
     #[test]
     fn tar_command_matches_the_convention() {

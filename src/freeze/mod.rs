@@ -11,6 +11,7 @@ pub mod image_archive;
 pub mod pack;
 pub mod probes;
 pub mod push;
+pub mod remote;
 pub mod report;
 mod runner;
 pub mod stream_copy;

@@ -106,26 +106,19 @@ async fn pack_into(
     _slug: &str,
 ) -> Result<(PathBuf, PathBuf), StageError> {
     let staged = staging.join(LAUNCHER);
-    let argv = vec![
-        "pack".to_string(),
-        "create".to_string(),
-        "--image".to_string(),
-        image_ref.to_string(),
-        "-o".to_string(),
-        staged.display().to_string(),
-    ];
-    let mut full = vec![smolvm.program().display().to_string()];
-    full.extend(argv.iter().cloned());
-    rep.command(full);
+    let argv = crate::smolvm::argv::pack_create(image_ref, &staged);
+    rep.command(smolvm.command_line(&argv));
     let log = rep.log_path(Stage::Pack);
     let capture = Arc::new(Mutex::new(
-        OutputCapture::create(&log, CaptureLimits::default()).map_err(|e| {
-            fail(
-                format!("cannot create the log {}: {e}", log.display()),
-                None,
-                "<no stderr>".into(),
-            )
-        })?,
+        OutputCapture::create(&log, CaptureLimits::default())
+            .map_err(|e| {
+                fail(
+                    format!("cannot create the log {}: {e}", log.display()),
+                    None,
+                    "<no stderr>".into(),
+                )
+            })?
+            .with_filter(smolvm.note_filter()),
     ));
     let mut cmd = smolvm.command(&argv);
     // smolvm 1.32 refuses local archives past 8 GiB unless SMOLVM_MAX_IMAGE_BYTES says more.

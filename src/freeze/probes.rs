@@ -93,10 +93,13 @@ pub async fn capabilities(smolvm: &Smolvm, state_dir: &Path) -> Result<Capabilit
             return Ok(c);
         }
     }
-    let (exec, pack) = tokio::join!(
-        smolvm.query(&["machine", "exec", "--help"]),
-        smolvm.query(&["pack", "create", "--help"]),
+    let (exec_help, pack_help) = (
+        crate::smolvm::argv::help(&["machine", "exec"]),
+        crate::smolvm::argv::help(&["pack", "create"]),
     );
+    let exec_args: Vec<&str> = exec_help.iter().map(String::as_str).collect();
+    let pack_args: Vec<&str> = pack_help.iter().map(String::as_str).collect();
+    let (exec, pack) = tokio::join!(smolvm.query(&exec_args), smolvm.query(&pack_args));
     let text = |o: crate::smolvm::QueryOutput| {
         format!(
             "{}{}",

@@ -8,7 +8,9 @@ use tokio_util::sync::CancellationToken;
 use super::image_archive::{ImageArchive, ImageSpec};
 use super::probes::{self, Capabilities};
 use super::report::Reporter;
-use super::{build, exec_tar, pack, push, report, Artifact, EventTx, Failure, FreezeEvent, Stage};
+use super::{
+    build, exec_tar, pack, push, remote, report, Artifact, EventTx, Failure, FreezeEvent, Stage,
+};
 use crate::history::{new_id, History, Kept, Kind, Record};
 use crate::lock::MachineLock;
 use crate::names::Slug;
@@ -146,6 +148,21 @@ struct Leftovers {
     /// The temp folder is an earlier run's (a resume): its archive stays until this run
     /// has built from it and succeeds.
     borrowed: bool,
+    /// The host the machine is on, when not the local smolvm: where exec-tar runs and
+    /// where its scratch archive is removed.
+    host: Option<remote::RemoteHost>,
+    /// That host's label (also on a resume, which needs no connection): its locks and
+    /// artifacts live under `<state>/<label>/`.
+    label: Option<Slug>,
+}
+
+/// Where a host's locks and artifact folders live: the state dir itself for the local
+/// smolvm, `<state>/<label>/` for another host.
+fn host_dir(cfg: &FreezeConfig, label: Option<&Slug>) -> PathBuf {
+    match label {
+        Some(l) => cfg.state_dir.join(l.as_str()),
+        None => cfg.state_dir.clone(),
+    }
 }
 
 impl Leftovers {
@@ -157,7 +174,11 @@ impl Leftovers {
             rep.record.registry_pid = None;
         }
         if let Some(scratch) = self.guest_scratch.take() {
-            match exec_tar::remove_guest_scratch(smolvm, machine, &scratch).await {
+            let removed = match &self.host {
+                Some(h) => remote::remove_guest_scratch(&h.client, machine, &scratch).await,
+                None => exec_tar::remove_guest_scratch(smolvm, machine, &scratch).await,
+            };
+            match removed {
                 Ok(()) => rep.record.guest_scratch = None,
                 Err(e) => rep.emit.note(
                     Stage::ExecTar,
@@ -192,7 +213,17 @@ fn make_temp(cfg: &FreezeConfig) -> Result<PathBuf, StageError> {
 pub const TEMP_PREFIX: &str = "bot-bottle-vm-commit.";
 
 /// Checks the machine is there and running: smolvm's exec would start a stopped one.
-async fn check_machine(cfg: &FreezeConfig, machine: &str) -> Result<(), StageError> {
+async fn check_machine(
+    cfg: &FreezeConfig,
+    host: Option<&remote::RemoteHost>,
+    machine: &str,
+) -> Result<(), StageError> {
+    if let Some(h) = host {
+        return h
+            .check_machine(machine)
+            .await
+            .map_err(|e| preflight_failure(Stage::ExecTar, e));
+    }
     let machines = crate::machines::list(&cfg.smolvm)
         .await
         .map_err(|e| preflight_failure(Stage::ExecTar, e.to_string()))?;
@@ -206,8 +237,11 @@ async fn check_machine(cfg: &FreezeConfig, machine: &str) -> Result<(), StageErr
         Some(m) if !m.is_running() => Err(preflight_failure(
             Stage::ExecTar,
             format!(
-                "{machine} is {}; only running machines are frozen (exec would start it)",
-                m.state.as_deref().unwrap_or("in an unknown state")
+                "{machine} is {}{}; only running machines are frozen",
+                m.state.as_deref().unwrap_or("in an unknown state"),
+                m.why_not_running()
+                    .map(|w| format!(" ({w})"))
+                    .unwrap_or_default()
             ),
         )),
         Some(_) => Ok(()),
@@ -216,9 +250,13 @@ async fn check_machine(cfg: &FreezeConfig, machine: &str) -> Result<(), StageErr
 
 /// `machine ls` (is it there and running?) and the `--help` probes, all at once: the
 /// start-up of exec-tar. `df` waits for the answer: exec on a stopped machine starts it.
-async fn check_and_probe(cfg: &FreezeConfig, machine: &str) -> Result<Capabilities, StageError> {
+async fn check_and_probe(
+    cfg: &FreezeConfig,
+    host: Option<&remote::RemoteHost>,
+    machine: &str,
+) -> Result<Capabilities, StageError> {
     let (checked, caps) = tokio::join!(
-        check_machine(cfg, machine),
+        check_machine(cfg, host, machine),
         probes::capabilities(&cfg.smolvm, &cfg.state_dir)
     );
     checked?;
@@ -253,16 +291,16 @@ fn begin(
     slug: &Slug,
     kind: Kind,
     tx: EventTx,
+    host: Option<&remote::RemoteHost>,
 ) -> Result<(String, MachineLock, Reporter), RunOutcome> {
     let machine = format!("{}{}", cfg.prefix, slug);
     let id = new_id(slug.as_str());
-    let lock = MachineLock::acquire(&cfg.state_dir, slug, &machine)
+    // One freeze per machine per host: a remote host's locks live under its label.
+    let lock = MachineLock::acquire(&host_dir(cfg, host.map(|h| &h.label)), slug, &machine)
         .map_err(|e| refuse(&tx, &id, &machine, slug, e.to_string()))?;
-    let mut rep = Reporter::new(
-        Record::new(&id, kind, &machine, slug.as_str()),
-        History::new(&cfg.state_dir),
-        tx,
-    );
+    let mut record = Record::new(&id, kind, &machine, slug.as_str());
+    record.host = host.map(|h| h.label.to_string());
+    let mut rep = Reporter::new(record, History::new(&cfg.state_dir), tx);
     rep.started();
     Ok((machine, lock, rep))
 }
@@ -275,11 +313,28 @@ pub async fn run_freeze(
     tx: EventTx,
     cancel: CancellationToken,
 ) -> RunOutcome {
-    let (machine, _lock, mut rep) = match begin(&cfg, &slug, Kind::Freeze, tx) {
+    run_freeze_on(cfg, None, slug, tx, cancel).await
+}
+
+/// [`run_freeze`] for a machine on `host` (None: the local smolvm). On a remote host
+/// exec-tar goes through smolvm's API; build, push and pack run here, and the artifact
+/// lands in `<state>/<host>/<slug>/`.
+pub async fn run_freeze_on(
+    cfg: FreezeConfig,
+    host: Option<remote::RemoteHost>,
+    slug: Slug,
+    tx: EventTx,
+    cancel: CancellationToken,
+) -> RunOutcome {
+    let (machine, _lock, mut rep) = match begin(&cfg, &slug, Kind::Freeze, tx, host.as_ref()) {
         Ok(b) => b,
         Err(refused) => return refused,
     };
-    let mut left = Leftovers::default();
+    let mut left = Leftovers {
+        label: host.as_ref().map(|h| h.label.clone()),
+        host,
+        ..Leftovers::default()
+    };
     let result = tokio::select! {
         r = freeze_stages(&cfg, &slug, &machine, &mut rep, &mut left, None) => r,
         _ = cancel.cancelled() => Err(StageError::Cancelled),
@@ -318,11 +373,17 @@ pub async fn run_resume(
     };
     let machine = old.machine.clone();
     let id = new_id(slug.as_str());
-    let _lock = match MachineLock::acquire(&cfg.state_dir, &slug, &machine) {
+    // A resume starts after exec-tar, so a remote machine's host is only a label here.
+    let label = match old.host.as_deref().map(Slug::parse).transpose() {
+        Ok(l) => l,
+        Err(e) => return refuse_plain(&tx, &from_id, format!("bad host label: {e}")),
+    };
+    let _lock = match MachineLock::acquire(&host_dir(&cfg, label.as_ref()), &slug, &machine) {
         Ok(l) => l,
         Err(e) => return refuse(&tx, &id, &machine, &slug, e.to_string()),
     };
     let mut record = Record::new(&id, Kind::Freeze, &machine, slug.as_str());
+    record.host = old.host.clone();
     record.resumed_from = Some(from_id.clone());
     record.transport = old.transport;
     record.bytes = old.bytes;
@@ -345,6 +406,7 @@ pub async fn run_resume(
         temp: kept.temp_dir.clone(),
         verified,
         borrowed: true,
+        label,
         ..Leftovers::default()
     };
     let result = tokio::select! {
@@ -651,7 +713,7 @@ pub async fn run_export(
     tx: EventTx,
     cancel: CancellationToken,
 ) -> RunOutcome {
-    let (machine, _lock, mut rep) = match begin(&cfg, &slug, Kind::Export, tx) {
+    let (machine, _lock, mut rep) = match begin(&cfg, &slug, Kind::Export, tx, None) {
         Ok(b) => b,
         Err(refused) => return refused,
     };
@@ -719,7 +781,7 @@ async fn export_stage(
     rep: &mut Reporter,
     left: &mut Leftovers,
 ) -> Result<RunOutcome, StageError> {
-    let caps = check_and_probe(cfg, machine).await?;
+    let caps = check_and_probe(cfg, left.host.as_ref(), machine).await?;
     let work = match work {
         Some(w) => w.to_path_buf(),
         None => {
@@ -769,18 +831,31 @@ async fn exec_tar_stage(
         .iter()
         .filter_map(|x| crate::secrets::tar_exclude(x).ok())
         .collect();
-    let mut stage = exec_tar::ExecTar {
-        exclude: &exclude,
-        smolvm: &cfg.smolvm,
-        machine,
-        choice: cfg.transport,
-        guest_scratch_dir: &cfg.guest_scratch_dir,
-        guest_scratch: &mut left.guest_scratch,
-        estimate: None,
-        stream_flag: caps.exec_stream,
-        image,
+    let mut exported = if let Some(host) = left.host.clone() {
+        let mut stage = remote::RemoteExecTar {
+            client: &host.client,
+            host: host.label.as_str(),
+            machine,
+            exclude: &exclude,
+            guest_scratch_dir: &cfg.guest_scratch_dir,
+            guest_scratch: &mut left.guest_scratch,
+            image,
+        };
+        stage.run(rep, output).await?
+    } else {
+        let mut stage = exec_tar::ExecTar {
+            exclude: &exclude,
+            smolvm: &cfg.smolvm,
+            machine,
+            choice: cfg.transport,
+            guest_scratch_dir: &cfg.guest_scratch_dir,
+            guest_scratch: &mut left.guest_scratch,
+            estimate: None,
+            stream_flag: caps.exec_stream,
+            image,
+        };
+        stage.run(rep, output).await?
     };
-    let mut exported = stage.run(rep, output).await?;
     rep.record.bytes = exported.bytes;
     rep.record.entries = exported.entries;
     if !exported.credentials.is_empty() {
@@ -899,7 +974,7 @@ async fn freeze_stages(
     };
     // Pre-flight: everything the later stages need is checked before minutes of streaming.
     let caps = if resume.is_none() {
-        check_and_probe(cfg, machine).await?
+        check_and_probe(cfg, left.host.as_ref(), machine).await?
     } else {
         probes::capabilities(&cfg.smolvm, &cfg.state_dir)
             .await
@@ -984,6 +1059,7 @@ async fn freeze_stages(
             no_docker: docker.as_ref().err().cloned(),
             registry_bin,
             temp: &temp,
+            host_dir: host_dir(cfg, left.label.as_ref()),
         };
         return stages.run(rep, left, image).await;
     }
@@ -1079,7 +1155,8 @@ async fn freeze_stages(
     rep.stage_finished(Stage::Push, pushed.bytes, Vec::new());
 
     rep.stage_doing(Stage::Pack, Some("from the registry"));
-    let bottle_dir = cfg.state_dir.join(slug.as_str());
+    // A remote host's artifacts go under its label: `<state>/<host>/<slug>/`.
+    let bottle_dir = host_dir(cfg, left.label.as_ref()).join(slug.as_str());
     let image_ref = format!("{pull_endpoint}/{}", pushed.reference);
     let (launcher, sidecar) =
         pack::run(rep, &cfg.smolvm, &image_ref, &bottle_dir, slug.as_str()).await?;
@@ -1107,6 +1184,8 @@ struct NativeStages<'a> {
     no_docker: Option<String>,
     registry_bin: Option<PathBuf>,
     temp: &'a Path,
+    /// Where the artifact folders of the machine's host live (see [`host_dir`]).
+    host_dir: PathBuf,
 }
 
 impl NativeStages<'_> {
@@ -1272,7 +1351,7 @@ impl NativeStages<'_> {
                 "from the registry"
             }),
         );
-        let bottle_dir = self.cfg.state_dir.join(self.slug.as_str());
+        let bottle_dir = self.host_dir.join(self.slug.as_str());
         let (launcher, sidecar) = pack::run(
             rep,
             &self.cfg.smolvm,

@@ -96,6 +96,12 @@ pub enum Action {
         result: Result<Box<LoadedRecord>, String>,
     },
     LogSaved(Result<PathBuf, String>),
+    /// What `doctor` found on this host: the parts' versions for the title, and one line
+    /// naming what is missing, if anything.
+    Host {
+        versions: String,
+        missing: Option<String>,
+    },
     /// SIGTERM or SIGHUP: cancel everything and leave, without asking.
     Terminate,
 }
@@ -173,6 +179,10 @@ pub struct App {
     pub mouse: bool,
     /// A standing line under the machine list (the demo says what is simulated).
     pub notice: Option<String>,
+    /// smolvm's, Docker's and the registry's versions, once looked up.
+    pub host_versions: Option<String>,
+    /// What this host lacks (from `doctor`), shown under the machine list.
+    pub host_missing: Option<String>,
 }
 
 pub(super) fn is_ctrl_c(k: &KeyEvent) -> bool {
@@ -201,6 +211,8 @@ impl App {
             pending_keys: Vec::new(),
             mouse: true,
             notice: None,
+            host_versions: None,
+            host_missing: None,
         }
     }
 
@@ -282,6 +294,11 @@ impl App {
             Action::HistoryDamaged(d) => self.on_history_damaged(&d, &mut fx),
             Action::RecordLoaded { id, result } => self.on_record_loaded(&id, result, &mut fx),
             Action::LogSaved(r) => self.on_log_saved(r, &mut fx),
+            Action::Host { versions, missing } => {
+                self.host_versions = Some(versions);
+                self.host_missing = missing;
+                fx.redraw = true;
+            }
             Action::Terminate => {
                 self.help = None;
                 self.dialog = None;

@@ -55,11 +55,19 @@ pub fn machine(
         pid: (state == "running").then_some(4242),
         created_at: Some((NOW_MS / 1000) as i64 - age_secs),
         image: image.map(str::to_string),
+        ..Machine::default()
     }
 }
 
 /// Running, stopped, failed, created and unsafe-named machines, as discovery keeps them.
 pub fn mixed() -> Vec<BottleMachine> {
+    // As smolvm 1.32 leaves a machine whose first start failed.
+    let mut scratch = machine("scratch", "created", 1, 512, 50, None);
+    scratch.last_exit = Some(crate::machines::LastExit {
+        cause: Some("exited".into()),
+        exit_code: Some(1),
+        ..Default::default()
+    });
     let mut hostile = machine("x", "running", 1, 512, 40, None);
     hostile.name = "bot-bottle-Evil\u{1b}]0;pwned\u{7}".into();
     bottle_machines(
@@ -67,7 +75,7 @@ pub fn mixed() -> Vec<BottleMachine> {
             machine("web", "running", 2, 2048, 3 * 3600, Some("node:22")),
             machine("api", "running", 4, 4096, 26 * 3600, Some("python:3.13")),
             machine("db", "stopped", 2, 1024, 9 * 86_400, Some("postgres:17")),
-            machine("scratch", "created", 1, 512, 50, None),
+            scratch,
             machine("broken", "failed", 2, 2048, 600, Some("node:22")),
             hostile,
             machine("other", "running", 1, 512, 40, None),

@@ -351,8 +351,22 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let mut block = Block::bordered()
         .border_style(theme::BORDER_ACTIVE)
         .title(title(app, visible.len()));
-    if let Some(n) = &app.notice {
-        block = block.title_bottom(Line::styled(format!(" {} ", theme::guard(n)), theme::WARN));
+    if let Some(v) = &app.host_versions {
+        block =
+            block.title(Line::styled(format!(" {} ", theme::guard(v)), theme::DIM).right_aligned());
+    }
+    // The standing notice first (the demo's, configuration problems), then what the host
+    // lacks: one line, so neither is drawn over the other.
+    let bottom: Vec<String> = [app.notice.as_deref(), app.host_missing.as_deref()]
+        .into_iter()
+        .flatten()
+        .map(theme::guard)
+        .collect();
+    if !bottom.is_empty() {
+        block = block.title_bottom(Line::styled(
+            format!(" {} ", bottom.join(" · ")),
+            theme::WARN,
+        ));
     }
     let inner = layout::inner(area);
     frame.render_widget(block, area);

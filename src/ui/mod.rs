@@ -208,6 +208,30 @@ fn watch_signals(tx: tokio::sync::mpsc::UnboundedSender<app::Action>) {
     });
 }
 
+/// Runs `doctor`'s checks in the background and hands the versions and what is missing
+/// to the dashboard (its title, and a line under the list).
+fn look_at_host(freeze: &FreezeConfig, tx: tokio::sync::mpsc::UnboundedSender<app::Action>) {
+    let smolvm = freeze.smolvm.clone();
+    let state_dir = freeze.state_dir.clone();
+    let registry_bin = match &freeze.registry {
+        crate::freeze::RegistryChoice::Spawn { bin } => bin.clone(),
+        crate::freeze::RegistryChoice::Existing { .. } => None,
+    };
+    tokio::spawn(async move {
+        let report = crate::doctor::examine(&crate::doctor::Inputs {
+            smolvm: &smolvm,
+            state_dir: &state_dir,
+            registry_bin: registry_bin.as_deref(),
+            kvm: std::path::Path::new(crate::doctor::KVM),
+        })
+        .await;
+        let _ = tx.send(app::Action::Host {
+            versions: report.versions.line(),
+            missing: report.summary(),
+        });
+    });
+}
+
 /// Opens the dashboard and runs it until the operator quits.
 pub async fn run(cfg: UiConfig) -> color_eyre::Result<()> {
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
@@ -221,6 +245,7 @@ pub async fn run(cfg: UiConfig) -> color_eyre::Result<()> {
     let (mut services, mut rx): (Services, Receivers) =
         Services::new(cfg.freeze.clone(), cfg.query_timeout);
     watch_signals(services.sender());
+    look_at_host(&cfg.freeze, services.sender());
     let mut app = App::new(cfg.settings(), cfg.keys.clone());
     app.mouse = cfg.mouse;
     app.notice = cfg.notice.clone();

@@ -65,6 +65,40 @@ fn unsafe_name_selected() {
     assert_snapshot!(screen(&a));
 }
 
+/// The parts' versions in the list's title, and what the host lacks under it.
+#[test]
+fn host_versions_and_what_is_missing() {
+    let mut a = with_machines(120, 30);
+    a.update(Action::Host {
+        versions: "smolvm 1.32.2 · Docker 20.10.24 · registry 2.8.2".into(),
+        missing: Some("missing on this host: kvm · `bottle-freeze doctor` says what to do".into()),
+    });
+    let s = screen(&a);
+    let lines: Vec<&str> = s.lines().collect();
+    assert!(
+        lines[0].contains(" smolvm 1.32.2 · Docker 20.10.24 · registry 2.8.2 "),
+        "{s}"
+    );
+    assert!(
+        s.contains("missing on this host: kvm · `bottle-freeze doctor` says what to do"),
+        "{s}"
+    );
+    assert_snapshot!(s);
+}
+
+/// A machine whose start failed says why it cannot be frozen, in smolvm's words.
+#[test]
+fn created_after_a_failed_start_selected() {
+    let mut a = with_machines(100, 30);
+    select(&mut a, "bot-bottle-scratch");
+    let s = screen(&a);
+    assert!(
+        s.contains("cannot be frozen: machine is created (last start failed: VMM exited with"),
+        "{s}"
+    );
+    assert_snapshot!(s);
+}
+
 #[test]
 fn freeze_in_exec_tar_80x24() {
     let mut a = with_machines(80, 24);

@@ -933,6 +933,7 @@ fn bench_ui_render() {
                 pid: Some(1000 + i),
                 created_at: Some((now / 1000) as i64 - 3600 * i),
                 image: Some("node:22".into()),
+                ..Machine::default()
             },
             slug: Slug::parse(&format!("m{i:03}")),
             listed: 1,
@@ -1144,6 +1145,124 @@ fn bench_ui_tmux() {
     tmux(&["kill-server"]);
 }
 
+/// A smolvm-sim API server over `home` on a loopback port (the port it prints).
+fn sim_server(home: &Path) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = Command::new(SIM)
+        .env("SMOLVM_SIM_HOME", home)
+        .args(["serve", "start", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line.trim().rsplit_once("http://").unwrap().1.to_string();
+    (child, addr)
+}
+
+/// The fleet: 20 hosts × 500 machines listed at once against one host's 500 alone; and
+/// with one host answering after 10 s, how long the 19 others take to arrive.
+fn bench_fleet(rt: &tokio::runtime::Runtime) {
+    use bottle_freeze::hosts::{self, Host};
+    const HOSTS: usize = 20;
+    const MACHINES: usize = 500;
+    println!("fleet: {HOSTS} hosts × {MACHINES} machines (smolvm-sim API servers)");
+    let fast = Sim::new();
+    for i in 0..MACHINES {
+        fast.ok(&["sim", "create", &format!("bot-bottle-m{i:04}")]);
+    }
+    // The slow host has the same machines and answers its list after 10 s.
+    let slow = Sim::new();
+    let status = Command::new("cp")
+        .arg("-r")
+        .arg(fast.home.path().join("machines"))
+        .arg(slow.home.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    slow.ok(&["sim", "config", "--ls-hang-secs", "10"]);
+    let mut servers: Vec<(std::process::Child, String)> =
+        (0..HOSTS).map(|_| sim_server(fast.home.path())).collect();
+    let slow_server = sim_server(slow.home.path());
+    let spec =
+        |i: usize, addr: &str| hosts::parse(&format!("h{i:02}=http://{addr}"), false).unwrap();
+    let all_fast: Vec<Host> = servers
+        .iter()
+        .enumerate()
+        .map(|(i, (_, a))| spec(i, a))
+        .collect();
+    let one: Vec<Host> = all_fast[..1].to_vec();
+    let mut with_slow: Vec<Host> = all_fast[..HOSTS - 1].to_vec();
+    with_slow.push(spec(99, &slow_server.1));
+    let smolvm = Smolvm::new(SIM);
+    let timeout = Duration::from_secs(15);
+
+    let time = |hs: &[Host]| {
+        let started = Instant::now();
+        let ls = rt.block_on(hosts::list_hosts(hs, &smolvm, timeout));
+        let n: usize = ls
+            .iter()
+            .map(|l| l.machines.as_ref().map_or(0, Vec::len))
+            .sum();
+        assert_eq!(n, hs.len() * MACHINES);
+        started.elapsed()
+    };
+    let (mut best_one, mut best_all) = (Duration::MAX, Duration::MAX);
+    for _ in 0..3 {
+        best_one = best_one.min(time(&one));
+        best_all = best_all.min(time(&all_fast));
+    }
+    report(
+        &format!("fleet list, {HOSTS} hosts at once vs 1 host"),
+        best_all.as_secs_f64() * 1000.0,
+        best_one.as_secs_f64() * 1000.0,
+        "ms",
+        None,
+    );
+
+    // The 19 fast hosts' answers, with the slow one among them, against all 20 fast.
+    let started = Instant::now();
+    let arrived = rt.block_on(async {
+        let mut rx = hosts::spawn_listings(with_slow.clone(), smolvm.clone(), timeout);
+        let mut fast_done = None;
+        let mut got = 0;
+        while let Some(l) = rx.recv().await {
+            got += 1;
+            if l.host.label.as_str() != "h99" {
+                assert!(l.reachable());
+                if got == HOSTS - 1 {
+                    fast_done = Some(started.elapsed());
+                }
+            }
+            if got == HOSTS {
+                break;
+            }
+        }
+        (fast_done, started.elapsed())
+    });
+    let (fast_done, slow_done) = (arrived.0.unwrap_or(Duration::MAX), arrived.1);
+    report(
+        "fleet: 19 fast hosts arrived, one slow host (10 s) among them vs none",
+        fast_done.as_secs_f64() * 1000.0,
+        best_all.as_secs_f64() * 1000.0,
+        "ms",
+        Some((2.0, "≤")),
+    );
+    println!(
+        "fleet: the slow host arrived after {:.1} s",
+        slow_done.as_secs_f64()
+    );
+    for (c, _) in servers.iter_mut() {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    let (mut c, _) = slow_server;
+    let _ = c.kill();
+    let _ = c.wait();
+}
+
 fn main() {
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -1169,6 +1288,9 @@ fn main() {
     if want("ui") {
         bench_ui_render();
         bench_ui_tmux();
+    }
+    if want("fleet") {
+        bench_fleet(&rt);
     }
     let _ = PathBuf::new();
 }

@@ -85,6 +85,8 @@ fn create(home: &Home, args: SimCreateArgs) -> Result<i32, Failure> {
         network: false,
         ephemeral: false,
         labels,
+        last_exit: None,
+        state_reason: None,
         root,
         root_owned,
         sim: Behaviours::default(),
@@ -105,6 +107,21 @@ fn set(home: &Home, args: SimSetArgs) -> Result<i32, Failure> {
             rec.state = state;
             rec.pid = None;
         }
+    }
+    if let Some(code) = args.last_exit_code {
+        let ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        rec.last_exit = Some(crate::store::LastExit {
+            cause: "exited".into(),
+            exit_code: code,
+            exited_at_unix_ms: ms,
+            pid: std::process::id(),
+        });
+    }
+    if let Some(reason) = args.state_reason {
+        rec.state_reason = Some(reason).filter(|r| !r.is_empty());
     }
     let b = &mut rec.sim;
     if let Some(code) = args.exit_silent {
@@ -154,6 +171,7 @@ fn config(home: &Home, args: SimConfigArgs) -> Result<i32, Failure> {
     let mut cfg = home.stored_config()?;
     let untouched = args.exec_cap.is_none()
         && args.stream_flag.is_none()
+        && args.error_format_flag.is_none()
         && args.ls_hang_secs.is_none()
         && args.ls_fail.is_none()
         && args.pack_fail.is_none()
@@ -171,6 +189,9 @@ fn config(home: &Home, args: SimConfigArgs) -> Result<i32, Failure> {
     }
     if let Some(v) = args.stream_flag {
         cfg.stream_flag = v;
+    }
+    if let Some(v) = args.error_format_flag {
+        cfg.error_format_flag = v;
     }
     if let Some(v) = args.ls_hang_secs {
         cfg.ls_hang_secs = v;

@@ -14,14 +14,26 @@ const ABOUT: &str =
 const LONG_ABOUT: &str = "\
 smolvm-sim is a TEST DOUBLE standing in for the smolvm CLI. It is not smolvm and runs no VMs.
 
-It speaks the part of smolvm's CLI that bottle-freeze uses (machine ls/exec/cp, pack create):
+It speaks the part of smolvm's CLI that bottle-freeze uses (machine ls/exec/cp, pack create,
+and the HTTP API of `serve start`):
 each machine is a record plus a real directory under $SMOLVM_SIM_HOME, `machine exec -- tar`
 runs the host's GNU tar over that directory, and `pack create` really pulls from a registry.
 Faults (output cap, dying agent, hostile stderr, truncated archives, …) are injected with the
 sim-only `smolvm-sim sim …` commands. State lives in $SMOLVM_SIM_HOME (required).";
 
+/// `--version`: names itself a double, and the smolvm it answers like (the texts of the
+/// flags bottle-freeze uses are checked against that binary in tests/real_smolvm.rs).
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (a test double for smolvm 1.32.2)"
+);
+
+/// The `--error-format` help, word for word as smolvm 1.32.2 prints it.
+const ERROR_FORMAT_HELP: &str = "How a failure is reported on stderr: `text`, or `json` for \
+    `{\"error\":{\"code\":\"NOT_FOUND\",\"message\":\"…\"}}` with a stable code";
+
 #[derive(Parser, Debug)]
-#[command(name = "smolvm-sim", version, about = ABOUT, long_about = LONG_ABOUT)]
+#[command(name = "smolvm-sim", version = VERSION, about = ABOUT, long_about = LONG_ABOUT)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Commands,
@@ -40,6 +52,33 @@ pub enum Commands {
     /// Sim-only administration: create machines, inject faults, change settings
     #[command(subcommand)]
     Sim(SimCmd),
+
+    /// Serve smolvm's HTTP API over the sim's machines (loopback or unix socket only)
+    #[command(subcommand)]
+    Serve(ServeCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ServeCmd {
+    /// Start the HTTP API server: health, machine list and status, exec, exec/stream, files
+    Start(ServeStartArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ServeStartArgs {
+    /// Address and port or Unix socket path to listen on (loopback only; port 0 picks one
+    /// and the sim prints it)
+    #[arg(
+        short = 'l',
+        long,
+        value_name = "ADDR:PORT|PATH",
+        default_value = "unix:///tmp/smolvm.sock"
+    )]
+    pub listen: String,
+
+    /// Accepted for smolvm's command line; the sim binds no rollout port
+    #[arg(long, value_name = "PORT")]
+    pub guest_rollout_port: Option<u16>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -55,7 +94,7 @@ pub enum MachineCmd {
     Cp(CpArgs),
 
     /// Start a machine
-    Start(NameArg),
+    Start(StartArgs),
 
     /// Stop a running machine
     Stop(NameArg),
@@ -69,7 +108,7 @@ pub struct ExecArgs {
     pub command: Vec<String>,
 
     /// Target machine (default: "default")
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", env = "SMOLVM_MACHINE_NAME")]
     pub name: Option<String>,
 
     /// Set working directory in the VM (accepted, ignored: commands run at /)
@@ -105,6 +144,13 @@ pub struct CpArgs {
     /// Destination path (local file or machine:path)
     #[arg(value_name = "DST")]
     pub dst: String,
+}
+
+#[derive(Args, Debug)]
+pub struct StartArgs {
+    /// Machine to start (default: "default")
+    #[arg(short = 'n', long, value_name = "NAME", env = "SMOLVM_MACHINE_NAME")]
+    pub name: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -214,6 +260,13 @@ pub struct SimSetArgs {
     /// `df` reports N KiB available
     #[arg(long, value_name = "N")]
     pub df_avail_kb: Option<u64>,
+    /// Record that the VM process last exited with CODE (`last_exit` in `machine ls`),
+    /// as a failed start leaves it
+    #[arg(long, value_name = "CODE", allow_negative_numbers = true)]
+    pub last_exit_code: Option<i32>,
+    /// Set the machine's `state_reason` ('' clears)
+    #[arg(long, value_name = "TEXT")]
+    pub state_reason: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -224,6 +277,10 @@ pub struct SimConfigArgs {
     /// Whether `machine exec` knows --stream; env SMOLVM_SIM_STREAM_FLAG overrides
     #[arg(long, value_name = "on|off", value_parser = parse_switch)]
     pub stream_flag: Option<bool>,
+    /// Whether the CLI knows --error-format (1.32.2 does; off models an older smolvm); env
+    /// SMOLVM_SIM_ERROR_FORMAT_FLAG overrides
+    #[arg(long, value_name = "on|off", value_parser = parse_switch)]
+    pub error_format_flag: Option<bool>,
     /// `machine ls` sleeps N seconds before answering (0 clears)
     #[arg(long, value_name = "N")]
     pub ls_hang_secs: Option<u64>,
@@ -249,19 +306,47 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 /// `pack create --image`'s help as smolvm 1.32 prints it (archives and directories too).
 const PACK_IMAGE_HELP_1_32: &str = "Container image to pack: a registry reference (alpine:latest, python:3.11-slim), a `docker save` archive (./myapp.tar, or `-` to read one from stdin), or an unpacked rootfs directory (./rootfs/)";
 
-/// The clap command, with `machine exec --stream` only when this smolvm "knows" it, so an
-/// old smolvm's rejection (`unexpected argument '--stream' found`, exit 2) is clap's own;
-/// `pack create --image` says it takes archives only when it does (smolvm 1.32).
-pub fn command(stream_flag: bool, pack_archive: bool) -> clap::Command {
+/// Which flags of later smolvm versions this sim knows; off models an older smolvm, whose
+/// rejection of the flag (`unexpected argument`, exit 2) is then clap's own.
+#[derive(Debug, Clone, Copy)]
+pub struct Flags {
+    /// `machine exec --stream`.
+    pub stream: bool,
+    /// The global `--error-format text|json`.
+    pub error_format: bool,
+    /// `pack create --image` takes archives (smolvm 1.32), and its help says so.
+    pub pack_archive: bool,
+}
+
+/// What was asked beyond the derived [`Cli`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Extras {
+    pub stream: bool,
+    pub json_errors: bool,
+}
+
+/// The clap command with the flags this smolvm "knows".
+pub fn command(flags: Flags) -> clap::Command {
     let mut cmd = Cli::command();
-    if pack_archive {
+    if flags.pack_archive {
         cmd = cmd.mut_subcommand("pack", |p| {
             p.mut_subcommand("create", |c| {
                 c.mut_arg("image", |a| a.help(PACK_IMAGE_HELP_1_32))
             })
         });
     }
-    if !stream_flag {
+    if flags.error_format {
+        cmd = cmd.arg(
+            Arg::new("error_format")
+                .long("error-format")
+                .global(true)
+                .value_name("ERROR_FORMAT")
+                .value_parser(["text", "json"])
+                .default_value("text")
+                .help(ERROR_FORMAT_HELP),
+        );
+    }
+    if !flags.stream {
         return cmd;
     }
     cmd.mut_subcommand("machine", |m| {
@@ -277,11 +362,14 @@ pub fn command(stream_flag: bool, pack_archive: bool) -> clap::Command {
 }
 
 /// Parse argv; clap prints help/usage errors and exits itself, as smolvm's does.
-pub fn parse(stream_flag: bool, pack_archive: bool) -> (Cli, bool) {
-    let matches = command(stream_flag, pack_archive).get_matches();
-    let stream = stream_requested(&matches);
+pub fn parse(flags: Flags) -> (Cli, Extras) {
+    let matches = command(flags).get_matches();
+    let extras = Extras {
+        stream: stream_requested(&matches),
+        json_errors: json_requested(&matches),
+    };
     match Cli::from_arg_matches(&matches) {
-        Ok(cli) => (cli, stream),
+        Ok(cli) => (cli, extras),
         Err(e) => e.exit(),
     }
 }
@@ -292,4 +380,17 @@ fn stream_requested(matches: &ArgMatches) -> bool {
         .and_then(|m| m.subcommand_matches("exec"))
         .and_then(|e| e.try_get_one::<bool>("stream").ok().flatten().copied())
         .unwrap_or(false)
+}
+
+/// `--error-format json`, given before or after the subcommand (it is global).
+fn json_requested(matches: &ArgMatches) -> bool {
+    let mut m = Some(matches);
+    let mut json = false;
+    while let Some(cur) = m {
+        if let Ok(Some(v)) = cur.try_get_one::<String>("error_format") {
+            json = v == "json";
+        }
+        m = cur.subcommand().map(|(_, sub)| sub);
+    }
+    json
 }

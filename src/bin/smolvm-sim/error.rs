@@ -25,6 +25,20 @@ impl Failure {
         Failure::Smolvm(format!("agent operation failed: {op}: {reason}"))
     }
 
+    /// `--error-format json`'s line for smolvm's own errors, with smolvm 1.32's codes
+    /// (a stopped machine is `SMOLVM_ERROR` there too).
+    pub fn json(&self) -> Option<String> {
+        let Failure::Smolvm(msg) = self else {
+            return None;
+        };
+        let code = if msg.starts_with("vm not found: ") {
+            "NOT_FOUND"
+        } else {
+            "SMOLVM_ERROR"
+        };
+        Some(serde_json::json!({"error": {"code": code, "message": msg}}).to_string())
+    }
+
     /// smolvm's `Error::VmNotFound` display.
     pub fn vm_not_found(name: &str) -> Self {
         Failure::Smolvm(format!("vm not found: {name}"))

@@ -85,13 +85,20 @@ fn op_name(stream: bool) -> &'static str {
     }
 }
 
-/// Exec and cp start a stopped machine first, as smolvm does.
-pub fn ensure_running(home: &Home, rec: &mut MachineRecord) -> Result<(), Failure> {
+/// Exec and cp need a running machine; smolvm 1.32 no longer starts one for them and
+/// answers in these words (smolvm 1.9 started it first).
+pub fn ensure_running(_home: &Home, rec: &mut MachineRecord) -> Result<(), Failure> {
     match rec.state {
         MachineState::Running => Ok(()),
         MachineState::Stopped | MachineState::Created | MachineState::Failed => {
-            rec.start();
-            home.save(rec)
+            Err(Failure::agent(
+                "connect",
+                format!(
+                "machine '{0}' is not running. Start it with 'smolvm machine start --name {0}'; \
+                 if a start is already in progress, retry once it finishes.",
+                rec.name
+            ),
+            ))
         }
         MachineState::Unreachable => Err(Failure::agent(
             "connect",

@@ -18,8 +18,7 @@ pub fn run(home: &Home, args: &LsArgs) -> Result<i32, Failure> {
         std::thread::sleep(std::time::Duration::from_secs(cfg.ls_hang_secs));
     }
     if let Some(msg) = cfg.ls_fail {
-        eprintln!("{msg}");
-        return Ok(1);
+        return Err(Failure::smolvm(msg));
     }
     let fault = crate::faults::ls_fault();
     match fault {
@@ -68,41 +67,61 @@ pub fn run(home: &Home, args: &LsArgs) -> Result<i32, Failure> {
     Ok(0)
 }
 
-/// The object smolvm's `machine_status_json` builds, plus `labels`.
+/// The object smolvm 1.32.2 prints for a machine, key for key and in its (alphabetical)
+/// order; `last_exit` is present only once the VM process has exited. The parity test
+/// in tests/real_smolvm.rs compares these keys and types with the real binary's.
 fn machine_json(m: &MachineRecord) -> Value {
     let pid = if m.state == MachineState::Running {
         m.pid
     } else {
         None
     };
-    json!({
-        "name": m.name,
-        "state": m.state.to_string(),
-        "cpus": m.cpus,
-        "memory_mib": m.memory_mib,
-        "pid": pid,
-        "mounts": m.mounts,
-        "ports": m.ports,
-        "created_at": m.created_at,
-        "storage_gb": m.storage_gb,
-        "overlay_gb": m.overlay_gb,
-        "image": m.image,
-        "entrypoint": Vec::<String>::new(),
+    let mut v = json!({
+        "block_io": "sync",
+        "branchable": false,
+        "branchpoint_held": false,
         "cmd": Vec::<String>::new(),
+        "cpus": m.cpus,
+        "created_at": m.created_at,
+        "cuda": false,
+        "cuda_branch_pool_size": null,
+        "cuda_fork_pool_size": null,
+        "cuda_vram_limit_mib": null,
+        "detached": false,
+        "disk_durability": "full",
+        "disks": Vec::<String>::new(),
+        "entrypoint": Vec::<String>::new(),
         "ephemeral": m.ephemeral,
+        "forkable": false,
+        "forkpoint_held": false,
         "gpu": false,
         "gpu_vram_mib": null,
-        "restart_policy": "never",
-        "restart_max_retries": 0,
-        "restart_count": 0,
         "health_cmd": null,
         "health_interval_secs": null,
-        "health_timeout_secs": null,
         "health_retries": null,
         "health_startup_grace_secs": null,
-        "network": m.network,
+        "health_timeout_secs": null,
+        "image": m.image,
         "labels": m.labels,
-    })
+        "memory_mib": m.memory_mib,
+        "mounts": m.mounts,
+        "name": m.name,
+        "network": m.network,
+        "overlay_gb": m.overlay_gb,
+        "parent_machine": null,
+        "pid": pid,
+        "ports": m.ports,
+        "restart_count": 0,
+        "restart_max_retries": 0,
+        "restart_policy": "never",
+        "state": m.state.to_string(),
+        "state_reason": m.state_reason,
+        "storage_gb": m.storage_gb,
+    });
+    if let (Some(obj), Some(exit)) = (v.as_object_mut(), &m.last_exit) {
+        obj.insert("last_exit".into(), json!(exit));
+    }
+    v
 }
 
 fn table(machines: &[MachineRecord], verbose: bool, out: &mut String) {

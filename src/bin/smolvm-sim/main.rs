@@ -1,7 +1,7 @@
 //! smolvm-sim: a test double for the smolvm CLI (see `smolvm-sim --help`).
 //!
-//! It speaks the subset of smolvm that bottle-freeze uses — `machine ls/exec/cp` and
-//! `pack create` — over machines that are records plus real directories under
+//! It speaks the subset of smolvm that bottle-freeze uses — `machine ls/exec/cp`,
+//! `pack create` and the HTTP API of `serve start` — over machines that are records plus real directories under
 //! `$SMOLVM_SIM_HOME`, and injects the faults the project's tests need (`sim …`).
 
 mod admin;
@@ -15,6 +15,8 @@ mod guest_cmd;
 mod guestpath;
 mod ls;
 mod pack;
+mod serve;
+mod serve_api;
 mod spawn;
 mod store;
 mod synthetic;
@@ -23,7 +25,7 @@ mod units;
 
 use std::sync::atomic::Ordering;
 
-use cli::{Commands, MachineCmd, PackCmd};
+use cli::{Commands, MachineCmd, PackCmd, ServeCmd};
 use error::Failure;
 use store::Home;
 
@@ -56,18 +58,23 @@ fn main() {
     install_signal_handlers();
     // The stream flag shapes the command line itself, so settings load before parsing;
     // without a home (e.g. for --help) smolvm's current defaults apply.
-    let (stream_flag, pack_archive) = match Home::from_env().and_then(|h| h.config()) {
-        Ok(cfg) => (cfg.stream_flag, cfg.pack_archive),
-        Err(_) => store::Config::default()
-            .with_env_overrides()
-            .map(|c| (c.stream_flag, c.pack_archive))
-            .unwrap_or((true, true)),
-    };
-    let (cli, stream) = cli::parse(stream_flag, pack_archive);
+    let cfg = Home::from_env()
+        .and_then(|h| h.config())
+        .or_else(|_| store::Config::default().with_env_overrides())
+        .unwrap_or_default();
+    let (cli, extras) = cli::parse(cli::Flags {
+        stream: cfg.stream_flag,
+        error_format: cfg.error_format_flag,
+        pack_archive: cfg.pack_archive,
+    });
+    let (stream, json) = (extras.stream, extras.json_errors);
     let code = match run(cli, stream) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("{e}");
+            match (json, e.json()) {
+                (true, Some(line)) => eprintln!("{line}"),
+                _ => eprintln!("{e}"),
+            }
             1
         }
     };
@@ -84,6 +91,10 @@ fn run(cli: cli::Cli, stream: bool) -> Result<i32, Failure> {
         Commands::Machine(MachineCmd::Stop(arg)) => start_stop(&home, arg.name, false),
         Commands::Pack(PackCmd::Create(args)) => pack::run(&home, args),
         Commands::Sim(cmd) => admin::run(&home, cmd),
+        Commands::Serve(ServeCmd::Start(args)) => {
+            let listen = serve::parse_listen(&args.listen).map_err(Failure::smolvm)?;
+            serve::run(home, listen)
+        }
     }
 }
 
@@ -103,7 +114,14 @@ fn start_stop(home: &Home, name: Option<String>, start: bool) -> Result<i32, Fai
             return Ok(0);
         }
         println!("Starting machine '{name}'...");
-        exec::ensure_running(home, &mut rec)?;
+        if matches!(
+            rec.state,
+            store::MachineState::Unreachable | store::MachineState::Frozen
+        ) {
+            exec::ensure_running(home, &mut rec)?;
+        }
+        rec.start();
+        home.save(&rec)?;
         println!("Machine '{name}' running (PID: {})", rec.pid.unwrap_or(0));
     } else {
         if !running {

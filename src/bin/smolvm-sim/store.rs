@@ -78,6 +78,12 @@ pub struct MachineRecord {
     pub ephemeral: bool,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// How the VM process last ended (smolvm 1.32 keeps it, e.g. after a failed start).
+    #[serde(default)]
+    pub last_exit: Option<LastExit>,
+    /// Why the machine is in its state, when smolvm says.
+    #[serde(default)]
+    pub state_reason: Option<String>,
     /// The machine's filesystem as the guest sees it, rooted at `/`.
     pub root: PathBuf,
     /// True when the sim made `root` itself (and may delete it on `sim rm`).
@@ -85,6 +91,15 @@ pub struct MachineRecord {
     pub root_owned: bool,
     #[serde(default)]
     pub sim: Behaviours,
+}
+
+/// smolvm 1.32's `last_exit` object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LastExit {
+    pub cause: String,
+    pub exit_code: i32,
+    pub exited_at_unix_ms: u64,
+    pub pid: u32,
 }
 
 impl MachineRecord {
@@ -103,6 +118,8 @@ pub struct Config {
     pub exec_cap: bool,
     /// Whether `machine exec` knows `--stream` (off models an old smolvm).
     pub stream_flag: bool,
+    /// Whether the CLI knows `--error-format` (off models an older smolvm without it).
+    pub error_format_flag: bool,
     pub ls_hang_secs: u64,
     pub ls_fail: Option<String>,
     pub pack_fail: Option<String>,
@@ -118,6 +135,7 @@ impl Default for Config {
         Config {
             exec_cap: true,
             stream_flag: true,
+            error_format_flag: true,
             ls_hang_secs: 0,
             ls_fail: None,
             pack_fail: None,
@@ -135,6 +153,9 @@ impl Config {
         }
         if let Some(v) = env_switch("SMOLVM_SIM_STREAM_FLAG")? {
             self.stream_flag = v;
+        }
+        if let Some(v) = env_switch("SMOLVM_SIM_ERROR_FORMAT_FLAG")? {
+            self.error_format_flag = v;
         }
         if let Some(v) = env_switch("SMOLVM_SIM_PACK_ARCHIVE")? {
             self.pack_archive = v;
@@ -179,6 +200,10 @@ impl Home {
         let dir = PathBuf::from(dir);
         fs::create_dir_all(dir.join("machines")).context(|| format!("create {}", dir.display()))?;
         Ok(Home { dir })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     fn config_path(&self) -> PathBuf {
