@@ -97,6 +97,9 @@ pub struct Record {
     /// What became of the image in the local Docker daemon (native build).
     #[serde(default)]
     pub docker: Option<String>,
+    /// Pack's staging folder (`<state>/<slug>/.pack-<id>/`) while it may exist.
+    #[serde(default)]
+    pub pack_staging: Option<PathBuf>,
 }
 
 /// What a failed freeze keeps for `freeze --resume`: the archive until the image is built,
@@ -160,6 +163,7 @@ impl Record {
             credentials: None,
             layer_digest: None,
             docker: None,
+            pack_staging: None,
         }
     }
 
@@ -305,12 +309,17 @@ impl History {
                 .open(&tmp)
                 .map_err(werr(&tmp))?
         };
-        f.write_all(&json).map_err(werr(&tmp))?;
-        if durable {
-            f.sync_all().map_err(werr(&tmp))?;
+        // A full disk fails the write: the half-written temp file goes, the last whole
+        // record stays.
+        let written = f
+            .write_all(&json)
+            .and_then(|()| if durable { f.sync_all() } else { Ok(()) })
+            .map_err(werr(&tmp))
+            .and_then(|()| std::fs::rename(&tmp, &path).map_err(werr(&path)));
+        if written.is_err() {
+            let _ = std::fs::remove_file(&tmp);
         }
-        std::fs::rename(&tmp, &path).map_err(werr(&path))?;
-        Ok(())
+        written
     }
 
     /// The record in the folder `id`. Records are addressed by folder: one whose `id`
@@ -534,6 +543,48 @@ mod tests {
         let f = std::fs::File::create(h.root().join("huge/record.json")).unwrap();
         f.set_len(MAX_RECORD_BYTES + 1).unwrap();
         assert!(matches!(h.load("huge"), Err(HistoryError::Damaged { .. })));
+    }
+
+    /// A state folder on a full filesystem (a tmpfs of 64 KiB, filled): the save fails and
+    /// leaves no `.record.json.*.tmp` behind. Needs root to mount.
+    #[test]
+    fn a_full_disk_leaves_no_temp_record() {
+        // The effective uid, from procfs (nix's `user` feature is not enabled).
+        let root = std::fs::read_to_string("/proc/self/status")
+            .unwrap()
+            .lines()
+            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"));
+        if !root {
+            eprintln!("skipping: mounting a tmpfs needs root");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(mounted.success(), "mount a tmpfs");
+        let h = History::new(dir.path());
+        let mut rec = Record::new("full-1", Kind::Freeze, "bot-bottle-a", "a");
+        h.save(&rec).unwrap();
+        // Fill the rest of the filesystem, then make the record bigger than a block.
+        let filler = dir.path().join("filler");
+        let mut f = std::fs::File::create(&filler).unwrap();
+        while f.write_all(&[0u8; 4096]).is_ok() {}
+        drop(f);
+        rec.warnings = vec!["x".repeat(16 << 10)];
+        let saved = h.save(&rec);
+        let left: Vec<_> = std::fs::read_dir(h.dir("full-1").unwrap())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name())
+            .collect();
+        let _ = std::process::Command::new("umount")
+            .arg(dir.path())
+            .status();
+        assert!(saved.is_err(), "the save succeeded on a full disk");
+        assert_eq!(left, [std::ffi::OsString::from("record.json")], "{left:?}");
     }
 
     #[test]

@@ -16,6 +16,10 @@ pub async fn recover_interrupted(state_dir: &Path, smolvm: &Smolvm) -> Vec<Strin
     let Ok(records) = history.list() else {
         return Vec::new();
     };
+    let kept_by: Vec<(String, std::path::PathBuf)> = records
+        .iter()
+        .filter_map(|r| Some((r.id.clone(), r.kept.as_ref()?.temp_dir.clone()?)))
+        .collect();
     let mut said = Vec::new();
     for mut rec in records
         .into_iter()
@@ -40,8 +44,22 @@ pub async fn recover_interrupted(state_dir: &Path, smolvm: &Smolvm) -> Vec<Strin
             }
         }
         if let Some(t) = rec.temp_dir.take() {
-            if is_our_temp(&t) && std::fs::remove_dir_all(&t).is_ok() {
+            // A resume works in the temp folder an earlier failed run kept: that stays
+            // the earlier run's until a resume succeeds or it is discarded.
+            if let Some(owner) = kept_by.iter().find(|(_, k)| *k == t) {
+                cleaned.push(format!("left {} to freeze {}", t.display(), owner.0));
+            } else if is_our_temp(&t) && std::fs::remove_dir_all(&t).is_ok() {
                 cleaned.push(format!("removed {}", t.display()));
+            }
+        }
+        if let Some(s) = rec.pack_staging.take() {
+            // `<state>/<slug>/` locally, `<state>/<host>/<slug>/` for another host.
+            let parent = s.parent();
+            let ours = parent.and_then(|p| p.file_name()) == Some(rec.slug.as_ref())
+                && parent.is_some_and(|p| p.starts_with(state_dir))
+                && crate::freeze::pack::is_staging(&s, &rec.id);
+            if ours && std::fs::remove_dir_all(&s).is_ok() {
+                cleaned.push(format!("removed {}", s.display()));
             }
         }
         if let Some(scratch) = rec.guest_scratch.take() {

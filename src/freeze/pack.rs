@@ -43,7 +43,13 @@ pub async fn run(
     bottle_dir: &Path,
     slug: &str,
 ) -> Result<(PathBuf, PathBuf), StageError> {
-    let staging = bottle_dir.join(format!(".pack-{}", rep.record.id));
+    let staging = bottle_dir.join(format!("{STAGING_PREFIX}{}", rep.record.id));
+    // This run holds the machine's lock: any other staging folder here was left by a run
+    // that was killed.
+    remove_stale_staging(bottle_dir);
+    // Recorded before it exists, so every way out (and recovery after a kill) removes it.
+    rep.record.pack_staging = Some(staging.clone());
+    rep.save();
     // The artifact being written is the guest's root: private, whatever the umask.
     crate::private::create_dir_all(&staging).map_err(|e| {
         fail(
@@ -53,8 +59,42 @@ pub async fn run(
         )
     })?;
     let result = pack_into(rep, smolvm, image_ref, &staging, bottle_dir, slug).await;
-    let _ = std::fs::remove_dir_all(&staging);
+    remove_staging(rep);
     result
+}
+
+/// Pack's staging folders start with this, followed by the run's id.
+pub const STAGING_PREFIX: &str = ".pack-";
+
+/// Removes the run's pack staging folder, if it recorded one (cancel, failure, success).
+pub fn remove_staging(rep: &mut Reporter) {
+    if let Some(s) = rep.record.pack_staging.take() {
+        if is_staging(&s, &rep.record.id) {
+            let _ = std::fs::remove_dir_all(&s);
+        }
+        rep.save();
+    }
+}
+
+/// Whether `path` is the staging folder of run `id` (never remove anything else).
+pub fn is_staging(path: &Path, id: &str) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.strip_prefix(STAGING_PREFIX) == Some(id))
+        && std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir())
+}
+
+fn remove_stale_staging(bottle_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(bottle_dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
+        if is_dir && name.to_str().is_some_and(|n| n.starts_with(STAGING_PREFIX)) {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
 }
 
 async fn pack_into(

@@ -145,6 +145,11 @@ struct Leftovers {
     guest_scratch: Option<String>,
     /// Keep the temp folder: a failed build leaves the archive for `--resume`.
     keep_temp: bool,
+    /// The kept archive a resume checked before it began.
+    verified: Option<ImageArchive>,
+    /// The temp folder is an earlier run's (a resume): its archive stays until this run
+    /// has built from it and succeeds.
+    borrowed: bool,
     /// The host the machine is on, when not the local smolvm: where exec-tar runs and
     /// where its scratch archive is removed.
     host: Option<remote::RemoteHost>,
@@ -164,6 +169,8 @@ fn host_dir(cfg: &FreezeConfig, label: Option<&Slug>) -> PathBuf {
 
 impl Leftovers {
     async fn clean(&mut self, smolvm: &Smolvm, machine: &str, rep: &mut Reporter) {
+        // A cancelled pack never reached its own clean-up.
+        pack::remove_staging(rep);
         if let Some(reg) = self.registry.take() {
             reg.stop().await;
             rep.record.registry_pid = None;
@@ -363,6 +370,10 @@ pub async fn run_resume(
         Ok(s) => s,
         Err(e) => return refuse_plain(&tx, &from_id, e),
     };
+    let verified = match check_kept(&old, &kept).await {
+        Ok(v) => v,
+        Err(why) => return refuse_plain(&tx, &from_id, why),
+    };
     let machine = old.machine.clone();
     let id = new_id(slug.as_str());
     // A resume starts after exec-tar, so a remote machine's host is only a label here.
@@ -393,12 +404,12 @@ pub async fn run_resume(
         kept.from,
         format!("resuming freeze {from_id} from {}", kept.from),
     );
-    // The kept things now belong to this run; the old record no longer offers them.
-    let mut old = old;
-    old.kept = None;
-    let _ = history.save(&old);
+    // What the old run kept stays its own until this run succeeds or keeps something of
+    // its own: a cancelled, killed or refused resume leaves it resumable.
     let mut left = Leftovers {
         temp: kept.temp_dir.clone(),
+        verified,
+        borrowed: true,
         label,
         ..Leftovers::default()
     };
@@ -406,8 +417,81 @@ pub async fn run_resume(
         r = freeze_stages(&cfg, &slug, &machine, &mut rep, &mut left, Some(&kept)) => r,
         _ = cancel.cancelled() => Err(StageError::Cancelled),
     };
-    settle(&cfg, &machine, &mut rep, &mut left, &result).await;
+    left.keep_temp = false;
+    keep_for_resume(&mut rep, &mut left, &result);
+    let hand_over = result.is_ok() || rep.record.kept.is_some();
+    if !hand_over {
+        left.keep_temp = true;
+        rep.record.temp_dir = None;
+    }
+    left.clean(&cfg.smolvm, &machine, &mut rep).await;
+    if hand_over {
+        if let Ok(mut old) = history.load(&from_id) {
+            old.kept = None;
+            let _ = history.save(&old);
+        }
+    }
     finish(&mut rep, result.map(RunOutcome::Frozen))
+}
+
+/// Proves that what a record kept is still exactly what it kept: the archive by its path
+/// and image id (and layer digest), the image by its id. Returns the archive read.
+async fn check_kept(old: &Record, kept: &Kept) -> Result<Option<ImageArchive>, String> {
+    if let Some(a) = &kept.archive {
+        if !a.is_file() {
+            return Err(format!("the kept archive {} is gone", a.display()));
+        }
+        if let Some(t) = &kept.temp_dir {
+            if a.parent() != Some(t.as_path()) || !is_our_temp(t) {
+                return Err(format!(
+                    "the kept archive {} is not in the run's temp folder",
+                    a.display()
+                ));
+            }
+        }
+        if kept.from < Stage::Push {
+            return Ok(None);
+        }
+        let read = ImageArchive::read(a)
+            .map_err(|e| format!("the kept archive {} is unusable: {e}", a.display()))?;
+        if let Some(id) = kept.image_id.as_ref().filter(|id| **id != read.image_id) {
+            return Err(format!(
+                "the kept archive {} holds image {}, not the kept {id}",
+                a.display(),
+                read.image_id
+            ));
+        }
+        if let Some(d) = old.layer_digest.as_ref().filter(|d| **d != read.diff_id) {
+            return Err(format!(
+                "the kept archive {} holds layer {}, not the recorded {d}",
+                a.display(),
+                read.diff_id
+            ));
+        }
+        return Ok(Some(read));
+    }
+    let Some(image) = &kept.image else {
+        return Err("the record names neither an archive nor an image".into());
+    };
+    let Some(id) = &kept.image_id else {
+        return Err(format!(
+            "the record names the image {image} but not its id; it cannot be told from a later one"
+        ));
+    };
+    let docker = crate::docker::connect()
+        .await
+        .map_err(|e| format!("the kept image {id} is in Docker, which is unreachable: {e}"))?;
+    match docker.inspect_image(id).await {
+        Ok(i) if i.id.as_deref() == Some(id.as_str()) => Ok(None),
+        Ok(i) => Err(format!(
+            "Docker answers {} for the kept image {id}",
+            i.id.unwrap_or_default()
+        )),
+        Err(e) => Err(format!(
+            "the kept image {image} ({id}) is gone: {}",
+            docker_error_message(&e)
+        )),
+    }
 }
 
 /// A resume that cannot start: no event, no record; the front end says why.
@@ -415,35 +499,127 @@ fn refuse_plain(_tx: &EventTx, _id: &str, message: String) -> RunOutcome {
     RunOutcome::Refused(message)
 }
 
-/// Drops what a resume could use, keeping a failed freeze's archive or image.
+/// Drops what a resume could use, keeping a failed freeze's archive or image. The image
+/// is removed by its recorded id (a tag may name a later build), and only when no other
+/// record uses it; the record keeps whatever could not be removed. Fails, saying why, when
+/// something it kept is still there.
 pub async fn discard(cfg: &FreezeConfig, id: &str) -> Result<String, String> {
     let history = History::new(&cfg.state_dir);
     let mut record = history.load(id).map_err(|e| e.to_string())?;
-    let Some(kept) = record.kept.take() else {
+    let Some(kept) = record.kept.clone() else {
         return Err(format!("freeze {id} kept nothing"));
     };
+    let others: Vec<Record> = history
+        .list()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| r.id != id)
+        .collect();
     let mut done = Vec::new();
+    let mut failed = Vec::new();
+    let mut left = kept.clone();
     if let Some(t) = &kept.temp_dir {
-        if is_our_temp(t) {
-            std::fs::remove_dir_all(t)
-                .map_err(|e| format!("cannot remove {}: {e}", t.display()))?;
-            done.push(format!("removed {}", t.display()));
+        let user = others.iter().find(|r| {
+            r.kept
+                .as_ref()
+                .is_some_and(|k| k.temp_dir.as_ref() == Some(t))
+                || (r.outcome == crate::history::Outcome::Running && r.temp_dir.as_ref() == Some(t))
+        });
+        if let Some(u) = user {
+            failed.push(format!("left {}: freeze {} uses it", t.display(), u.id));
+        } else if !t.exists() {
+            done.push(format!("{} was already gone", t.display()));
+            (left.temp_dir, left.archive) = (None, None);
+        } else if is_our_temp(t) {
+            match std::fs::remove_dir_all(t) {
+                Ok(()) => {
+                    done.push(format!("removed {}", t.display()));
+                    (left.temp_dir, left.archive) = (None, None);
+                }
+                Err(e) => failed.push(format!("cannot remove {}: {e}", t.display())),
+            }
+        } else {
+            failed.push(format!("left {}: not a temp folder of ours", t.display()));
         }
     }
     if let Some(image) = &kept.image {
-        if let Ok(docker) = crate::docker::connect().await {
+        let target = kept.image_id.clone().unwrap_or_else(|| image.clone());
+        let user = others.iter().find(|r| {
+            r.image_id.as_ref() == Some(&target)
+                || r.kept.as_ref().and_then(|k| k.image_id.as_ref()) == Some(&target)
+        });
+        if let Some(u) = user {
+            // Another run's image: it stays, and is no longer this record's to keep.
+            done.push(format!("left image {target}: freeze {} uses it", u.id));
+            (left.image, left.image_id) = (None, None);
+        } else {
+            match crate::docker::connect().await {
+                Err(e) => failed.push(format!("cannot remove image {image} ({target}): {e}")),
+                Ok(docker) => match remove_image_by_id(&docker, &target).await {
+                    Ok(_) => {
+                        done.push(format!("removed image {image} ({target})"));
+                        (left.image, left.image_id) = (None, None);
+                    }
+                    Err(bollard::errors::Error::DockerResponseServerError {
+                        status_code: 404,
+                        ..
+                    }) => {
+                        done.push(format!("image {target} was already gone"));
+                        (left.image, left.image_id) = (None, None);
+                    }
+                    Err(e) => failed.push(format!(
+                        "cannot remove image {image} ({target}): {}",
+                        docker_error_message(&e)
+                    )),
+                },
+            }
+        }
+    }
+    record.kept = (left.temp_dir.is_some() || left.image.is_some()).then_some(left);
+    if record.kept != Some(kept) {
+        history.save(&record).map_err(|e| e.to_string())?;
+    }
+    if failed.is_empty() {
+        Ok(done.join("; "))
+    } else {
+        done.extend(failed);
+        Err(done.join("; "))
+    }
+}
+
+/// Removes an image by id: first our own tags on it (the build's, the push's), then the
+/// image, without force (a container using it keeps it, and that is said).
+async fn remove_image_by_id(
+    docker: &bollard::Docker,
+    id: &str,
+) -> Result<(), bollard::errors::Error> {
+    let info = docker.inspect_image(id).await?;
+    for tag in info.repo_tags.unwrap_or_default() {
+        let repo = tag.rsplit_once(':').map(|(r, _)| r).unwrap_or(&tag);
+        let name = repo.rsplit('/').next().unwrap_or(repo);
+        if name.starts_with("bot-bottle-committed") {
             let _ = docker
                 .remove_image(
-                    image,
+                    &tag,
                     None::<bollard::query_parameters::RemoveImageOptions>,
                     None,
                 )
                 .await;
-            done.push(format!("removed image {image}"));
         }
     }
-    history.save(&record).map_err(|e| e.to_string())?;
-    Ok(done.join("; "))
+    match docker.inspect_image(id).await {
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        }) => Ok(()),
+        _ => docker
+            .remove_image(
+                id,
+                None::<bollard::query_parameters::RemoveImageOptions>,
+                None,
+            )
+            .await
+            .map(|_| ()),
+    }
 }
 
 /// Whether `path` is a temp folder this tool made (never remove anything else).
@@ -459,6 +635,16 @@ pub fn is_our_temp(path: &Path) -> bool {
 async fn settle(
     cfg: &FreezeConfig,
     machine: &str,
+    rep: &mut Reporter,
+    left: &mut Leftovers,
+    result: &Result<Artifact, StageError>,
+) {
+    keep_for_resume(rep, left, result);
+    left.clean(&cfg.smolvm, machine, rep).await;
+}
+
+/// What a failed run keeps for a resume: recorded in `kept`, and its temp folder marked.
+fn keep_for_resume(
     rep: &mut Reporter,
     left: &mut Leftovers,
     result: &Result<Artifact, StageError>,
@@ -521,7 +707,6 @@ async fn settle(
         }
         rep.record.kept = kept;
     }
-    left.clean(&cfg.smolvm, machine, rep).await;
 }
 
 /// exec-tar alone, writing the archive to `output`.
@@ -860,6 +1045,9 @@ async fn freeze_stages(
     if native {
         let image = match written {
             Some(a) => a,
+            None if left.verified.is_some() => left.verified.take().ok_or_else(|| {
+                preflight_failure(Stage::Push, "the kept archive was not checked".into())
+            })?,
             None => ImageArchive::read(&archive).map_err(|e| {
                 preflight_failure(
                     Stage::Push,
@@ -895,18 +1083,25 @@ async fn freeze_stages(
         rep.record.image = Some(built.image.clone());
         rep.record.image_id = Some(built.image_id.clone());
         rep.stage_finished(Stage::Build, built.context_bytes, Vec::new());
-        // The archive is in the image now; free the disk before the push copies more.
-        let _ = std::fs::remove_file(&archive);
+        // The archive is in the image now; free the disk before the push copies more
+        // (a resume's archive is the earlier run's until this one succeeds).
+        if !left.borrowed {
+            let _ = std::fs::remove_file(&archive);
+        }
         (built.image, built.image_id)
     } else {
+        // Exactly the image the record kept, by its id: the tag may name a later build.
         let image = resume.and_then(|k| k.image.clone()).unwrap_or_default();
-        let id = match docker.inspect_image(&image).await {
+        let kept_id = resume
+            .and_then(|k| k.image_id.clone())
+            .unwrap_or_else(|| image.clone());
+        let id = match docker.inspect_image(&kept_id).await {
             Ok(i) => i.id.unwrap_or_default(),
             Err(e) => {
                 return Err(preflight_failure(
                     Stage::Push,
                     format!(
-                        "the kept image {image} is gone: {}",
+                        "the kept image {image} ({kept_id}) is gone: {}",
                         docker_error_message(&e)
                     ),
                 ))
@@ -915,6 +1110,12 @@ async fn freeze_stages(
         rep.record.image = Some(image.clone());
         rep.record.image_id = Some(id.clone());
         (image, id)
+    };
+    // A resume pushes by id: the tag may have moved to a later build since.
+    let source = if resume.is_some() {
+        image_id.clone()
+    } else {
+        image.clone()
     };
 
     rep.stage_doing(
@@ -936,7 +1137,7 @@ async fn freeze_stages(
             push::run_streamed(
                 rep,
                 &docker,
-                &image,
+                &source,
                 &image_id,
                 &push_endpoint,
                 registry_log,
@@ -947,7 +1148,7 @@ async fn freeze_stages(
             push::run(
                 rep,
                 &docker,
-                &image,
+                &source,
                 &image_id,
                 &push_endpoint,
                 registry_log,

@@ -394,6 +394,24 @@ impl TarScanner {
             )
         };
         verify_checksum(block).map_err(named)?;
+        // A field Docker's reader cannot parse makes its `ADD` copy the whole archive as
+        // one plain file: refused here, for both builders.
+        for (field, range) in [
+            ("mode", 100..108),
+            ("uid", 108..116),
+            ("gid", 116..124),
+            ("mtime", 136..148),
+            ("devmajor", 329..337),
+            ("devminor", 337..345),
+        ] {
+            let f = &block[range];
+            if f.first().is_none_or(|b| b & 0x80 == 0) && parse_octal(f).is_none() {
+                return Err(named(format!(
+                    "an unreadable {field} field \"{}\"",
+                    escape_bytes(f)
+                )));
+            }
+        }
         let size = parse_size(&block[124..136]).map_err(named)?;
         let flag = block[156];
 
@@ -1051,6 +1069,24 @@ mod tests {
             err.contains("at byte 0") && err.contains("entry 1 (name field \"root/empty/\")"),
             "{err}"
         );
+    }
+
+    /// A header whose checksum is right but whose mtime or mode is not a number: Docker's
+    /// `ADD` would take the archive for a plain file.
+    #[test]
+    fn an_unreadable_mtime_or_mode_is_corrupt() {
+        for (field, at) in [("mtime", 136), ("mode", 100)] {
+            let (mut data, _, _) = fixture();
+            data[at] = b'z';
+            data[148..156].copy_from_slice(b"        ");
+            let sum: u32 = data[..512].iter().map(|&b| u32::from(b)).sum();
+            data[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+            let err = TarScanner::new().feed(&data).unwrap_err().to_string();
+            assert!(
+                err.contains("at byte 0") && err.contains(&format!("unreadable {field}")),
+                "{err}"
+            );
+        }
     }
 
     #[test]
