@@ -25,8 +25,9 @@ impl GroupChild {
         // If we are killed outright (SIGKILL), the kernel kills the child too, so no
         // registry or smolvm outlives us; the runtime's worker threads that spawn children
         // live as long as the process, so the parent-thread caveat of PDEATHSIG is moot.
+        let parent = std::process::id() as libc::pid_t;
         unsafe {
-            cmd.pre_exec(|| {
+            cmd.pre_exec(move || {
                 if libc::prctl(
                     libc::PR_SET_PDEATHSIG,
                     libc::SIGKILL as libc::c_ulong,
@@ -36,6 +37,10 @@ impl GroupChild {
                 ) != 0
                 {
                     return Err(io::Error::last_os_error());
+                }
+                // A parent that died between fork and prctl sends no signal: go now.
+                if libc::getppid() != parent {
+                    libc::_exit(137);
                 }
                 Ok(())
             });

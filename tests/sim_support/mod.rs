@@ -320,7 +320,12 @@ pub fn wait_for_grandchild(child: &Child) -> u32 {
     let mut found = None;
     assert!(
         wait_until(Duration::from_secs(10), || {
-            found = children(child.id()).first().copied();
+            // Only once it has exec'd: before that it may not have asked for its
+            // parent-death signal yet.
+            found = children(child.id()).first().copied().filter(|pid| {
+                let exe = |p: u32| fs::read_link(format!("/proc/{p}/exe")).ok();
+                exe(*pid).is_some() && exe(*pid) != exe(child.id())
+            });
             found.is_some()
         }),
         "sim spawned no child"

@@ -14,10 +14,15 @@ pub fn spawn(mut cmd: Command) -> io::Result<Source> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     // SAFETY: prctl is async-signal-safe and touches only the new process.
+    let parent = std::process::id() as libc::pid_t;
     unsafe {
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
                 return Err(io::Error::last_os_error());
+            }
+            // A sim killed between fork and prctl sends no signal: go now.
+            if libc::getppid() != parent {
+                libc::_exit(137);
             }
             Ok(())
         });
