@@ -612,24 +612,7 @@ impl ExecTar<'_> {
         all.append(&mut done.warnings);
         done.warnings = all;
         if let Some(spec) = &self.image {
-            let (archive, in_place) =
-                image_archive::wrap_file(&download, out, spec).map_err(|e| {
-                    remove_partial(&download);
-                    remove_partial(out);
-                    fail(
-                        format!("cannot write the image archive {}: {e}", out.display()),
-                        None,
-                        "<no stderr>".into(),
-                    )
-                })?;
-            if !in_place {
-                rep.emit.note(
-                    Stage::ExecTar,
-                    "this filesystem cannot insert a range into a file: the download was copied into the image archive (written twice)",
-                );
-            }
-            done.path = out.to_path_buf();
-            done.image = Some(archive);
+            wrap_download(rep, &download, out, spec, &mut done)?;
         }
         Ok(done)
     }
@@ -764,6 +747,35 @@ fn create_private(path: &Path) -> io::Result<File> {
         .truncate(true)
         .mode(0o600)
         .open(path)
+}
+
+/// Wraps a guest tar downloaded to `download` into the native image archive at `out` (in
+/// place where the filesystem can insert a range), and points `done` at the archive.
+pub(crate) fn wrap_download(
+    rep: &Reporter,
+    download: &Path,
+    out: &Path,
+    spec: &ImageSpec,
+    done: &mut Exported,
+) -> Result<(), StageError> {
+    let (archive, in_place) = image_archive::wrap_file(download, out, spec).map_err(|e| {
+        remove_partial(download);
+        remove_partial(out);
+        fail(
+            format!("cannot write the image archive {}: {e}", out.display()),
+            None,
+            "<no stderr>".into(),
+        )
+    })?;
+    if !in_place {
+        rep.emit.note(
+            Stage::ExecTar,
+            "this filesystem cannot insert a range into a file: the download was copied into the image archive (written twice)",
+        );
+    }
+    done.path = out.to_path_buf();
+    done.image = Some(archive);
+    Ok(())
 }
 
 #[cfg(test)]

@@ -17,9 +17,9 @@ use crate::freeze::command::{flush_batch, SharedCapture};
 use crate::freeze::events::{OutputStream, Progress, Stage, Transport};
 use crate::freeze::exec_tar::{
     fail, finish_capture, new_capture, parse_df, remove_partial, tail, tar_argv, warnings_for,
-    Exported,
+    wrap_download, Exported,
 };
-use crate::freeze::image_archive::{self, ImageSpec};
+use crate::freeze::image_archive::ImageSpec;
 use crate::freeze::report::{Reporter, Throttle};
 use crate::freeze::tar_scan::scan_file_full;
 use crate::freeze::StageError;
@@ -244,24 +244,7 @@ impl RemoteExecTar<'_> {
             image: None,
         };
         if let Some(spec) = &self.image {
-            let (archive, in_place) =
-                image_archive::wrap_file(&download, out, spec).map_err(|e| {
-                    remove_partial(&download);
-                    remove_partial(out);
-                    fail(
-                        format!("cannot write the image archive {}: {e}", out.display()),
-                        None,
-                        "<no stderr>".into(),
-                    )
-                })?;
-            if !in_place {
-                rep.emit.note(
-                    Stage::ExecTar,
-                    "this filesystem cannot insert a range into a file: the download was copied into the image archive (written twice)",
-                );
-            }
-            done.path = out.to_path_buf();
-            done.image = Some(archive);
+            wrap_download(rep, &download, out, spec, &mut done)?;
         }
         Ok(done)
     }
