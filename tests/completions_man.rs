@@ -375,7 +375,10 @@ fn variables_read() -> std::collections::BTreeSet<String> {
                 if !p.ends_with("bin") {
                     walk(&p, out);
                 }
-            } else if p.extension().is_some_and(|x| x == "rs") {
+            } else if p.extension().is_some_and(|x| x == "rs")
+                // smolvm's error codes (`Some("NOT_FOUND")`), not variables.
+                && !p.ends_with("smolvm/error.rs")
+            {
                 out.push(std::fs::read_to_string(&p).unwrap());
             }
         }
@@ -401,9 +404,13 @@ fn variables_read() -> std::collections::BTreeSet<String> {
                 }
                 let rest = &text[i + pat.len()..];
                 let name: String = rest.chars().take_while(|c| *c != '"').collect();
+                let after = &rest[name.len()..];
+                // `Some("NOT_FOUND" | …) =>` matches smolvm's error codes, not a variable.
+                let is_match_arm = after.starts_with("\" |") || after.starts_with("\") =>");
                 let is_var = name.len() > 2
                     && name.chars().all(|c| c.is_ascii_uppercase() || c == '_')
-                    && rest[name.len()..].starts_with('"');
+                    && after.starts_with('"')
+                    && !is_match_arm;
                 if is_var {
                     vars.insert(name);
                 }

@@ -419,18 +419,16 @@ fn a_machine_listed_twice_is_ambiguous_and_refused() {
         assert_eq!(m["freezable"], false);
         assert!(m["refusal"].as_str().unwrap().contains("ambiguous"), "{m}");
     }
+    // Refused as bad input before any run: exit 2, no events, no record.
     let out = with_ls_fault(&w, "duplicate", &["freeze", "twice", "--json"]);
-    assert_eq!(out.status.code(), Some(1));
-    let events = json_events(&out.stdout);
-    let failed = events.iter().find(|e| e["event"] == "failed").unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("2 machines named bot-bottle-twice"), "{err}");
     assert!(
-        failed["failure"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("2 machines named bot-bottle-twice"),
-        "{failed}"
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
     );
-    assert!(!events.iter().any(|e| e["event"] == "stage-started"));
 }
 
 // Item 18: smolvm exits 0 but a process it started holds its stdout: that is not "did

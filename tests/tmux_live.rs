@@ -137,7 +137,7 @@ fn a_cli_freeze_shows_live_and_a_killed_one_is_recovered_not_running() {
             std::fs::read_to_string(state.path().join("cli.err")).unwrap_or_default()
         );
     }
-    t.wait(20, "the CLI's freeze, live", |s| {
+    t.wait(40, "the CLI's freeze, live", |s| {
         s.contains(&format!("▶ exec-tar by pid {pid}"))
     });
     // The bytes move, read from the record the CLI saves every second.

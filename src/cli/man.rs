@@ -52,6 +52,18 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
         "with --builder docker: how the image reaches the registry, stream or daemon (--push-via)",
     ),
     (
+        "BOTTLE_FREEZE_STALL_AFTER",
+        "seconds without bytes before a stream is shown as stalled ([freeze] stall_after); default: 10",
+    ),
+    (
+        "BOTTLE_FREEZE_STALL_TIMEOUT",
+        "seconds without bytes before exec-tar fails (--stall-timeout); default: never",
+    ),
+    (
+        "BOTTLE_FREEZE_HOSTS",
+        "comma-separated smolvm hosts: local, unix:///…/smolvm.sock or http://127.0.0.1:PORT, each optionally LABEL= (--host)",
+    ),
+    (
         "BOTTLE_FREEZE_REGISTRY",
         "an existing registry HOST:PORT instead of a throw-away one (--registry)",
     ),

@@ -413,7 +413,11 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     }
     let width = usize::from(inner.width);
     let Some(f) = app.selected_freeze() else {
-        frame.render_widget(Paragraph::new(idle_lines(app)), inner);
+        // Wrapped at word boundaries: a refusal with smolvm's reason is longer than a line.
+        frame.render_widget(
+            Paragraph::new(idle_lines(app)).wrap(ratatui::widgets::Wrap { trim: false }),
+            inner,
+        );
         return;
     };
     let height = usize::from(inner.height);

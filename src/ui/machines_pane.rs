@@ -407,12 +407,18 @@ fn message(app: &App) -> Option<Vec<Line<'static>>> {
 
 pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let visible = app.visible();
+    let left = title(app, visible.len());
+    let room = usize::from(area.width).saturating_sub(left.width() + 4);
     let mut block = Block::bordered()
         .border_style(theme::BORDER_ACTIVE)
-        .title(title(app, visible.len()));
+        .title(left);
+    // The versions only where they fit beside the count: on a narrow terminal the count
+    // and the filter matter more (`doctor` says the versions too).
     if let Some(v) = &app.host_versions {
-        block =
-            block.title(Line::styled(format!(" {} ", theme::guard(v)), theme::DIM).right_aligned());
+        let v = format!(" {} ", theme::guard(v));
+        if unicode_width::UnicodeWidthStr::width(v.as_str()) <= room {
+            block = block.title(Line::styled(v, theme::DIM).right_aligned());
+        }
     }
     // The standing notice first (the demo's, configuration problems), then what the host
     // lacks: one line, so neither is drawn over the other.
