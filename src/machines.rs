@@ -122,9 +122,18 @@ pub struct BottleMachine {
     /// How many machines `machine ls` listed under this name: more than one is ambiguous,
     /// and such a machine is not frozen.
     pub listed: usize,
+    /// The label of the smolvm API host it was listed on; None for the local smolvm CLI
+    /// (as a freeze record's `host`).
+    pub host: Option<Slug>,
 }
 
 impl BottleMachine {
+    /// What tells it from every other machine of the fleet: its name on the local smolvm,
+    /// `HOST/NAME` on an API host (a name never holds `/`, a label never does either).
+    pub fn key(&self) -> String {
+        key_of(self.host.as_ref().map(Slug::as_str), &self.machine.name)
+    }
+
     /// Why this machine cannot be frozen now, if it cannot.
     pub fn refusal(&self) -> Option<String> {
         match &self.slug {
@@ -153,6 +162,15 @@ impl BottleMachine {
         let created =
             UNIX_EPOCH + Duration::from_secs(u64::try_from(self.machine.created_at?).ok()?);
         now.duration_since(created).ok()
+    }
+}
+
+/// [`BottleMachine::key`] from a host label (None: the local smolvm) and a machine name;
+/// also what a freeze record's `host` and `machine` make.
+pub fn key_of(host: Option<&str>, name: &str) -> String {
+    match host {
+        Some(h) => format!("{h}/{name}"),
+        None => name.to_string(),
     }
 }
 
@@ -198,6 +216,7 @@ pub fn bottle_machines(machines: Vec<Machine>, prefix: &str, all: bool) -> Vec<B
                 machine: m,
                 slug,
                 listed,
+                host: None,
             })
         })
         .filter(|b| all || b.machine.is_running())

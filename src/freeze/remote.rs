@@ -459,3 +459,25 @@ pub async fn remove_guest_scratch(
         Err(e) => Err(e.to_string()),
     }
 }
+
+/// `df` of `path` in the guest through the API (`autoStart: false`: asking never wakes a
+/// stopped machine), for the dashboard's estimate before a freeze.
+pub async fn guest_df(
+    client: &ServeClient,
+    machine: &str,
+    path: &str,
+) -> Result<crate::freeze::exec_tar::GuestDf, String> {
+    let req = ExecRequest::running_only(vec!["df".into(), "-Pk".into(), path.into()]);
+    let out = client
+        .exec(machine, &req)
+        .await
+        .map_err(|e| e.to_string())?;
+    if out.exit_code != 0 {
+        return Err(format!(
+            "df exited {}: {}",
+            out.exit_code,
+            crate::sanitize::escape_bytes(&out.stderr)
+        ));
+    }
+    parse_df(&out.stdout).ok_or_else(|| "unreadable df output".to_string())
+}

@@ -83,6 +83,8 @@ pub enum Action {
     },
     /// A discovery answered.
     Machines(Result<Vec<BottleMachine>, String>),
+    /// One host of the fleet answered (or failed to).
+    HostListed(super::fleet::HostListed),
     /// The confirmation dialog's figures.
     Space {
         machine: String,
@@ -129,12 +131,24 @@ pub struct LoadedRecord {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     Discover,
+    /// List one host of the fleet, with its own timeout.
+    DiscoverHost {
+        label: String,
+    },
     ProbeSpace {
+        /// The machine's key (`HOST/NAME` on an API host).
         machine: String,
+        /// Its name on its host.
+        name: String,
+        /// Its API host's label (None: the local smolvm).
+        host: Option<Slug>,
     },
     StartFreeze {
+        /// The machine's key (`HOST/NAME` on an API host).
         machine: String,
         slug: Slug,
+        /// Its API host's label (None: the local smolvm).
+        host: Option<Slug>,
     },
     Cancel {
         machine: String,
@@ -205,6 +219,8 @@ pub struct App {
     pub host_missing: Option<String>,
     /// What each machine is for, by machine name (the demo's fleet).
     pub purposes: HashMap<String, String>,
+    /// The configured smolvm hosts (empty: no hosts configured, the local CLI alone).
+    pub fleet: Vec<super::fleet::HostState>,
 }
 
 pub(super) fn is_ctrl_c(k: &KeyEvent) -> bool {
@@ -236,7 +252,17 @@ impl App {
             host_versions: None,
             host_missing: None,
             purposes: HashMap::new(),
+            fleet: Vec::new(),
         }
+    }
+
+    /// Watches these hosts instead of the local CLI alone; with more than one, the list
+    /// starts grouped by host.
+    pub fn set_fleet(&mut self, hosts: Vec<super::fleet::HostState>) {
+        if hosts.len() > 1 {
+            self.machines.sort = super::list::SortKey::Host;
+        }
+        self.fleet = hosts;
     }
 
     pub fn should_exit(&self) -> bool {
@@ -287,6 +313,7 @@ impl App {
             ));
         }
         let _ = write!(s, "{:?}{:?}", self.stale_secs(), self.refresh_late_secs());
+        s.push_str(&self.fleet_clock_text());
         s
     }
 
@@ -304,6 +331,7 @@ impl App {
             Action::Key(k) => self.on_key(k, &mut fx),
             Action::Mouse(m) => self.on_mouse(m, &mut fx),
             Action::Machines(r) => self.on_machines(r, &mut fx),
+            Action::HostListed(l) => self.on_host_listed(l, &mut fx),
             Action::Space {
                 machine,
                 tmp_free,
@@ -359,7 +387,11 @@ impl App {
                 fx.redraw = true;
             }
         }
-        if self.machines.refreshing_since.is_none() && now_ms >= self.machines.next_refresh_ms {
+        if self.is_fleet() {
+            self.schedule_hosts(now_ms, false, fx);
+        } else if self.machines.refreshing_since.is_none()
+            && now_ms >= self.machines.next_refresh_ms
+        {
             self.machines.refreshing_since = Some(now_ms);
             fx.commands.push(Command::Discover);
         }
@@ -533,13 +565,14 @@ impl App {
             KeyAction::Freeze => self.open_freeze_dialog(fx),
             KeyAction::Open => self.open_last_record(fx),
             KeyAction::Cancel => self.open_cancel_dialog(),
+            KeyAction::Refresh if self.is_fleet() => self.schedule_hosts(self.now_ms, true, fx),
             KeyAction::Refresh if self.machines.refreshing_since.is_none() => {
                 self.machines.refreshing_since = Some(self.now_ms);
                 fx.commands.push(Command::Discover);
             }
             KeyAction::Filter => self.machines.filter_editing = true,
             KeyAction::SortNext => {
-                self.machines.sort = self.machines.sort.next();
+                self.machines.sort = self.machines.sort.next(self.is_fleet());
                 self.machines.descending = false;
                 self.fix_selection();
                 self.flash(
@@ -590,11 +623,8 @@ impl App {
                                 usize::from(table.height),
                             );
                             let i = offset + usize::from(m.row - table.y);
-                            let visible: Vec<String> = self
-                                .visible()
-                                .iter()
-                                .map(|b| b.machine.name.clone())
-                                .collect();
+                            let visible: Vec<String> =
+                                self.visible().iter().map(|b| b.key()).collect();
                             if i < visible.len() {
                                 self.select_index(i, &visible);
                             }
@@ -741,6 +771,7 @@ mod tests {
             machine: machine("web", "running", 2, 1024, 3 * 3600 + 100, None),
             slug: crate::names::Slug::parse("web"),
             listed: 1,
+            host: None,
         }];
         a.update(Action::Machines(Ok(old)));
         a.update(Action::HistoryLoaded(Ok(vec![])));

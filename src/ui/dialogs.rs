@@ -19,8 +19,11 @@ pub enum Probe<T> {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct FreezeDialog {
+    /// The machine's key (`HOST/NAME` on an API host).
     pub machine: String,
     pub slug: Slug,
+    /// Its API host's label (None: the local smolvm).
+    pub host: Option<Slug>,
     pub artifact: PathBuf,
     pub tmp_dir: PathBuf,
     /// Free bytes in the temp folder.
@@ -103,14 +106,16 @@ impl App {
             self.flash(Level::Info, "no machine selected");
             return;
         };
-        let name = m.machine.name.clone();
-        if let Some(why) = m.refusal() {
+        let name = m.key();
+        if let Some(why) = self.host_refusal(m).or_else(|| m.refusal()) {
             self.flash(
                 Level::Warn,
                 format!("{} cannot be frozen: {}", escape_str(&name), guard(&why)),
             );
             return;
         }
+        let host = m.host.clone();
+        let on_host = m.machine.name.clone();
         let Ok(slug) = m.slug.clone() else {
             return;
         };
@@ -124,24 +129,32 @@ impl App {
             );
             return;
         }
+        // An API host's locks and artifacts live under its label, as the core keeps them.
+        let host_dir = match &host {
+            Some(h) => self.settings.state_dir.join(h.as_str()),
+            None => self.settings.state_dir.clone(),
+        };
         let artifact = crate::freeze::pack::sidecar_of(
-            &self
-                .settings
-                .state_dir
+            &host_dir
                 .join(slug.as_str())
                 .join(crate::freeze::pack::LAUNCHER),
         );
-        let held_by = held_by(&self.settings.state_dir, &slug);
+        let held_by = held_by(&host_dir, &slug);
         self.dialog = Some(Dialog::Freeze(FreezeDialog {
             machine: name.clone(),
             slug,
+            host: host.clone(),
             artifact,
             tmp_dir: self.settings.tmp_dir.clone(),
             tmp_free: Probe::Pending,
             estimate: Probe::Pending,
             held_by,
         }));
-        fx.commands.push(Command::ProbeSpace { machine: name });
+        fx.commands.push(Command::ProbeSpace {
+            machine: name,
+            name: on_host,
+            host,
+        });
     }
 
     pub(super) fn open_cancel_dialog(&mut self) {
@@ -188,7 +201,9 @@ mod tests {
         assert_eq!(
             fx.commands,
             [Command::ProbeSpace {
-                machine: "bot-bottle-web".into()
+                machine: "bot-bottle-web".into(),
+                name: "bot-bottle-web".into(),
+                host: None,
             }]
         );
         assert!(
@@ -196,7 +211,7 @@ mod tests {
         );
         let fx = a.update(code(KeyCode::Enter));
         assert!(
-            matches!(&fx.commands[..], [Command::StartFreeze { machine, slug }] if machine == "bot-bottle-web" && slug.as_str() == "web")
+            matches!(&fx.commands[..], [Command::StartFreeze { machine, slug, host: None }] if machine == "bot-bottle-web" && slug.as_str() == "web")
         );
         assert!(a.dialog.is_none());
         assert_eq!(a.freezes["bot-bottle-web"].phase, Phase::Starting);
@@ -230,6 +245,7 @@ mod tests {
         a.dialog = Some(Dialog::Freeze(FreezeDialog {
             machine: "bot-bottle-web".into(),
             slug,
+            host: None,
             artifact: "/x".into(),
             tmp_dir: "/tmp".into(),
             tmp_free: Probe::Pending,

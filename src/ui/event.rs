@@ -44,6 +44,10 @@ pub struct Services {
     freeze_tx: UnboundedSender<FreezeEvent>,
     bg_tx: UnboundedSender<Action>,
     running: HashMap<String, Running>,
+    /// The configured hosts (empty: the local smolvm alone).
+    hosts: Vec<crate::hosts::Host>,
+    /// Each host's query timeout (a listing, a `df`).
+    query_timeout: Duration,
 }
 
 /// Where the loop hears from the background.
@@ -66,9 +70,28 @@ impl Services {
                 freeze_tx,
                 bg_tx,
                 running: HashMap::new(),
+                hosts: Vec::new(),
+                query_timeout,
             },
             Receivers { freeze, background },
         )
+    }
+
+    /// Watches these hosts (each listed on its own, with the query timeout).
+    pub fn with_hosts(mut self, hosts: Vec<crate::hosts::Host>) -> Services {
+        self.hosts = hosts;
+        self
+    }
+
+    /// The API client of the host labelled `label`.
+    fn remote(&self, label: &crate::names::Slug) -> Option<crate::freeze::remote::RemoteHost> {
+        let host = self.hosts.iter().find(|h| &h.label == label)?;
+        crate::hosts::client(host, self.query_timeout).map(|client| {
+            crate::freeze::remote::RemoteHost {
+                label: label.clone(),
+                client,
+            }
+        })
     }
 
     /// A sender into the loop, for signal handlers.
@@ -95,14 +118,43 @@ impl Services {
                     let _ = tx.send(Action::Machines(r));
                 });
             }
-            Command::ProbeSpace { machine } => {
+            Command::DiscoverHost { label } => {
+                let Some(host) = self.hosts.iter().find(|h| h.label.as_str() == label) else {
+                    return;
+                };
+                let (host, smolvm, prefix, tx, timeout) = (
+                    host.clone(),
+                    self.cfg.smolvm.clone(),
+                    self.cfg.prefix.clone(),
+                    self.bg_tx.clone(),
+                    self.query_timeout,
+                );
+                tokio::spawn(async move {
+                    let l = crate::hosts::list_host(&host, &smolvm, timeout).await;
+                    let _ = tx.send(Action::HostListed(host_listed(l, &prefix)));
+                });
+            }
+            Command::ProbeSpace {
+                machine,
+                name,
+                host,
+            } => {
                 let (smolvm, tmp, tx) = (
                     self.smolvm.clone(),
                     self.cfg.tmp_dir.clone(),
                     self.bg_tx.clone(),
                 );
+                let remote = host.as_ref().map(|l| self.remote(l));
                 tokio::spawn(async move {
-                    let df = crate::freeze::exec_tar::guest_df(&smolvm, &machine, "/");
+                    let df = async {
+                        match remote {
+                            None => crate::freeze::exec_tar::guest_df(&smolvm, &name, "/").await,
+                            Some(Some(r)) => {
+                                crate::freeze::remote::guest_df(&r.client, &name, "/").await
+                            }
+                            Some(None) => Err("no such host is configured".to_string()),
+                        }
+                    };
                     let free = tokio::task::spawn_blocking(move || free_bytes(&tmp));
                     let (df, free) = tokio::join!(df, free);
                     let _ = tx.send(Action::Space {
@@ -112,7 +164,11 @@ impl Services {
                     });
                 });
             }
-            Command::StartFreeze { machine, slug } => {
+            Command::StartFreeze {
+                machine,
+                slug,
+                host,
+            } => {
                 if self
                     .running
                     .get(&machine)
@@ -124,15 +180,53 @@ impl Services {
                 }
                 tracing::info!("freezing {machine}");
                 let cancel = CancellationToken::new();
-                let task = tokio::spawn(run_freeze(
-                    self.cfg.clone(),
-                    slug,
-                    self.freeze_tx.clone(),
-                    cancel.clone(),
-                ));
+                let (task, forwarder) = match host {
+                    None => (
+                        tokio::spawn(run_freeze(
+                            self.cfg.clone(),
+                            slug,
+                            self.freeze_tx.clone(),
+                            cancel.clone(),
+                        )),
+                        None,
+                    ),
+                    Some(label) => {
+                        // The same core as `freeze HOST/SLUG`; its events name the machine
+                        // as its host does, so they are passed on under the fleet's key.
+                        let remote = self.remote(&label);
+                        let (tx, mut rx) = unbounded_channel::<FreezeEvent>();
+                        let (out, key) = (self.freeze_tx.clone(), machine.clone());
+                        let forwarder = tokio::spawn(async move {
+                            while let Some(mut ev) = rx.recv().await {
+                                if let FreezeEvent::Started { machine, .. } = &mut ev {
+                                    machine.clone_from(&key);
+                                }
+                                let _ = out.send(ev);
+                            }
+                        });
+                        let (cfg, cancel) = (self.cfg.clone(), cancel.clone());
+                        let task = tokio::spawn(async move {
+                            match remote {
+                                Some(r) => {
+                                    crate::freeze::run_freeze_on(cfg, Some(r), slug, tx, cancel)
+                                        .await
+                                }
+                                None => crate::domain::RunOutcome::Refused(format!(
+                                    "no host labelled {label} is configured"
+                                )),
+                            }
+                        });
+                        (task, Some(forwarder))
+                    }
+                };
                 let (tx, name) = (self.bg_tx.clone(), machine.clone());
                 let watcher = tokio::spawn(async move {
-                    let error = match task.await {
+                    let ended = task.await;
+                    // Every event of the run is passed on before its end notice.
+                    if let Some(f) = forwarder {
+                        let _ = f.await;
+                    }
+                    let error = match ended {
                         Ok(outcome) => {
                             tracing::info!("freeze of {name} ended: {outcome:?}");
                             None
@@ -278,6 +372,23 @@ impl Services {
         if tokio::time::timeout(grace, all).await.is_err() {
             tracing::warn!("some freezes did not finish cleaning up within {grace:?}");
         }
+    }
+}
+
+/// A host's listing as the dashboard takes it: the bot-bottle machines (stopped ones
+/// too), each carrying its API host's label.
+fn host_listed(l: crate::hosts::HostListing, prefix: &str) -> super::fleet::HostListed {
+    let label = (!l.host.is_local()).then(|| l.host.label.clone());
+    super::fleet::HostListed {
+        label: l.host.label.to_string(),
+        version: l.health.map(|h| h.version),
+        machines: l.machines.map(|ms| {
+            let mut list = crate::machines::bottle_machines(ms, prefix, true);
+            for m in &mut list {
+                m.host.clone_from(&label);
+            }
+            list
+        }),
     }
 }
 

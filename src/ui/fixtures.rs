@@ -104,6 +104,60 @@ pub fn with_machines(w: u16, h: u16) -> App {
     a
 }
 
+/// An app watching three hosts (the local CLI, `build` and `old`), nothing listed yet.
+pub fn fleet_app(w: u16, h: u16) -> App {
+    let mut a = App::new(settings(), KeyMap::defaults());
+    a.set_fleet(vec![
+        super::fleet::HostState::new("local", "smolvm CLI", true),
+        super::fleet::HostState::new("build", "http://127.0.0.1:7070", false),
+        super::fleet::HostState::new("old", "unix:///run/old.sock", false),
+    ]);
+    a.update(Action::Resize {
+        width: w,
+        height: h,
+    });
+    a
+}
+
+/// A host's answer with `(slug, state)` machines and smolvm 1.32.2.
+pub fn host_listed(label: &str, machines: &[(&str, &str)]) -> Action {
+    let host = (label != "local").then(|| crate::names::Slug::parse(label).unwrap());
+    let mut list = bottle_machines(
+        machines
+            .iter()
+            .map(|(slug, state)| machine(slug, state, 2, 2048, 3600, Some("node:22")))
+            .collect(),
+        "bot-bottle-",
+        true,
+    );
+    for m in &mut list {
+        m.host = host.clone();
+    }
+    Action::HostListed(super::fleet::HostListed {
+        label: label.into(),
+        version: (label != "local").then(|| "1.32.2".into()),
+        machines: Ok(list),
+    })
+}
+
+/// [`fleet_app`] after every host answered: build has api and web, local has db
+/// (stopped), old has cache and web.
+pub fn fleet_loaded(w: u16, h: u16) -> App {
+    let mut a = fleet_app(w, h);
+    a.update(Action::Tick { now_ms: NOW_MS });
+    a.update(host_listed(
+        "build",
+        &[("web", "running"), ("api", "running")],
+    ));
+    a.update(host_listed("local", &[("db", "stopped")]));
+    a.update(host_listed(
+        "old",
+        &[("web", "running"), ("cache", "running")],
+    ));
+    a.update(Action::HistoryLoaded(Ok(vec![])));
+    a
+}
+
 pub fn select(a: &mut App, name: &str) {
     for _ in 0..20 {
         if a.machines.selected.as_deref() == Some(name) {

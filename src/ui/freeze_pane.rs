@@ -320,6 +320,11 @@ fn title(app: &App) -> Line<'static> {
             Ok(s) => s.to_string(),
             Err(_) => escape_str(&m.machine.name),
         };
+        let name = if app.shows_hosts() {
+            format!("{}/{name}", app.host_label(m))
+        } else {
+            name
+        };
         spans.push(Span::raw(format!("{name} ")));
     }
     if let Some(f) = app.selected_freeze() {
@@ -354,6 +359,9 @@ fn idle_lines(app: &App) -> Vec<Line<'static>> {
     };
     let mut lines = Vec::new();
     let mut facts = vec![escape_str(&m.machine.name)];
+    if let Some(h) = app.host_of(m) {
+        facts.push(format!("on {} ({})", h.label, escape_str(&h.address)));
+    }
     facts.push(
         m.machine
             .state
@@ -371,7 +379,7 @@ fn idle_lines(app: &App) -> Vec<Line<'static>> {
     if let Some(p) = app.purposes.get(&m.machine.name) {
         lines.push(Line::styled(format!("demo: {p}"), theme::INFO));
     }
-    match m.refusal() {
+    match app.host_refusal(m).or_else(|| m.refusal()) {
         Some(why) => lines.push(Line::styled(
             format!("cannot be frozen: {}", theme::guard(&why)),
             theme::WARN,
@@ -384,7 +392,7 @@ fn idle_lines(app: &App) -> Vec<Line<'static>> {
             ]));
         }
     }
-    if let Some(l) = app.last_freeze.get(&m.machine.name) {
+    if let Some(l) = app.last_freeze.get(&m.key()) {
         let what = match l.failed_stage {
             Some(s) => format!("{} at {s}", l.outcome.name()),
             None => l.outcome.name().to_string(),

@@ -652,6 +652,7 @@ impl App {
         fx.commands.push(Command::StartFreeze {
             machine: d.machine,
             slug: d.slug,
+            host: d.host,
         });
     }
 

@@ -313,7 +313,7 @@ impl App {
                 for r in &records {
                     // Newest first: keep the first of each machine.
                     self.last_freeze
-                        .entry(r.machine.clone())
+                        .entry(crate::machines::key_of(r.host.as_deref(), &r.machine))
                         .or_insert_with(|| LastFreeze::of(r));
                 }
                 // This session's finished freezes may be newer than what was read.

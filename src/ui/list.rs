@@ -72,17 +72,21 @@ pub enum SortKey {
     Memory,
     Age,
     LastFreeze,
+    /// Grouped by host (a fleet only), by slug within a host.
+    Host,
 }
 
 impl SortKey {
-    pub fn next(self) -> SortKey {
+    /// The next key of the cycle; the host is in it only when hosts are configured.
+    pub fn next(self, fleet: bool) -> SortKey {
         match self {
             SortKey::Name => SortKey::State,
             SortKey::State => SortKey::Cpus,
             SortKey::Cpus => SortKey::Memory,
             SortKey::Memory => SortKey::Age,
             SortKey::Age => SortKey::LastFreeze,
-            SortKey::LastFreeze => SortKey::Name,
+            SortKey::LastFreeze if fleet => SortKey::Host,
+            SortKey::LastFreeze | SortKey::Host => SortKey::Name,
         }
     }
 
@@ -94,6 +98,7 @@ impl SortKey {
             SortKey::Memory => "memory",
             SortKey::Age => "age",
             SortKey::LastFreeze => "last freeze",
+            SortKey::Host => "host",
         }
     }
 }
@@ -144,17 +149,36 @@ impl App {
         m.age(self.now_time()).map(|d| d.as_secs())
     }
 
+    /// The filter: `@HOST` words keep the machines of hosts whose label starts so (any
+    /// of them); the rest of the text must be in the name, state, image or host label.
     pub(super) fn matches_filter(&self, m: &BottleMachine) -> bool {
         let f = self.machines.filter.trim().to_lowercase();
         if f.is_empty() {
+            return true;
+        }
+        let host = self.is_fleet().then(|| self.host_label(m));
+        let (at, rest): (Vec<&str>, Vec<&str>) =
+            f.split_whitespace().partition(|w| w.starts_with('@'));
+        if !at.is_empty() {
+            let label = host.unwrap_or(crate::hosts::LOCAL);
+            if !at.iter().any(|w| label.starts_with(&w[1..])) {
+                return false;
+            }
+        }
+        // Without `@` words the text is matched as typed (spaces and all).
+        let text = if at.is_empty() { f } else { rest.join(" ") };
+        if text.is_empty() {
             return true;
         }
         let hay = [
             Some(m.machine.name.as_str()),
             m.machine.state.as_deref(),
             m.machine.image.as_deref(),
+            host,
         ];
-        hay.iter().flatten().any(|s| s.to_lowercase().contains(&f))
+        hay.iter()
+            .flatten()
+            .any(|s| s.to_lowercase().contains(&text))
     }
 
     /// The machines shown: filtered and sorted.
@@ -176,12 +200,13 @@ impl App {
                 // Younger first reads better; created_at descending.
                 SortKey::Age => b.machine.created_at.cmp(&a.machine.created_at),
                 SortKey::LastFreeze => {
-                    let at =
-                        |m: &BottleMachine| self.last_freeze.get(&m.machine.name).map(|l| l.at_ms);
+                    let at = |m: &BottleMachine| self.last_freeze.get(&m.key()).map(|l| l.at_ms);
                     at(b).cmp(&at(a))
                 }
+                SortKey::Host => self.host_label(a).cmp(self.host_label(b)),
             };
             by.then_with(|| a.machine.name.cmp(&b.machine.name))
+                .then_with(|| a.host.cmp(&b.host))
         });
         if self.machines.descending {
             v.reverse();
@@ -191,13 +216,13 @@ impl App {
 
     /// Index of the selection among the visible machines.
     pub fn selected_index(&self) -> Option<usize> {
-        let name = self.machines.selected.as_deref()?;
-        self.visible().iter().position(|m| m.machine.name == name)
+        let key = self.machines.selected.as_deref()?;
+        self.visible().iter().position(|m| m.key() == key)
     }
 
     pub fn selected_machine(&self) -> Option<&BottleMachine> {
-        let name = self.machines.selected.as_deref()?;
-        self.machines.list.iter().find(|m| m.machine.name == name)
+        let key = self.machines.selected.as_deref()?;
+        self.machines.list.iter().find(|m| m.key() == key)
     }
 
     /// Seconds the list has gone without a successful refresh beyond what is normal.
@@ -233,11 +258,7 @@ impl App {
     /// Keeps the selection on a visible machine: the same one if it is still there,
     /// else the one now at its place.
     pub(super) fn fix_selection(&mut self) {
-        let visible: Vec<String> = self
-            .visible()
-            .iter()
-            .map(|m| m.machine.name.clone())
-            .collect();
+        let visible: Vec<String> = self.visible().iter().map(|m| m.key()).collect();
         if visible.is_empty() {
             // Nothing shown, nothing selected: no pane or key acts on a hidden machine.
             // (Before the first list, a chosen first selection waits for it.)
@@ -276,11 +297,7 @@ impl App {
     }
 
     pub(super) fn move_selection(&mut self, delta: isize) {
-        let visible: Vec<String> = self
-            .visible()
-            .iter()
-            .map(|m| m.machine.name.clone())
-            .collect();
+        let visible: Vec<String> = self.visible().iter().map(|m| m.key()).collect();
         if visible.is_empty() {
             return;
         }

@@ -20,6 +20,7 @@ use crate::sanitize::escape_str;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Col {
+    Host,
     Slug,
     State,
     Cpus,
@@ -29,9 +30,14 @@ enum Col {
     Last,
 }
 
-/// The columns that fit `width`, dropping the least needed first.
-fn columns(width: u16) -> Vec<Col> {
-    let mut cols = vec![Col::Slug, Col::State];
+/// The columns that fit `width`, dropping the least needed first; the host's when more
+/// than one host is configured.
+fn columns(width: u16, hosts: bool) -> Vec<Col> {
+    let mut cols = if hosts {
+        vec![Col::Host, Col::Slug, Col::State]
+    } else {
+        vec![Col::Slug, Col::State]
+    };
     if width >= 56 {
         cols.push(Col::Cpus);
         cols.push(Col::Memory);
@@ -50,6 +56,7 @@ fn columns(width: u16) -> Vec<Col> {
 
 fn header(c: Col, app: &App) -> String {
     let (name, key) = match c {
+        Col::Host => ("HOST", SortKey::Host),
         Col::Slug => ("SLUG", SortKey::Name),
         Col::State => ("STATE", SortKey::State),
         Col::Cpus => ("CPU", SortKey::Cpus),
@@ -78,6 +85,7 @@ fn header(c: Col, app: &App) -> String {
 /// the columns that use it (the last freeze) rather than to a short slug.
 #[derive(Debug, Clone, Copy)]
 struct Needs {
+    host: u16,
     slug: u16,
     image: u16,
     /// The table's width.
@@ -86,11 +94,16 @@ struct Needs {
 
 fn needs(app: &App, room: u16) -> Needs {
     let mut n = Needs {
+        host: 4,
         slug: 4,
         image: 5,
         room,
     };
     for m in app.visible() {
+        if app.shows_hosts() {
+            let w = u16::try_from(theme::width(app.host_label(m))).unwrap_or(u16::MAX);
+            n.host = n.host.max(w);
+        }
         let slug = match &m.slug {
             Ok(s) => theme::width(s.as_str()),
             Err(_) => theme::width(&escape_str(&m.machine.name)) + 2,
@@ -108,6 +121,7 @@ fn needs(app: &App, room: u16) -> Needs {
 
 fn width_of(c: Col, n: Needs) -> Constraint {
     match c {
+        Col::Host => Constraint::Length(n.host.clamp(4, 20)),
         // Fill with a cap: never wider than the longest slug needs (up to 40 columns).
         Col::Slug => Constraint::Max(n.slug.clamp(8, 40).min(n.room / 4).max(8)),
         Col::State => Constraint::Length(11),
@@ -137,14 +151,91 @@ fn column_widths(cols: &[Col], width: u16, n: Needs) -> Vec<u16> {
 /// lines of the message shown in their place.
 pub fn wanted_rows(app: &App, width: u16) -> usize {
     let inner = usize::from(width.saturating_sub(2)).max(1);
+    let hosts = host_lines(app, width).len();
     match message(app) {
-        Some(lines) => lines
-            .iter()
-            .map(|l| l.width().div_ceil(inner).max(1))
-            .sum::<usize>()
-            .saturating_sub(1),
-        None => app.visible().len() + banner(app, width).len(),
+        Some(lines) => {
+            hosts
+                + lines
+                    .iter()
+                    .map(|l| l.width().div_ceil(inner).max(1))
+                    .sum::<usize>()
+                    .saturating_sub(1)
+        }
+        None => hosts + app.visible().len() + banner(app, width).len(),
     }
+}
+
+/// At most this many hosts get a line of their own; the rest are counted on one more.
+const HOST_LINES: usize = 6;
+
+/// One line per configured host (unreachable ones first when they do not all fit):
+/// reachable or why not, smolvm's version, its machines and when it last answered.
+fn host_lines(app: &App, width: u16) -> Vec<Line<'static>> {
+    if !app.is_fleet() {
+        return Vec::new();
+    }
+    let width = usize::from(width.saturating_sub(2)).max(1);
+    let mut order: Vec<&super::fleet::HostState> = app.fleet.iter().collect();
+    let cut = order.len() > HOST_LINES;
+    if cut {
+        // Stable: the configured order within each kind.
+        order.sort_by_key(|h| !h.is_down());
+    }
+    let label_w = order
+        .iter()
+        .map(|h| theme::width(&h.label))
+        .max()
+        .unwrap_or(0);
+    let shown = if cut { HOST_LINES - 1 } else { order.len() };
+    let mut out: Vec<Line<'static>> = order
+        .iter()
+        .take(shown)
+        .map(|h| {
+            let ago = |t: u64| format::age(app.now_ms.saturating_sub(t) / 1000);
+            let (mark, style) = match (&h.error, h.last_answer_ms) {
+                (Some(_), _) => ("✗", theme::ERROR),
+                (None, Some(_)) => ("●", theme::OK),
+                (None, None) => ("…", theme::DIM),
+            };
+            let mut parts = vec![escape_str(&h.address)];
+            if let Some(v) = &h.version {
+                parts.push(format!("smolvm {v}"));
+            }
+            match (&h.error, h.last_answer_ms) {
+                // The age before the reason, which may be long and is cut first.
+                (Some(why), Some(t)) => parts.push(match h.last_ok_ms {
+                    Some(ok) => format!("unreachable, last answer {} ago: {why}", ago(ok)),
+                    None => format!("unreachable, tried {} ago: {why}", ago(t)),
+                }),
+                (None, Some(t)) => {
+                    if let Some(n) = h.machines {
+                        parts.push(format!("{n} machine{}", if n == 1 { "" } else { "s" }));
+                    }
+                    parts.push(format!("refreshed {} ago", ago(t)));
+                }
+                _ => parts.push("asking…".into()),
+            }
+            if let Some(since) = h.refreshing_since {
+                let late = app.now_ms.saturating_sub(since);
+                if late >= super::app::LATE_MS {
+                    parts.push(format!("⟳ {}s late", late / 1000));
+                }
+            }
+            let text = format!("{mark} {:<label_w$} {}", h.label, parts.join(" · "));
+            Line::styled(theme::truncate(&text, width), style)
+        })
+        .collect();
+    if cut {
+        let rest = &order[shown..];
+        let down = rest.iter().filter(|h| h.is_down()).count();
+        let text = if down == 0 {
+            format!("  +{} more hosts, all reachable", rest.len())
+        } else {
+            format!("  +{} more hosts, {down} unreachable", rest.len())
+        };
+        out.push(Line::styled(theme::truncate(&text, width), theme::DIM));
+    }
+    out
 }
 
 /// The banner above a list whose last refresh failed: the error, on two lines at most.
@@ -170,7 +261,8 @@ fn banner(app: &App, width: u16) -> Vec<String> {
 /// Where the table's rows are (below the header), for mouse hits.
 pub fn rows_area(area: Rect, app: &App) -> Rect {
     let mut r = layout::inner(area);
-    let skip = 1 + u16::try_from(banner(app, area.width).len()).unwrap_or(0);
+    let skip = 1 + u16::try_from(banner(app, area.width).len() + host_lines(app, area.width).len())
+        .unwrap_or(0);
     r.y = r.y.saturating_add(skip);
     r.height = r.height.saturating_sub(skip);
     r
@@ -194,7 +286,7 @@ fn fitting(parts: &[String], width: usize) -> String {
 }
 
 fn last_cell(app: &App, m: &BottleMachine, width: usize) -> Line<'static> {
-    if let Some(f) = app.freezes.get(&m.machine.name) {
+    if let Some(f) = app.freezes.get(&m.key()) {
         if f.is_live() && !f.phase.is_finished() {
             if f.cancel_requested {
                 return Line::styled("⊘ cancelling…", theme::WARN);
@@ -235,7 +327,7 @@ fn last_cell(app: &App, m: &BottleMachine, width: usize) -> Line<'static> {
             );
         }
     }
-    match app.last_freeze.get(&m.machine.name) {
+    match app.last_freeze.get(&m.key()) {
         Some(LastFreeze {
             elsewhere: Some(e), ..
         }) => {
@@ -281,6 +373,7 @@ fn cell(
 ) -> Cell<'static> {
     let dash = || Cell::from(Span::styled("-", theme::DIM));
     match c {
+        Col::Host => Cell::from(app.host_label(m).to_string()),
         Col::Slug => match &m.slug {
             Ok(s) => Cell::from(s.to_string()),
             Err(_) => Cell::from(Line::from(vec![
@@ -439,6 +532,13 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         return;
     }
     let mut body = inner;
+    let hosts = host_lines(app, area.width);
+    if !hosts.is_empty() {
+        let h = u16::try_from(hosts.len()).unwrap_or(0).min(body.height);
+        frame.render_widget(Paragraph::new(hosts), Rect { height: h, ..body });
+        body.y += h;
+        body.height = body.height.saturating_sub(h);
+    }
     let banner = banner(app, area.width);
     if !banner.is_empty() {
         let h = u16::try_from(banner.len()).unwrap_or(0).min(body.height);
@@ -454,7 +554,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), body);
         return;
     }
-    let cols = columns(inner.width.saturating_sub(2));
+    let cols = columns(inner.width.saturating_sub(2), app.shows_hosts());
     let head = Row::new(cols.iter().map(|&c| Cell::from(header(c, app)))).style(theme::HEADER);
     let n = needs(app, body.width);
     let widths_now = column_widths(&cols, body.width, n);
@@ -471,7 +571,8 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
             cols.iter()
                 .map(|&c| cell(c, app, m, last_width, image_width)),
         );
-        if m.refusal().is_none() {
+        // Not freezable, or on a host that did not answer: grey.
+        if m.refusal().is_none() && !app.host_down(m) {
             row
         } else {
             row.style(theme::DIM)

@@ -12,6 +12,7 @@ pub mod app;
 mod dialog;
 mod dialogs;
 pub mod event;
+pub mod fleet;
 mod freeze_pane;
 mod freeze_view;
 mod help;
@@ -73,6 +74,10 @@ pub struct UiConfig {
     pub select_first: Option<String>,
     /// What each machine is for, shown in the freeze pane (the demo's fleet).
     pub purposes: Vec<(String, String)>,
+    /// The smolvm hosts as configured (`--host`, `hosts`); empty: the local CLI alone.
+    pub hosts: Vec<String>,
+    /// Plain-http hosts beyond loopback allowed.
+    pub insecure_remote: bool,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -105,6 +110,8 @@ impl UiConfig {
             notice: None,
             select_first: None,
             purposes: Vec::new(),
+            hosts: s.hosts.clone(),
+            insecure_remote: s.insecure_remote,
         }
     }
 
@@ -260,11 +267,15 @@ pub async fn run(cfg: UiConfig) -> color_eyre::Result<()> {
             "the dashboard needs a terminal; in scripts use a subcommand (list, freeze, export, history)"
         ));
     }
+    // A bad host is said before the screen is taken.
+    let hosts =
+        crate::hosts::parse_all(&cfg.hosts, cfg.insecure_remote).map_err(|e| eyre!("{e}"))?;
     // Before the terminal's hooks, so that the screen is restored before a report.
     let _ = color_eyre::install();
     tracing::info!("dashboard starting");
-    let (mut services, mut rx): (Services, Receivers) =
+    let (services, mut rx): (Services, Receivers) =
         Services::new(cfg.freeze.clone(), cfg.query_timeout);
+    let mut services = services.with_hosts(hosts.clone());
     watch_signals(services.sender());
     look_at_host(&cfg.freeze, services.sender());
     let mut app = App::new(cfg.settings(), cfg.keys.clone());
@@ -272,6 +283,12 @@ pub async fn run(cfg: UiConfig) -> color_eyre::Result<()> {
     app.notice = cfg.notice.clone();
     app.machines.selected = cfg.select_first.clone();
     app.purposes = cfg.purposes.iter().cloned().collect();
+    app.set_fleet(
+        hosts
+            .iter()
+            .map(|h| fleet::HostState::new(h.label.as_str(), &h.address(), h.is_local()))
+            .collect(),
+    );
     let result = {
         let mut guard = TerminalGuard::enter(cfg.mouse)?;
         let input = crossterm::event::EventStream::new();

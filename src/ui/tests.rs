@@ -617,3 +617,17 @@ fn stage_rows_say_what_each_stage_does() {
         );
     }
 }
+
+#[test]
+fn fleet_of_three_hosts_one_unreachable_120x30() {
+    let mut a = fleet_loaded(120, 30);
+    a.update(Action::HostListed(crate::ui::fleet::HostListed {
+        label: "old".into(),
+        version: None,
+        machines: Err("cannot connect to unix:///run/old.sock: connection refused".into()),
+    }));
+    a.update(Action::Tick {
+        now_ms: NOW_MS + 4_000,
+    });
+    assert_snapshot!(screen(&a));
+}

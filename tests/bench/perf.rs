@@ -940,6 +940,7 @@ fn bench_ui_render() {
             },
             slug: Slug::parse(&format!("m{i:03}")),
             listed: 1,
+            host: None,
         })
         .collect();
     app.update(Action::Machines(Ok(machines)));
