@@ -44,15 +44,35 @@ impl Versions {
     }
 }
 
+/// One configured smolvm host, as `doctor` found it (`--host`, `hosts`).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct HostCheck {
+    /// Its label.
+    pub host: String,
+    /// Where it is reached.
+    pub address: String,
+    /// It answered its machine list.
+    pub ok: bool,
+    /// smolvm's version there (`/health`), when it said.
+    pub version: Option<String>,
+    /// What was found: its machines, or why it did not answer (escaped).
+    pub detail: String,
+    /// What to do, when not ok.
+    pub fix: Option<String>,
+}
+
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Report {
     pub checks: Vec<Check>,
     pub versions: Versions,
+    /// Every configured host, when hosts are configured.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<HostCheck>,
 }
 
 impl Report {
     pub fn all_ok(&self) -> bool {
-        self.checks.iter().all(|c| c.ok)
+        self.checks.iter().all(|c| c.ok) && self.hosts.iter().all(|h| h.ok)
     }
 
     /// One line naming what is missing, or None when everything is there.
@@ -82,6 +102,22 @@ impl Report {
                 (None, false) => "✗".to_string(),
             };
             out.push_str(&format!("{:<width$}  {} {end}\n", c.name, c.detail));
+        }
+        for h in &self.hosts {
+            let end = match (&h.fix, h.ok) {
+                (_, true) => "✓".to_string(),
+                (Some(fix), false) => format!("✗ {fix}"),
+                (None, false) => "✗".to_string(),
+            };
+            let version = h
+                .version
+                .as_deref()
+                .map(|v| format!("smolvm {v} · "))
+                .unwrap_or_default();
+            out.push_str(&format!(
+                "host {}  {} · {version}{} {end}\n",
+                h.host, h.address, h.detail
+            ));
         }
         out
     }
@@ -269,7 +305,11 @@ pub async fn examine(inp: &Inputs<'_>) -> Report {
     } else {
         kvm_check(inp.kvm)
     });
-    Report { checks, versions }
+    Report {
+        checks,
+        versions,
+        hosts: Vec::new(),
+    }
 }
 
 /// The file a command name runs, followed through symlinks.
@@ -459,6 +499,7 @@ mod tests {
                 smolvm: Some("smolvm 1.32.2".into()),
                 ..Versions::default()
             },
+            hosts: Vec::new(),
         };
         assert!(!r.all_ok());
         assert_eq!(

@@ -317,3 +317,66 @@ fn two_real_smolvm_servers() {
     assert!(err.contains("host blue-host"), "{err}");
     assert_eq!(entries(&out).len(), 2);
 }
+
+#[test]
+fn doctor_checks_every_host() {
+    let mut t = two_hosts();
+    let (alpha, beta) = (t.sa.spec("alpha"), t.sb.spec("beta"));
+    let args = |json: bool| {
+        let mut v = vec![
+            "doctor".to_string(),
+            "--host".into(),
+            "local".into(),
+            "--host".into(),
+            alpha.clone(),
+            "--host".into(),
+            beta.clone(),
+        ];
+        if json {
+            v.push("--json".into());
+        }
+        v
+    };
+    let world = &t.world;
+    let run = |v: Vec<String>| world.run(&v.iter().map(String::as_str).collect::<Vec<_>>());
+    let out = run(args(true));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let hosts = report["hosts"].as_array().unwrap();
+    let labels: Vec<&str> = hosts.iter().map(|h| h["host"].as_str().unwrap()).collect();
+    assert_eq!(labels, ["local", "alpha", "beta"]);
+    for h in hosts {
+        assert_eq!(h["ok"], true, "{h}");
+    }
+    assert!(hosts[1]["version"].as_str().unwrap().starts_with("1.32.2"));
+    assert!(hosts[1]["detail"]
+        .as_str()
+        .unwrap()
+        .starts_with("2 bot-bottle machines, 1 running"));
+    assert!(hosts[2]["detail"]
+        .as_str()
+        .unwrap()
+        .starts_with("1 bot-bottle machines, 1 running"));
+    // One server stops: doctor names it, says what to do, and fails.
+    t.sb.stop();
+    let out = run(args(true));
+    assert_eq!(out.status.code(), Some(1));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let beta = &report["hosts"][2];
+    assert_eq!(beta["ok"], false, "{beta}");
+    assert!(beta["detail"].as_str().unwrap().starts_with("unreachable:"));
+    assert!(beta["fix"].as_str().unwrap().contains("smolvm serve start"));
+    assert_eq!(report["hosts"][1]["ok"], true);
+    let text = run(args(false));
+    let s = String::from_utf8_lossy(&text.stdout);
+    let line = s.lines().find(|l| l.starts_with("host beta")).unwrap();
+    assert!(line.contains("unreachable") && line.contains("✗"), "{s}");
+    assert!(
+        s.lines()
+            .any(|l| l.starts_with("host alpha") && l.ends_with('✓')),
+        "{s}"
+    );
+    // Without hosts, no host lines (the report stays as it was).
+    let out = world.run(&["doctor", "--json"]);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(report.get("hosts").is_none(), "{report}");
+}

@@ -70,7 +70,9 @@ pub async fn run(command: Command, global: &GlobalOpts, settings: &Settings) -> 
             history::run(&cfg.state_dir, &args)
         }
         Command::Discard { id } => run::discard(&cfg, &id).await,
-        Command::Doctor(args) => doctor::run(&cfg, &args, settings.registry_bin.as_deref()).await,
+        Command::Doctor(args) => {
+            doctor::run(&cfg, &args, settings.registry_bin.as_deref(), settings).await
+        }
         Command::Config { .. } => {
             print!("{}", settings.render_effective());
             ExitCode::SUCCESS
