@@ -334,3 +334,102 @@ fn a_failed_remote_freeze_resumes_per_host_without_the_host() {
         .args(["rmi", "-f", "bot-bottle-committed-fleet-again:latest"])
         .output();
 }
+
+/// `--push-to` with a machine on another host: the image exec-tar read through the API
+/// also goes to the shared registry the operator names, so any host can make a machine
+/// from it; the artifact still lands under `<state>/<host>/<slug>/`.
+#[test]
+fn a_remote_freeze_pushes_to_the_shared_registry() {
+    let Some(busybox) = ready() else { return };
+    let Some(bin) = common::registry_bin() else {
+        return;
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let reg_dir = tempfile::tempdir().unwrap();
+    let reg = rt
+        .block_on(bottle_freeze::registry::SpawnedRegistry::start(
+            &bin,
+            reg_dir.path(),
+            None,
+        ))
+        .unwrap();
+    let w = World::new();
+    let far = common::Sim::new();
+    let root = common::varied_root(&busybox);
+    far.create("bot-bottle-fleet-pub", "running", Some(root.path()));
+    let server = serve_support::sim_tcp(far.home());
+    let target = format!("{}/team/fleet-pub:v1", reg.addr());
+    let out = w.run(&[
+        "freeze",
+        "far/fleet-pub",
+        "--json",
+        "--host",
+        &server.spec("far"),
+        "--push-to",
+        &target,
+    ]);
+    assert!(
+        out.status.success(),
+        "freeze failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let events = json_events(&out.stdout);
+    let id = events.iter().find(|e| e["event"] == "started").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let rec = w.record_raw(&id);
+    assert_eq!(rec["host"], "far");
+    assert!(w
+        .state
+        .path()
+        .join("far/fleet-pub/committed-smolmachine.smolmachine")
+        .is_file());
+    // The shared registry holds the image: its manifest's config is the record's image id.
+    let manifest = ureq::get(&format!(
+        "http://{}/v2/team/fleet-pub/manifests/v1",
+        reg.addr()
+    ))
+    .header(
+        "Accept",
+        "application/vnd.docker.distribution.manifest.v2+json",
+    )
+    .call()
+    .unwrap()
+    .into_body()
+    .read_to_string()
+    .unwrap();
+    let m: Value = serde_json::from_str(&manifest).unwrap();
+    assert_eq!(m["config"]["digest"], rec["image_id"], "{manifest}\n{rec}");
+    assert_eq!(m["layers"].as_array().unwrap().len(), 1, "{manifest}");
+    // Pulled back from the registry, it holds the guest's files.
+    let _ = std::process::Command::new("docker")
+        .args([
+            "rmi",
+            "-f",
+            &target,
+            "bot-bottle-committed-fleet-pub:latest",
+        ])
+        .output();
+    docker_out(&["pull", &target]);
+    let got = docker_out(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--entrypoint",
+        "/bin/busybox",
+        &target,
+        "cat",
+        "/home/node/with space ünïcødé.txt",
+    ]);
+    assert_eq!(got, "spaced out");
+    let _ = std::process::Command::new("docker")
+        .args(["rmi", "-f", &target])
+        .output();
+    rt.block_on(reg.stop());
+    assert!(scratch_left(root.path()).is_empty());
+    assert_eq!(sim_state(&far, "bot-bottle-fleet-pub"), "running");
+    w.assert_clean(root.path());
+}

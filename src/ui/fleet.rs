@@ -333,5 +333,19 @@ mod tests {
         let fg = |y: u16| buf[(3, y)].fg;
         assert_eq!(fg(row_of("cache")), ratatui::style::Color::DarkGray);
         assert_ne!(fg(row_of(" api ")), ratatui::style::Color::DarkGray);
+        // Its state is grey too (not running's green), and its host is marked.
+        let state_fg = |y: u16| {
+            let row: String = (0..buf.area.width).map(|x| buf[(x, y)].symbol()).collect();
+            let x = row.find("running").unwrap();
+            buf[(row[..x].chars().count() as u16, y)].fg
+        };
+        assert_eq!(state_fg(row_of("cache")), ratatui::style::Color::DarkGray);
+        assert_ne!(state_fg(row_of(" api ")), ratatui::style::Color::DarkGray);
+        assert!(
+            s.lines()
+                .any(|l| l.contains("old ✗") && l.contains("cache")),
+            "{s}"
+        );
+        assert!(!s.lines().any(|l| l.contains("build ✗")), "{s}");
     }
 }

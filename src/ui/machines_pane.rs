@@ -101,7 +101,9 @@ fn needs(app: &App, room: u16) -> Needs {
     };
     for m in app.visible() {
         if app.shows_hosts() {
-            let w = u16::try_from(theme::width(app.host_label(m))).unwrap_or(u16::MAX);
+            // Room for the mark of an unreachable host.
+            let mark = if app.host_down(m) { 2 } else { 0 };
+            let w = u16::try_from(theme::width(app.host_label(m)) + mark).unwrap_or(u16::MAX);
             n.host = n.host.max(w);
         }
         let slug = match &m.slug {
@@ -373,6 +375,10 @@ fn cell(
 ) -> Cell<'static> {
     let dash = || Cell::from(Span::styled("-", theme::DIM));
     match c {
+        Col::Host if app.host_down(m) => Cell::from(Line::from(vec![
+            Span::raw(app.host_label(m).to_string()),
+            Span::styled(" ✗", theme::ERROR),
+        ])),
         Col::Host => Cell::from(app.host_label(m).to_string()),
         Col::Slug => match &m.slug {
             Ok(s) => Cell::from(s.to_string()),
@@ -383,9 +389,15 @@ fn cell(
         },
         Col::State => {
             let st = m.machine.state.as_deref();
+            // A host that did not answer: its last word, grey, not the state's colour.
+            let style = if app.host_down(m) {
+                theme::DIM
+            } else {
+                theme::state_style(st)
+            };
             Cell::from(Span::styled(
                 st.map(escape_str).unwrap_or_else(|| "unknown".into()),
-                theme::state_style(st),
+                style,
             ))
         }
         Col::Cpus => m
