@@ -128,7 +128,8 @@ pub struct GlobalOpts {
     pub refresh: f64,
     /// A smolvm host to look at (repeatable): `local`, `unix:///path/smolvm.sock` or
     /// `http://127.0.0.1:PORT` (smolvm serve), optionally `LABEL=` first. Overrides the
-    /// file's `hosts`.
+    /// file's `hosts`. The dashboard then lists every host's machines (a HOST column with
+    /// more than one, `@LABEL` in the filter), `doctor` checks each.
     #[arg(long = "host", global = true, value_name = "[LABEL=]HOST")]
     pub host: Vec<String>,
     /// Allow `http://` hosts that are not loopback. smolvm's API has no authentication:
@@ -167,8 +168,9 @@ pub enum Command {
         default: bool,
     },
     /// Check this host: smolvm and its version and capabilities, Docker, a registry
-    /// binary, the state dir's free space, /dev/kvm. Exit status 1 when something is
-    /// missing.
+    /// binary, the state dir's free space, /dev/kvm; and every configured smolvm host
+    /// (`--host`, `hosts`): reachable, its version, its machines. Exit status 1 when
+    /// something is missing.
     Doctor(DoctorArgs),
     /// Drop what a failed freeze kept for --resume (its archive or image).
     Discard {

@@ -134,6 +134,18 @@ impl BottleMachine {
         key_of(self.host.as_ref().map(Slug::as_str), &self.machine.name)
     }
 
+    /// Whether `key` is its [`key`](Self::key), without making one.
+    pub fn is_key(&self, key: &str) -> bool {
+        let name = self.machine.name.as_str();
+        match &self.host {
+            Some(h) => key
+                .strip_prefix(h.as_str())
+                .and_then(|k| k.strip_prefix('/'))
+                .is_some_and(|k| k == name),
+            None => key == name,
+        }
+    }
+
     /// Why this machine cannot be frozen now, if it cannot.
     pub fn refusal(&self) -> Option<String> {
         match &self.slug {

@@ -264,10 +264,32 @@ mod tests {
             ],
             "grouped by host (local's label sorts between build and old)"
         );
+        let web = a.visible()[1];
+        assert!(web.is_key("build/bot-bottle-web"));
+        assert!(!web.is_key("bot-bottle-web") && !web.is_key("old/bot-bottle-web"));
+        assert!(!web.is_key("buildx/bot-bottle-web") && !web.is_key("build/bot-bottle-we"));
         // A refresh of one host replaces only its rows.
         a.update(host_listed("build", &[("web", "running")]));
         assert_eq!(a.visible().len(), 4);
         assert_eq!(a.fleet[1].machines, Some(1));
+    }
+
+    #[test]
+    fn a_list_longer_than_the_pane_scrolls_to_the_selection() {
+        let mut a = fleet_app(100, 24);
+        a.update(Action::Tick { now_ms: NOW_MS });
+        let many: Vec<(String, &str)> = (0..40).map(|i| (format!("m{i:02}"), "running")).collect();
+        let many: Vec<(&str, &str)> = many.iter().map(|(s, st)| (s.as_str(), *st)).collect();
+        a.update(host_listed("build", &many));
+        for _ in 0..30 {
+            a.update(key('j'));
+        }
+        assert_eq!(a.machines.selected.as_deref(), Some("build/bot-bottle-m30"));
+        let s = screen(&a);
+        let selected: Vec<&str> = s.lines().filter(|l| l.contains('›')).collect();
+        assert_eq!(selected.len(), 1, "{s}");
+        assert!(selected[0].contains("m30"), "{s}");
+        assert!(!s.contains(" m00 "), "scrolled: {s}");
     }
 
     #[test]
@@ -290,6 +312,12 @@ mod tests {
         assert_eq!(a.machines.sort, SortKey::Host);
         a.update(key('o'));
         assert_eq!(a.machines.sort, SortKey::Name);
+        // The help says how.
+        let help: String = crate::ui::help::lines(&a)
+            .iter()
+            .flat_map(|l| l.spans.iter().map(|s| s.content.to_string()))
+            .collect();
+        assert!(help.contains("@LABEL"), "{help}");
         let single = with_machines(80, 24);
         let mut k = single.machines.sort;
         for _ in 0..10 {

@@ -52,6 +52,11 @@ pub fn lines(app: &App) -> Vec<Line<'static>> {
     out.push(Line::raw("  Enter           keep it"));
     out.push(Line::raw("  Esc             clear it"));
     out.push(Line::raw("  Bksp            delete a character"));
+    if app.is_fleet() {
+        out.push(Line::raw(
+            "  @LABEL          the machines of the hosts whose label starts so",
+        ));
+    }
     out.push(Line::raw(""));
     out.push(Line::styled("mouse", theme::HEADER));
     out.push(Line::raw("  click           select a machine or a freeze"));

@@ -216,13 +216,27 @@ impl App {
 
     /// Index of the selection among the visible machines.
     pub fn selected_index(&self) -> Option<usize> {
+        self.selected_in(&self.visible())
+    }
+
+    /// Index of the selection among `visible` (what [`App::visible`] gave).
+    pub fn selected_in(&self, visible: &[&BottleMachine]) -> Option<usize> {
         let key = self.machines.selected.as_deref()?;
-        self.visible().iter().position(|m| m.key() == key)
+        visible.iter().position(|m| m.is_key(key))
+    }
+
+    /// How many machines the filter shows (no sort).
+    pub fn visible_count(&self) -> usize {
+        self.machines
+            .list
+            .iter()
+            .filter(|m| self.matches_filter(m))
+            .count()
     }
 
     pub fn selected_machine(&self) -> Option<&BottleMachine> {
         let key = self.machines.selected.as_deref()?;
-        self.machines.list.iter().find(|m| m.key() == key)
+        self.machines.list.iter().find(|m| m.is_key(key))
     }
 
     /// Seconds the list has gone without a successful refresh beyond what is normal.

@@ -92,14 +92,14 @@ struct Needs {
     room: u16,
 }
 
-fn needs(app: &App, room: u16) -> Needs {
+fn needs(app: &App, visible: &[&BottleMachine], room: u16) -> Needs {
     let mut n = Needs {
         host: 4,
         slug: 4,
         image: 5,
         room,
     };
-    for m in app.visible() {
+    for m in visible {
         if app.shows_hosts() {
             // Room for the mark of an unreachable host.
             let mark = if app.host_down(m) { 2 } else { 0 };
@@ -163,7 +163,7 @@ pub fn wanted_rows(app: &App, width: u16) -> usize {
                     .sum::<usize>()
                     .saturating_sub(1)
         }
-        None => hosts + app.visible().len() + banner(app, width).len(),
+        None => hosts + app.visible_count() + banner(app, width).len(),
     }
 }
 
@@ -498,7 +498,7 @@ fn message(app: &App) -> Option<Vec<Line<'static>>> {
             ),
         ]);
     }
-    if app.visible().is_empty() {
+    if app.visible_count() == 0 {
         return Some(vec![Line::styled(
             format!(
                 "No machine matches \"{}\" (/ then Esc clears the filter).",
@@ -568,7 +568,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     }
     let cols = columns(inner.width.saturating_sub(2), app.shows_hosts());
     let head = Row::new(cols.iter().map(|&c| Cell::from(header(c, app)))).style(theme::HEADER);
-    let n = needs(app, body.width);
+    let n = needs(app, &visible, body.width);
     let widths_now = column_widths(&cols, body.width, n);
     let width_of_col = |col: Col| {
         cols.iter()
@@ -578,7 +578,11 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
             .unwrap_or(0)
     };
     let (last_width, image_width) = (width_of_col(Col::Last), width_of_col(Col::Image));
-    let rows = visible.iter().map(|m| {
+    // Rows only for what the viewport shows: 20 hosts × 500 machines stay one screen's work.
+    let selected = app.selected_in(&visible);
+    let viewport = usize::from(body.height.saturating_sub(1));
+    let offset = layout::scroll_offset(selected.unwrap_or(0), viewport);
+    let rows = visible.iter().skip(offset).take(viewport).map(|m| {
         let row = Row::new(
             cols.iter()
                 .map(|&c| cell(c, app, m, last_width, image_width)),
@@ -597,10 +601,8 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         .row_highlight_style(theme::SELECTED)
         .highlight_symbol("›")
         .highlight_spacing(HighlightSpacing::Always);
-    let selected = app.selected_index();
-    let viewport = usize::from(body.height.saturating_sub(1));
     let mut state = TableState::default()
-        .with_offset(layout::scroll_offset(selected.unwrap_or(0), viewport))
-        .with_selected(selected);
+        .with_offset(0)
+        .with_selected(selected.map(|i| i - offset));
     frame.render_stateful_widget(table, body, &mut state);
 }

@@ -1258,6 +1258,7 @@ fn bench_fleet(rt: &tokio::runtime::Runtime) {
         "fleet: the slow host arrived after {:.1} s",
         slow_done.as_secs_f64()
     );
+    bench_fleet_dashboard(rt, &with_slow, fast_done);
     for (c, _) in servers.iter_mut() {
         let _ = c.kill();
         let _ = c.wait();
@@ -1265,6 +1266,147 @@ fn bench_fleet(rt: &tokio::runtime::Runtime) {
     let (mut c, _) = slow_server;
     let _ = c.kill();
     let _ = c.wait();
+}
+
+/// The dashboard over the fleet: its own refresh path (one task per host, each with its
+/// own timeout) with the slow host among 20, then frames of the 10 000-row list, a key's
+/// update and redraw, against one full-screen paragraph.
+fn bench_fleet_dashboard(
+    rt: &tokio::runtime::Runtime,
+    hosts: &[bottle_freeze::hosts::Host],
+    listed_alone: Duration,
+) {
+    use bottle_freeze::ui::app::{Action, App, Command as UiCommand, Settings};
+    use bottle_freeze::ui::event::Services;
+    use bottle_freeze::ui::fleet::HostState;
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    use ratatui::backend::TestBackend;
+    use ratatui::Terminal;
+
+    println!(
+        "== dashboard over the fleet: {} hosts, one answering after 10 s",
+        hosts.len()
+    );
+    let sim = Sim::new();
+    let (state, tmp) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let cfg = config(&sim, state.path(), tmp.path());
+    let mut app = App::new(
+        Settings {
+            prefix: "bot-bottle-".into(),
+            state_dir: state.path().to_path_buf(),
+            tmp_dir: tmp.path().to_path_buf(),
+            refresh_ms: 3000,
+            theme: Default::default(),
+            bell: false,
+            notify: false,
+            stall_after_ms: 10_000,
+        },
+        bottle_freeze::ui::keys::KeyMap::defaults(),
+    );
+    app.set_fleet(
+        hosts
+            .iter()
+            .map(|h| HostState::new(h.label.as_str(), &h.address(), h.is_local()))
+            .collect(),
+    );
+    app.update(Action::Resize {
+        width: 200,
+        height: 50,
+    });
+    // The loop's first tick asks every host; the services answer each on its own.
+    let now = bottle_freeze::history::now_ms();
+    let fx = app.update(Action::Tick { now_ms: now });
+    let (fast_in, all_in, reduce_ms) = rt.block_on(async {
+        let (services, mut rx) = Services::new(cfg, Duration::from_secs(15));
+        let mut services = services.with_hosts(hosts.to_vec());
+        let started = Instant::now();
+        for c in fx.commands {
+            if matches!(c, UiCommand::DiscoverHost { .. }) {
+                services.perform(c);
+            }
+        }
+        let (mut got, mut fast_in, mut reduce) = (0, None, Duration::ZERO);
+        while let Some(a) = rx.background.recv().await {
+            let Action::HostListed(l) = a else { continue };
+            got += 1;
+            let slow = l.label == "h99";
+            let t = Instant::now();
+            app.update(Action::HostListed(l));
+            reduce = reduce.max(t.elapsed());
+            if !slow && got == hosts.len() - 1 {
+                fast_in = Some(started.elapsed());
+            }
+            if got == hosts.len() {
+                break;
+            }
+        }
+        (
+            fast_in.unwrap_or(Duration::MAX),
+            started.elapsed(),
+            reduce.as_secs_f64() * 1000.0,
+        )
+    });
+    assert_eq!(app.machines.list.len(), hosts.len() * 500);
+    report(
+        "dashboard: 19 fast hosts' rows in, one slow host (10 s) among them vs listing them alone",
+        fast_in.as_secs_f64() * 1000.0,
+        listed_alone.as_secs_f64() * 1000.0,
+        "ms",
+        Some((2.0, "≤")),
+    );
+    println!(
+        "  the slow host's rows after {:.1} s; one host's answer (500 rows) reduced in ≤ {reduce_ms:.2} ms",
+        all_in.as_secs_f64()
+    );
+
+    let Ok(mut term) = Terminal::new(TestBackend::new(200, 50));
+    let frames = 300;
+    let time_frames = |term: &mut Terminal<TestBackend>, app: &App| {
+        let started = Instant::now();
+        for _ in 0..frames {
+            term.draw(|f| bottle_freeze::ui::draw(f, app)).unwrap();
+        }
+        started.elapsed().as_secs_f64() * 1000.0 / frames as f64
+    };
+    time_frames(&mut term, &app);
+    let frame = time_frames(&mut term, &app);
+    let text: String = (0..50).map(|_| "x".repeat(200) + "\n").collect();
+    let started = Instant::now();
+    for _ in 0..frames {
+        term.draw(|f| f.render_widget(ratatui::widgets::Paragraph::new(text.as_str()), f.area()))
+            .unwrap();
+    }
+    let plain = started.elapsed().as_secs_f64() * 1000.0 / frames as f64;
+    report(
+        "dashboard frame, 20 hosts × 500 rows vs one full-screen paragraph",
+        frame,
+        plain,
+        "ms",
+        None,
+    );
+    println!(
+        "  frame time {frame:.3} ms (target ≤ 2 ms) {}",
+        if frame <= 2.0 { "met" } else { "MISSED" }
+    );
+    // A key: the reducer's update and the redraw it asks for.
+    let key = |c: char| Action::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE));
+    let mut worst = Duration::ZERO;
+    let mut total = Duration::ZERO;
+    for i in 0..100 {
+        let t = Instant::now();
+        let fx = app.update(key(if i % 2 == 0 { 'j' } else { 'k' }));
+        if fx.redraw {
+            term.draw(|f| bottle_freeze::ui::draw(f, &app)).unwrap();
+        }
+        let d = t.elapsed();
+        worst = worst.max(d);
+        total += d;
+    }
+    println!(
+        "  a key (update + redraw): mean {:.3} ms, worst {:.3} ms (issue: under 50 ms)",
+        total.as_secs_f64() * 10.0,
+        worst.as_secs_f64() * 1000.0
+    );
 }
 
 fn main() {
