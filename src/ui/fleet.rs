@@ -293,6 +293,43 @@ mod tests {
     }
 
     #[test]
+    fn a_record_of_another_host_belongs_to_that_host_s_machine() {
+        use crate::history::{Kind, Outcome, Record};
+        let mut a = fleet_loaded(140, 30);
+        let mut r = Record::new(
+            "20270115T070000Z-web-2222",
+            Kind::Freeze,
+            "bot-bottle-web",
+            "web",
+        );
+        r.host = Some("old".into());
+        r.started_at_ms = NOW_MS - 600_000;
+        r.ended_at_ms = Some(NOW_MS - 540_000);
+        r.outcome = Outcome::Succeeded;
+        a.update(Action::HistoryLoaded(Ok(vec![r])));
+        assert!(a.last_freeze.contains_key("old/bot-bottle-web"));
+        assert!(!a.last_freeze.contains_key("bot-bottle-web"));
+        select(&mut a, "old/bot-bottle-web");
+        let s = screen(&a);
+        let line = |host: &str| {
+            s.lines()
+                .find(|l| {
+                    let w: Vec<&str> = l
+                        .trim_start_matches(['│', '›', ' '])
+                        .split_whitespace()
+                        .collect();
+                    w.len() > 1 && w[0] == host && w[1] == "web"
+                })
+                .unwrap()
+                .to_string()
+        };
+        assert!(line("old").contains("ok"), "{s}");
+        assert!(line("build").contains(" - "), "{s}");
+        a.update(key('h'));
+        assert!(screen(&a).contains("old/web"), "{}", screen(&a));
+    }
+
+    #[test]
     fn at_host_filters_and_sorting_by_host_groups() {
         let mut a = fleet_loaded(120, 30);
         a.update(key('/'));

@@ -105,7 +105,7 @@ pub fn render_list(frame: &mut Frame, area: Rect, app: &App) {
         .visible
         .iter()
         .filter_map(|i| h.records.get(*i))
-        .map(|r| theme::width(&escape_str(&r.slug)) + 9)
+        .map(|r| theme::width(&shown_slug(r)) + 9)
         .max()
         .unwrap_or(10)
         .clamp(10, 40) as u16;
@@ -127,7 +127,7 @@ pub fn render_list(frame: &mut Frame, area: Rect, app: &App) {
     }
     let rows = h.visible.iter().filter_map(|i| h.records.get(*i)).map(|r| {
         let (mark, style) = theme::outcome_mark(r.outcome);
-        let mut machine = vec![Span::raw(escape_str(&r.slug))];
+        let mut machine = vec![Span::raw(shown_slug(r))];
         if r.kind == Kind::Export {
             machine.push(Span::styled(" · export", theme::INFO));
         }
@@ -201,7 +201,13 @@ fn render_preview(frame: &mut Frame, area: Rect, app: &App) {
                 theme::INFO,
             ),
         ]),
-        field("machine", escape_str(&r.machine)),
+        field(
+            "machine",
+            match &r.host {
+                Some(h) => format!("{} on host {}", escape_str(&r.machine), escape_str(h)),
+                None => escape_str(&r.machine),
+            },
+        ),
         field("id", escape_str(&r.id)),
         field(
             "started",
@@ -373,4 +379,12 @@ pub fn render_record(frame: &mut Frame, area: Rect, app: &App) {
     }
     let lines = doc_lines(rv, usize::from(inner.width), usize::from(inner.height));
     frame.render_widget(Paragraph::new(lines), inner);
+}
+
+/// The slug as the history lists it: `HOST/SLUG` for a machine of another host.
+fn shown_slug(r: &crate::history::Record) -> String {
+    match &r.host {
+        Some(h) => format!("{}/{}", escape_str(h), escape_str(&r.slug)),
+        None => escape_str(&r.slug),
+    }
 }
