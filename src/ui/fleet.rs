@@ -135,6 +135,10 @@ impl App {
             Err(e) => h.error = Some(guard(&e)),
         }
         self.machines.loaded = true;
+        // As the single-host refresh: a freeze started elsewhere since the last read shows.
+        if self.history.loaded && !self.history.loading {
+            fx.commands.push(Command::RecheckHistory);
+        }
         self.fix_selection();
         fx.redraw = true;
     }
