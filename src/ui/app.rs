@@ -626,11 +626,7 @@ impl App {
                                 usize::from(table.height),
                             );
                             let i = offset + usize::from(m.row - table.y);
-                            let visible: Vec<String> =
-                                self.visible().iter().map(|b| b.key()).collect();
-                            if i < visible.len() {
-                                self.select_index(i, &visible);
-                            }
+                            self.select_index(i);
                         }
                     }
                 } else if layout::contains(d.stderr, m.column, m.row) {

@@ -103,6 +103,12 @@ impl SortKey {
     }
 }
 
+/// The filter, read once: `@HOST` words (without the `@`) and the rest.
+struct FilterSpec {
+    hosts: Vec<String>,
+    text: String,
+}
+
 /// The machine list and how it is being looked at.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Machines {
@@ -149,25 +155,35 @@ impl App {
         m.age(self.now_time()).map(|d| d.as_secs())
     }
 
+    /// The filter as typed, read once per pass over the list (10 000 rows in a fleet).
+    fn filter_spec(&self) -> FilterSpec {
+        let f = self.machines.filter.trim().to_lowercase();
+        let (at, rest): (Vec<&str>, Vec<&str>) =
+            f.split_whitespace().partition(|w| w.starts_with('@'));
+        let hosts: Vec<String> = at.iter().map(|w| w[1..].to_string()).collect();
+        // Without `@` words the text is matched as typed (spaces and all).
+        let text = if hosts.is_empty() {
+            f.clone()
+        } else {
+            rest.join(" ")
+        };
+        FilterSpec { hosts, text }
+    }
+
     /// The filter: `@HOST` words keep the machines of hosts whose label starts so (any
     /// of them); the rest of the text must be in the name, state, image or host label.
-    pub(super) fn matches_filter(&self, m: &BottleMachine) -> bool {
-        let f = self.machines.filter.trim().to_lowercase();
-        if f.is_empty() {
+    fn matches(&self, spec: &FilterSpec, m: &BottleMachine) -> bool {
+        if spec.hosts.is_empty() && spec.text.is_empty() {
             return true;
         }
         let host = self.is_fleet().then(|| self.host_label(m));
-        let (at, rest): (Vec<&str>, Vec<&str>) =
-            f.split_whitespace().partition(|w| w.starts_with('@'));
-        if !at.is_empty() {
+        if !spec.hosts.is_empty() {
             let label = host.unwrap_or(crate::hosts::LOCAL);
-            if !at.iter().any(|w| label.starts_with(&w[1..])) {
+            if !spec.hosts.iter().any(|w| label.starts_with(w.as_str())) {
                 return false;
             }
         }
-        // Without `@` words the text is matched as typed (spaces and all).
-        let text = if at.is_empty() { f } else { rest.join(" ") };
-        if text.is_empty() {
+        if spec.text.is_empty() {
             return true;
         }
         let hay = [
@@ -178,16 +194,17 @@ impl App {
         ];
         hay.iter()
             .flatten()
-            .any(|s| s.to_lowercase().contains(&text))
+            .any(|s| s.to_lowercase().contains(&spec.text))
     }
 
     /// The machines shown: filtered and sorted.
     pub fn visible(&self) -> Vec<&BottleMachine> {
+        let spec = self.filter_spec();
         let mut v: Vec<&BottleMachine> = self
             .machines
             .list
             .iter()
-            .filter(|m| self.matches_filter(m))
+            .filter(|m| self.matches(&spec, m))
             .collect();
         let key = self.machines.sort;
         v.sort_by(|a, b| {
@@ -227,10 +244,11 @@ impl App {
 
     /// How many machines the filter shows (no sort).
     pub fn visible_count(&self) -> usize {
+        let spec = self.filter_spec();
         self.machines
             .list
             .iter()
-            .filter(|m| self.matches_filter(m))
+            .filter(|m| self.matches(&spec, m))
             .count()
     }
 
@@ -277,7 +295,7 @@ impl App {
     /// Keeps the selection on a visible machine: the same one if it is still there,
     /// else the one now at its place.
     pub(super) fn fix_selection(&mut self) {
-        let visible: Vec<String> = self.visible().iter().map(|m| m.key()).collect();
+        let visible = self.visible();
         if visible.is_empty() {
             // Nothing shown, nothing selected: no pane or key acts on a hidden machine.
             // (Before the first list, a chosen first selection waits for it.)
@@ -292,37 +310,44 @@ impl App {
             }
             return;
         }
-        if let Some(name) = &self.machines.selected {
-            if let Some(i) = visible.iter().position(|n| n == name) {
-                self.machines.selected_index = i;
-                return;
-            }
+        if let Some(i) = self.selected_in(&visible) {
+            self.machines.selected_index = i;
+            return;
         }
         let i = self.machines.selected_index.min(visible.len() - 1);
-        self.select_index(i, &visible);
+        let key = visible[i].key();
+        self.select_key(i, key);
     }
 
-    pub(super) fn select_index(&mut self, i: usize, visible: &[String]) {
-        if let Some(name) = visible.get(i) {
-            if self.machines.selected.as_deref() != Some(name) {
-                self.tail_view = TailView {
-                    wrap: self.tail_view.wrap,
-                    ..TailView::default()
-                };
-            }
-            self.machines.selected = Some(name.clone());
-            self.machines.selected_index = i;
+    /// Selects the `i`th visible machine, if there is one.
+    pub(super) fn select_index(&mut self, i: usize) {
+        let key = self.visible().get(i).map(|m| m.key());
+        if let Some(key) = key {
+            self.select_key(i, key);
         }
+    }
+
+    /// Selects the machine `key`, which is the `i`th visible one.
+    fn select_key(&mut self, i: usize, key: String) {
+        if self.machines.selected.as_deref() != Some(key.as_str()) {
+            self.tail_view = TailView {
+                wrap: self.tail_view.wrap,
+                ..TailView::default()
+            };
+        }
+        self.machines.selected = Some(key);
+        self.machines.selected_index = i;
     }
 
     pub(super) fn move_selection(&mut self, delta: isize) {
-        let visible: Vec<String> = self.visible().iter().map(|m| m.key()).collect();
+        let visible = self.visible();
         if visible.is_empty() {
             return;
         }
-        let cur = self.selected_index().unwrap_or(0) as isize;
+        let cur = self.selected_in(&visible).unwrap_or(0) as isize;
         let i = (cur + delta).clamp(0, visible.len() as isize - 1) as usize;
-        self.select_index(i, &visible);
+        let key = visible[i].key();
+        self.select_key(i, key);
     }
 
     pub(super) fn edit_filter(&mut self, key: KeyEvent) {
