@@ -28,8 +28,18 @@ pub async fn recover_interrupted(state_dir: &Path, smolvm: &Smolvm) -> Vec<Strin
         let Ok(slug) = Slug::parse(&rec.slug) else {
             continue;
         };
-        // A live run holds its machine's lock; only runs nobody holds are abandoned.
-        let Ok(_lock) = MachineLock::acquire(state_dir, &slug, &rec.machine) else {
+        // A live run holds its machine's lock, under `<state>/<host>/` for a machine of
+        // another host (where the run took it); only runs nobody holds are abandoned.
+        let host = match rec.host.as_deref().map(Slug::parse) {
+            None => None,
+            Some(Ok(h)) => Some(h),
+            Some(Err(_)) => continue,
+        };
+        let lock_dir = match &host {
+            Some(h) => state_dir.join(h.as_str()),
+            None => state_dir.to_path_buf(),
+        };
+        let Ok(_lock) = MachineLock::acquire(&lock_dir, &slug, &rec.machine) else {
             continue;
         };
         let mut cleaned = Vec::new();
@@ -63,11 +73,22 @@ pub async fn recover_interrupted(state_dir: &Path, smolvm: &Smolvm) -> Vec<Strin
             }
         }
         if let Some(scratch) = rec.guest_scratch.take() {
-            match crate::freeze::exec_tar::remove_guest_scratch(smolvm, &rec.machine, &scratch)
+            match &host {
+                // The local smolvm would reach a machine of the same name here, not that
+                // host's; recovery knows no host's address.
+                Some(h) => cleaned.push(format!(
+                    "left {scratch} in the guest on host {h} (remove it there: rm -f {scratch})"
+                )),
+                None => match crate::freeze::exec_tar::remove_guest_scratch(
+                    smolvm,
+                    &rec.machine,
+                    &scratch,
+                )
                 .await
-            {
-                Ok(()) => cleaned.push(format!("removed {scratch} in the guest")),
-                Err(e) => cleaned.push(format!("could not remove {scratch} in the guest: {e}")),
+                {
+                    Ok(()) => cleaned.push(format!("removed {scratch} in the guest")),
+                    Err(e) => cleaned.push(format!("could not remove {scratch} in the guest: {e}")),
+                },
             }
         }
         for s in rec

@@ -433,3 +433,51 @@ fn a_remote_freeze_pushes_to_the_shared_registry() {
     assert_eq!(sim_state(&far, "bot-bottle-fleet-pub"), "running");
     w.assert_clean(root.path());
 }
+
+/// Another process's recovery (any command's start, the dashboard's history reads) leaves a
+/// live freeze of another host's machine alone: its lock is under `<state>/<host>/`.
+#[test]
+fn recovery_leaves_a_live_remote_freeze_alone() {
+    let Some(_busybox) = ready() else { return };
+    let w = World::new();
+    let far = common::Sim::new();
+    let root = common::small_root();
+    let big: Vec<u8> = (0..3u32 << 20)
+        .map(|i| (i.wrapping_mul(2654435761) >> 24) as u8)
+        .collect();
+    std::fs::write(root.path().join("home/node/big.bin"), &big).unwrap();
+    far.create("bot-bottle-busy", "running", Some(root.path()));
+    far.ok(&["sim", "set", "bot-bottle-busy", "--throttle", "1M"]);
+    let server = serve_support::sim_tcp(far.home());
+    let mut cmd = w.cmd(&[
+        "freeze",
+        "far-host/busy",
+        "--json",
+        "--host",
+        &server.spec("far-host"),
+    ]);
+    cmd.stdin(std::process::Stdio::null());
+    let mut run = common::Watched::spawn(cmd);
+    run.wait_for(60, |e| {
+        e["event"] == "progress"
+            && e["stage"] == "exec-tar"
+            && e["progress"]["bytes"].as_u64().unwrap_or(0) > 0
+    });
+    let id = run.events("started")[0]["id"].as_str().unwrap().to_string();
+    // `history` recovers abandoned runs first.
+    let out = w.run(&["history"]);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains(&id), "recovery touched the live run: {err}");
+    assert_eq!(w.record_raw(&id)["outcome"], "running");
+    assert!(
+        !w.state.path().join("busy").exists(),
+        "no lock folder outside the host's"
+    );
+    let (status, err) = run.finish(120);
+    assert!(status.success(), "{err}");
+    assert_eq!(w.record_raw(&id)["outcome"], "succeeded");
+    let _ = std::process::Command::new("docker")
+        .args(["rmi", "-f", "bot-bottle-committed-busy:latest"])
+        .output();
+}
