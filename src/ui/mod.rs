@@ -21,6 +21,7 @@ pub use crate::vocab::keys;
 pub mod layout;
 mod list;
 mod machines_pane;
+mod record_actions;
 pub mod state;
 mod status_bar;
 mod stderr_pane;
