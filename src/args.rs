@@ -184,9 +184,9 @@ pub enum Command {
 
 #[derive(Debug, Clone, Args)]
 pub struct PruneArgs {
-    /// The newest records of each machine that stay.
-    #[arg(long, value_name = "N", default_value_t = 3)]
-    pub keep: usize,
+    /// The newest records of each machine that stay (default: `prune_keep`, 3).
+    #[arg(long, value_name = "N")]
+    pub keep: Option<usize>,
     /// Only records started longer ago than this go (e.g. 7d, 12h).
     #[arg(long, value_name = "AGE", value_parser = crate::history::parse_age)]
     pub older_than: Option<u64>,

@@ -128,7 +128,13 @@ fn prune_lists_then_removes_only_the_old_records() {
     let b_id = started_id(&w.run(&["export", "p-b", "--json", "-o", out_file]));
     let _ = std::fs::remove_file(out_file);
 
-    let dry = stdout(&w.run(&["prune", "--keep", "2", "--dry-run"]));
+    // The number kept comes from `prune_keep` (here its variable) unless --keep says.
+    let dry = stdout(
+        &w.cmd(&["prune", "--dry-run"])
+            .env("BOTTLE_FREEZE_PRUNE_KEEP", "2")
+            .output()
+            .unwrap(),
+    );
     for old in &a_ids[..2] {
         assert!(
             dry.contains(&format!("would remove  record   {old}")),

@@ -72,7 +72,7 @@ pub async fn run(command: Command, global: &GlobalOpts, settings: &Settings) -> 
         Command::Discard { id } => run::discard(&cfg, &id).await,
         Command::Prune(args) => {
             run::recover(&cfg).await;
-            run::prune(&cfg, &args).await
+            run::prune(&cfg, &args, settings.prune_keep).await
         }
         Command::Doctor(args) => doctor::run(&cfg, &args, settings.registry_bin.as_deref()).await,
         Command::Config { .. } => {

@@ -352,9 +352,9 @@ pub async fn discard(cfg: &FreezeConfig, id: &str) -> ExitCode {
 
 /// `prune`: plans with the core, prints the plan, applies it unless `--dry-run`. Exit
 /// status 1 when something could not be removed.
-pub async fn prune(cfg: &FreezeConfig, args: &crate::args::PruneArgs) -> ExitCode {
+pub async fn prune(cfg: &FreezeConfig, args: &crate::args::PruneArgs, keep: usize) -> ExitCode {
     let policy = crate::freeze::PrunePolicy {
-        keep: args.keep,
+        keep: args.keep.unwrap_or(keep),
         older_than_ms: args.older_than,
     };
     let plan = match crate::freeze::plan_prune(&cfg.state_dir, policy, crate::history::now_ms()) {

@@ -47,6 +47,8 @@ pub struct Settings {
     pub bell: bool,
     /// A desktop notification (OSC 9 / OSC 777) when a freeze ends.
     pub notify: bool,
+    /// The newest records of each machine that a prune keeps.
+    pub prune_keep: usize,
     /// A stream without bytes this long is shown as stalled.
     pub stall_after_ms: u64,
 }
@@ -166,8 +168,11 @@ pub enum Command {
     Discard {
         id: String,
     },
-    /// Plan a prune of the history (nothing is removed).
-    PlanPrune,
+    /// Plan a prune of the history keeping the newest `keep` records of each machine
+    /// (nothing is removed).
+    PlanPrune {
+        keep: usize,
+    },
     /// Remove what the plan names.
     Prune(crate::freeze::PrunePlan),
     CancelAll,

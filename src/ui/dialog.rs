@@ -128,7 +128,7 @@ fn check_line(c: &PreCheck) -> Line<'static> {
 }
 
 /// The prune plan: a count, then what goes, as many lines as `room` allows.
-fn prune_lines(plan: &Probe<PrunePlan>, room: usize) -> Vec<Line<'static>> {
+fn prune_lines(plan: &Probe<PrunePlan>, keep: usize, room: usize) -> Vec<Line<'static>> {
     let plan = match plan {
         Probe::Pending => return vec![Line::styled("… listing what would go", theme::DIM)],
         Probe::Failed(e) => {
@@ -140,14 +140,13 @@ fn prune_lines(plan: &Probe<PrunePlan>, room: usize) -> Vec<Line<'static>> {
         Probe::Ready(p) => p,
     };
     if plan.is_empty() {
-        return vec![Line::raw(
-            "Nothing to prune: every machine has at most its newest records.",
-        )];
+        return vec![Line::raw(format!(
+            "Nothing to prune: no machine has more than its newest {keep} records."
+        ))];
     }
     let mut lines = vec![
         Line::raw(format!(
-            "Keeps the newest {} records of each machine and its last good freeze. Removes:",
-            crate::freeze::PrunePolicy::default().keep
+            "Keeps the newest {keep} records of each machine and its last good freeze. Removes:"
         )),
         Line::styled(
             format!(
@@ -258,7 +257,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, dialog: &Dialog) {
         }
         Dialog::Prune(plan) => {
             let room = usize::from(area.height.saturating_sub(10));
-            let mut l = prune_lines(plan, room);
+            let mut l = prune_lines(plan, app.settings.prune_keep, room);
             l.push(Line::raw(""));
             let empty = matches!(plan, Probe::Ready(p) if p.is_empty());
             l.push(if empty {

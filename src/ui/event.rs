@@ -244,15 +244,15 @@ impl Services {
                     let _ = tx.send(Action::Discarded { id, result });
                 });
             }
-            Command::PlanPrune => {
+            Command::PlanPrune { keep } => {
                 let (state, tx) = (self.cfg.state_dir.clone(), self.bg_tx.clone());
                 tokio::spawn(async move {
                     let plan = tokio::task::spawn_blocking(move || {
-                        crate::freeze::plan_prune(
-                            &state,
-                            crate::freeze::PrunePolicy::default(),
-                            now_ms(),
-                        )
+                        let policy = crate::freeze::PrunePolicy {
+                            keep,
+                            older_than_ms: None,
+                        };
+                        crate::freeze::plan_prune(&state, policy, now_ms())
                     })
                     .await
                     .unwrap_or_else(|e| Err(e.to_string()));

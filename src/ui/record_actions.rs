@@ -132,7 +132,9 @@ impl App {
     /// `P`: plans a prune; the dialog shows the plan once it is made.
     pub(super) fn ask_prune(&mut self, fx: &mut Effects) {
         self.dialog = Some(Dialog::Prune(Probe::Pending));
-        fx.commands.push(Command::PlanPrune);
+        fx.commands.push(Command::PlanPrune {
+            keep: self.settings.prune_keep,
+        });
     }
 
     pub(super) fn start_resume(&mut self, machine: String, id: String, fx: &mut Effects) {
@@ -344,7 +346,7 @@ mod tests {
         a.update(key('h'));
         a.update(Action::HistoryLoaded(Ok(records())));
         let fx = a.update(key('P'));
-        assert_eq!(fx.commands, [Command::PlanPrune]);
+        assert_eq!(fx.commands, [Command::PlanPrune { keep: 3 }]);
         // Confirming before the plan is there does nothing.
         let fx = a.update(key('y'));
         assert!(fx.commands.is_empty());
