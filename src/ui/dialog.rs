@@ -217,6 +217,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, dialog: &Dialog) {
             machine,
             from,
             uses,
+            ..
         } => {
             let mut l = vec![
                 Line::raw(format!(

@@ -51,6 +51,7 @@ pub enum Dialog {
     Resume {
         id: String,
         machine: String,
+        slug: String,
         /// The stage it starts from, and what it uses (the archive or the image).
         from: crate::freeze::Stage,
         uses: Vec<String>,
@@ -147,9 +148,12 @@ impl App {
                 }
             }
             (KeyAction::Confirm, Dialog::Quit { .. }) => self.confirm_quit(fx),
-            (KeyAction::Confirm, Dialog::Resume { id, machine, .. }) => {
-                self.start_resume(machine, id, fx)
-            }
+            (
+                KeyAction::Confirm,
+                Dialog::Resume {
+                    id, machine, slug, ..
+                },
+            ) => self.start_resume(machine, &slug, id, fx),
             (KeyAction::Confirm, Dialog::Discard { id, .. }) => {
                 self.flash(
                     Level::Info,

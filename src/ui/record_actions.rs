@@ -68,6 +68,7 @@ impl App {
         self.dialog = Some(Dialog::Resume {
             id: r.id.clone(),
             machine: r.machine.clone(),
+            slug: r.slug.clone(),
             from: k.from,
             uses: kept_lines(&r),
         });
@@ -137,22 +138,21 @@ impl App {
         });
     }
 
-    pub(super) fn start_resume(&mut self, machine: String, id: String, fx: &mut Effects) {
+    pub(super) fn start_resume(
+        &mut self,
+        machine: String,
+        slug: &str,
+        id: String,
+        fx: &mut Effects,
+    ) {
         if self.freezes.get(&machine).is_some_and(|f| f.is_live())
             || matches!(self.quit, QuitState::Cancelling { .. })
         {
             return;
         }
-        let slug = self
-            .history
-            .records
-            .iter()
-            .find(|r| r.id == id)
-            .map(|r| r.slug.clone())
-            .unwrap_or_default();
         self.freezes.insert(
             machine.clone(),
-            FreezeState::new(&machine, &slug, self.now_ms),
+            FreezeState::new(&machine, slug, self.now_ms),
         );
         if self.machines.selected.as_deref() == Some(machine.as_str()) {
             self.tail_view.follow = true;
@@ -318,6 +318,7 @@ mod tests {
             }]
         );
         assert_eq!(a.freezes["bot-bottle-api"].phase, Phase::Starting);
+        assert_eq!(a.freezes["bot-bottle-api"].slug, "api");
         // One freeze per machine: a second resume is refused.
         a.update(key('R'));
         assert!(a.dialog.is_none());
