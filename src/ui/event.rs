@@ -159,6 +159,23 @@ impl Services {
         });
     }
 
+    /// A sender for a run's events that passes them on to the loop with `Started` naming
+    /// the machine by `key` (a run names it as its host does), and the task doing so; it
+    /// ends once the run drops the sender, after the last event.
+    fn events_as(&self, key: &str) -> (crate::freeze::EventTx, JoinHandle<()>) {
+        let (tx, mut rx) = unbounded_channel::<FreezeEvent>();
+        let (out, key) = (self.freeze_tx.clone(), key.to_string());
+        let forwarder = tokio::spawn(async move {
+            while let Some(mut ev) = rx.recv().await {
+                if let FreezeEvent::Started { machine, .. } = &mut ev {
+                    machine.clone_from(&key);
+                }
+                let _ = out.send(ev);
+            }
+        });
+        (tx, forwarder)
+    }
+
     /// A sender into the loop, for signal handlers.
     pub fn sender(&self) -> UnboundedSender<Action> {
         self.bg_tx.clone()
@@ -204,6 +221,27 @@ impl Services {
                 name,
                 host,
             } => {
+                // The parts the configured path needs and the state folder's room answer
+                // apart: a slow Docker never holds up the space figures.
+                let (cfg, tx, key) = (self.cfg.clone(), self.bg_tx.clone(), machine.clone());
+                tokio::spawn(async move {
+                    let (state, tmp) = (cfg.state_dir.clone(), cfg.tmp_dir.clone());
+                    let free = tokio::task::spawn_blocking(move || {
+                        (
+                            free_bytes_near(&state),
+                            crate::freeze::same_disk(&state, &tmp),
+                        )
+                    });
+                    let (parts, free) = tokio::join!(crate::freeze::precheck_parts(&cfg), free);
+                    let (state_free, same_disk) =
+                        free.unwrap_or_else(|e| (Err(e.to_string()), false));
+                    let _ = tx.send(Action::Checks {
+                        machine: key,
+                        parts,
+                        state_free,
+                        same_disk,
+                    });
+                });
                 let (smolvm, tmp, tx) = (
                     self.smolvm.clone(),
                     self.cfg.tmp_dir.clone(),
@@ -245,68 +283,99 @@ impl Services {
                 }
                 tracing::info!("freezing {machine}");
                 let cancel = CancellationToken::new();
-                let (task, forwarder) = match host {
-                    None => (
-                        tokio::spawn(run_freeze(
-                            self.cfg.clone(),
-                            slug,
-                            self.freeze_tx.clone(),
-                            cancel.clone(),
-                        )),
-                        None,
-                    ),
+                let task = match host {
+                    None => tokio::spawn(run_freeze(
+                        self.cfg.clone(),
+                        slug,
+                        self.freeze_tx.clone(),
+                        cancel.clone(),
+                    )),
                     Some(label) => {
                         // The same core as `freeze HOST/SLUG`; its events name the machine
                         // as its host does, so they are passed on under the fleet's key.
                         let remote = self.remote(&label);
-                        let (tx, mut rx) = unbounded_channel::<FreezeEvent>();
-                        let (out, key) = (self.freeze_tx.clone(), machine.clone());
-                        let forwarder = tokio::spawn(async move {
-                            while let Some(mut ev) = rx.recv().await {
-                                if let FreezeEvent::Started { machine, .. } = &mut ev {
-                                    machine.clone_from(&key);
-                                }
-                                let _ = out.send(ev);
-                            }
-                        });
+                        let (tx, forwarder) = self.events_as(&machine);
                         let (cfg, cancel) = (self.cfg.clone(), cancel.clone());
-                        let task = tokio::spawn(async move {
-                            match remote {
+                        tokio::spawn(async move {
+                            let outcome = match remote {
                                 Some(r) => {
                                     crate::freeze::run_freeze_on(cfg, Some(r), slug, tx, cancel)
                                         .await
                                 }
-                                None => crate::domain::RunOutcome::Refused(format!(
-                                    "no host labelled {label} is configured"
-                                )),
-                            }
-                        });
-                        (task, Some(forwarder))
+                                None => {
+                                    drop(tx);
+                                    crate::domain::RunOutcome::Refused(format!(
+                                        "no host labelled {label} is configured"
+                                    ))
+                                }
+                            };
+                            // The run's sender is gone: every event is passed on before
+                            // the end notice the watcher sends.
+                            let _ = forwarder.await;
+                            outcome
+                        })
                     }
                 };
-                let (tx, name) = (self.bg_tx.clone(), machine.clone());
-                let watcher = tokio::spawn(async move {
-                    let ended = task.await;
-                    // Every event of the run is passed on before its end notice.
-                    if let Some(f) = forwarder {
-                        let _ = f.await;
-                    }
-                    let error = match ended {
-                        Ok(outcome) => {
-                            tracing::info!("freeze of {name} ended: {outcome:?}");
-                            None
-                        }
-                        Err(e) => {
-                            tracing::error!("freeze of {name} died: {e}");
-                            Some(format!("the freeze task ended abnormally: {e}"))
-                        }
-                    };
-                    let _ = tx.send(Action::FreezeEnded {
-                        machine: name,
-                        error,
-                    });
+                self.watch(machine, cancel, task);
+            }
+            Command::Resume { machine, id } => {
+                if self
+                    .running
+                    .get(&machine)
+                    .is_some_and(|r| !r.watcher.is_finished())
+                {
+                    tracing::warn!("refused a resume while {machine} is being frozen");
+                    return;
+                }
+                tracing::info!("resuming {id} of {machine}");
+                let cancel = CancellationToken::new();
+                let task = if machine.contains('/') {
+                    // A machine of another host: its events under the fleet's key.
+                    let (tx, forwarder) = self.events_as(&machine);
+                    let (cfg, cancel) = (self.cfg.clone(), cancel.clone());
+                    tokio::spawn(async move {
+                        let outcome = crate::freeze::run_resume(cfg, id, tx, cancel).await;
+                        let _ = forwarder.await;
+                        outcome
+                    })
+                } else {
+                    tokio::spawn(crate::freeze::run_resume(
+                        self.cfg.clone(),
+                        id,
+                        self.freeze_tx.clone(),
+                        cancel.clone(),
+                    ))
+                };
+                self.watch(machine, cancel, task);
+            }
+            Command::Discard { id } => {
+                let (cfg, tx) = (self.cfg.clone(), self.bg_tx.clone());
+                tokio::spawn(async move {
+                    let result = crate::freeze::discard(&cfg, &id).await;
+                    let _ = tx.send(Action::Discarded { id, result });
                 });
-                self.running.insert(machine, Running { cancel, watcher });
+            }
+            Command::PlanPrune { keep } => {
+                let (state, tx) = (self.cfg.state_dir.clone(), self.bg_tx.clone());
+                tokio::spawn(async move {
+                    let plan = tokio::task::spawn_blocking(move || {
+                        let policy = crate::freeze::PrunePolicy {
+                            keep,
+                            older_than_ms: None,
+                        };
+                        crate::freeze::plan_prune(&state, policy, now_ms())
+                    })
+                    .await
+                    .unwrap_or_else(|e| Err(e.to_string()));
+                    let _ = tx.send(Action::PrunePlanned(plan));
+                });
+            }
+            Command::Prune(plan) => {
+                let (state, tx) = (self.cfg.state_dir.clone(), self.bg_tx.clone());
+                tokio::spawn(async move {
+                    let report = crate::freeze::apply_prune(&state, &plan).await;
+                    let _ = tx.send(Action::Pruned(report));
+                });
             }
             Command::Cancel { machine } => {
                 if let Some(r) = self.running.get(&machine) {
@@ -362,15 +431,10 @@ impl Services {
             }
             Command::Notify(text) => {
                 use std::io::Write as _;
-                // Control characters would end the sequence early: the text is ours, but
-                // a machine name is in it.
-                let clean: String = text.chars().filter(|c| !c.is_control()).collect();
                 let mut out = std::io::stdout();
-                let _ = write!(
-                    out,
-                    "\x1b]9;{clean}\x07\x1b]777;notify;bottle-freeze;{clean}\x07"
-                )
-                .and_then(|()| out.flush());
+                let _ = out
+                    .write_all(notify_sequence(&text).as_bytes())
+                    .and_then(|()| out.flush());
             }
             Command::Bell => {
                 // BEL straight to the terminal: ratatui draws cells, not control codes.
@@ -388,6 +452,38 @@ impl Services {
                 });
             }
         }
+    }
+
+    /// Follows a freeze's task (a freeze or a resume) until it ends, then says so. A
+    /// refused resume sends no event of its own: its reason is the end's error.
+    fn watch(
+        &mut self,
+        machine: String,
+        cancel: CancellationToken,
+        task: JoinHandle<crate::freeze::RunOutcome>,
+    ) {
+        let (tx, name) = (self.bg_tx.clone(), machine.clone());
+        let watcher = tokio::spawn(async move {
+            let error = match task.await {
+                Ok(crate::freeze::RunOutcome::Refused(why)) => {
+                    tracing::warn!("freeze of {name} refused: {why}");
+                    Some(format!("refused: {why}"))
+                }
+                Ok(outcome) => {
+                    tracing::info!("freeze of {name} ended: {outcome:?}");
+                    None
+                }
+                Err(e) => {
+                    tracing::error!("freeze of {name} died: {e}");
+                    Some(format!("the freeze task ended abnormally: {e}"))
+                }
+            };
+            let _ = tx.send(Action::FreezeEnded {
+                machine: name,
+                error,
+            });
+        });
+        self.running.insert(machine, Running { cancel, watcher });
     }
 
     /// A freeze's task has ended.
@@ -441,6 +537,25 @@ fn free_bytes(dir: &Path) -> Result<u64, String> {
     #[allow(clippy::unnecessary_cast)] // the field types differ between platforms
     let free = (s.blocks_available() as u64).saturating_mul(s.fragment_size() as u64);
     Ok(free)
+}
+
+/// A desktop notification as the terminal takes it: OSC 9 (iTerm2, WezTerm, kitty,
+/// foot) and OSC 777 (rxvt, VTE, Ghostty); a terminal ignores the one it does not know.
+/// Control characters would end the sequence early (the text is ours, but a machine name
+/// is in it), and `;` would split OSC 777's fields: both are left out.
+pub fn notify_sequence(text: &str) -> String {
+    let clean: String = text
+        .chars()
+        .filter(|c| !c.is_control())
+        .map(|c| if c == ';' { ',' } else { c })
+        .collect();
+    format!("\x1b]9;{clean}\x07\x1b]777;notify;bottle-freeze;{clean}\x07")
+}
+
+/// Free bytes where `dir` is, or would be made: its nearest existing folder.
+fn free_bytes_near(dir: &Path) -> Result<u64, String> {
+    let existing = dir.ancestors().find(|d| d.is_dir()).unwrap_or(dir);
+    free_bytes(existing)
 }
 
 fn load_record(h: &History, id: &str) -> Result<Box<LoadedRecord>, String> {
@@ -644,6 +759,15 @@ fn search_logs(h: &History, text: &str) -> Vec<String> {
 #[cfg(test)]
 mod save_tests {
     use super::*;
+
+    #[test]
+    fn the_notification_is_osc_9_and_777_and_nothing_of_the_text_escapes_it() {
+        let s = notify_sequence("bot-bottle-x\x1b]0;pwned\x07 frozen; ok");
+        assert_eq!(
+            s,
+            "\x1b]9;bot-bottle-x]0,pwned frozen, ok\x07\x1b]777;notify;bottle-freeze;bot-bottle-x]0,pwned frozen, ok\x07"
+        );
+    }
 
     #[test]
     fn saving_a_log_never_follows_a_planted_symlink_nor_replaces_a_file() {

@@ -331,6 +331,17 @@ mod tests {
         assert!(line("build").contains(" - "), "{s}");
         a.update(key('h'));
         assert!(screen(&a).contains("old/web"), "{}", screen(&a));
+        // Its record's actions act on that host's machine.
+        let fx = a.update(key('f'));
+        assert!(
+            matches!(&a.dialog, Some(Dialog::Freeze(d)) if d.machine == "old/bot-bottle-web"),
+            "{:?}",
+            a.dialog
+        );
+        assert!(
+            matches!(&fx.commands[..], [Command::ProbeSpace { name, host: Some(h), .. }]
+            if name == "bot-bottle-web" && h.as_str() == "old")
+        );
     }
 
     #[test]
