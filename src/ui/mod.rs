@@ -9,6 +9,7 @@
 //! freeze events, background results and a tick, and never blocks the runtime.
 
 pub mod app;
+mod content_view;
 mod dialog;
 mod dialogs;
 pub mod event;
