@@ -110,6 +110,28 @@ fn style(live: Arc<Mutex<Live>>, exec_tar: bool) -> ProgressStyle {
         .tick_chars("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏✓")
 }
 
+/// The push's layers: how many are whole, and the one moving (`layers 1/2 done ·
+/// 3f9a1c2b7d4e 120.0 MiB / 480.0 MiB`). Names come escaped from the core.
+pub fn layers_text(layers: &[crate::freeze::LayerProgress]) -> String {
+    if layers.is_empty() {
+        return String::new();
+    }
+    let whole = |l: &&crate::freeze::LayerProgress| l.total.is_some_and(|t| l.bytes >= t);
+    let done = layers.iter().filter(whole).count();
+    let mut s = format!("layers {done}/{} done", layers.len());
+    if let Some(l) = layers.iter().find(|l| !whole(l)) {
+        s.push_str(&format!(
+            " · {} {}",
+            crate::sanitize::guard(&l.layer),
+            match l.total {
+                Some(t) => format!("{} / {}", format::bytes(l.bytes), format::bytes(t)),
+                None => format::bytes(l.bytes),
+            }
+        ));
+    }
+    s
+}
+
 impl StageBars {
     /// Bars for `stages`; drawn on stderr only when it is a terminal.
     pub fn new(stages: &[Stage], verbose: bool) -> StageBars {
@@ -187,6 +209,9 @@ impl StageBars {
                 s.push_str("  ");
                 s.push_str(path);
             }
+        }
+        if stage == Stage::Push {
+            s.push_str(&layers_text(&p.layers));
         }
         s
     }
@@ -326,6 +351,22 @@ impl StageBars {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_push_line_names_the_moving_layer_and_counts_whole_ones() {
+        use crate::freeze::LayerProgress;
+        let l = |name: &str, bytes, total| LayerProgress {
+            layer: name.into(),
+            bytes,
+            total: Some(total),
+        };
+        assert_eq!(layers_text(&[]), "");
+        assert_eq!(
+            layers_text(&[l("aaa", 10, 10), l("b\u{1b}", 5 << 20, 20 << 20)]),
+            "layers 1/2 done · b\\x1b 5.0 MiB / 20.0 MiB"
+        );
+        assert_eq!(layers_text(&[l("aaa", 10, 10)]), "layers 1/1 done");
+    }
 
     #[test]
     fn the_line_follows_the_clock_and_says_when_the_stream_stalled() {

@@ -727,6 +727,7 @@ fn copy_with_progress(
                     entries: Some(scanner.entries()),
                     current_path: scanner.current_path(),
                     elapsed_ms: started.elapsed().as_millis() as u64,
+                    layers: Vec::new(),
                 };
                 emit.progress(Stage::ExecTar, progress);
             }

@@ -18,6 +18,7 @@ mod freeze_view;
 mod help;
 mod history;
 mod history_view;
+mod layers_view;
 pub use crate::vocab::keys;
 pub mod layout;
 mod list;

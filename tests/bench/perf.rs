@@ -974,6 +974,7 @@ fn bench_ui_render() {
                 entries: Some(i * 40),
                 current_path: Some(format!("./usr/lib/node_modules/pkg{i}/index.js")),
                 elapsed_ms: i * 50,
+                ..Progress::default()
             },
         }));
         app.update(Action::Freeze(FreezeEvent::Output {
