@@ -13,6 +13,10 @@ use crate::freeze::{FreezeEvent, Progress, Stage, Transport};
 
 pub struct StageBars {
     multi: MultiProgress,
+    /// One bar for the whole freeze, above the stages' lines (not for a lone stage).
+    overall: Option<ProgressBar>,
+    /// The build's `Step N/M`, for the overall bar.
+    steps: Option<(u32, u32)>,
     bars: Vec<(Stage, ProgressBar, Arc<Mutex<Live>>)>,
     transport: Option<Transport>,
     verbose: bool,
@@ -136,6 +140,15 @@ impl StageBars {
     /// Bars for `stages`; drawn on stderr only when it is a terminal.
     pub fn new(stages: &[Stage], verbose: bool) -> StageBars {
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+        let overall = (stages.len() > 1).then(|| {
+            let style = ProgressStyle::with_template("{prefix:>9} [{bar:30}] {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("█▌░");
+            let bar = multi.add(ProgressBar::new(1000).with_style(style));
+            bar.set_prefix("overall");
+            bar.set_message("0%");
+            bar
+        });
         let bars = stages
             .iter()
             .map(|&s| {
@@ -153,6 +166,8 @@ impl StageBars {
             .collect();
         StageBars {
             multi,
+            overall,
+            steps: None,
             bars,
             transport: None,
             verbose,
@@ -225,11 +240,55 @@ impl StageBars {
         } = ev
         {
             if let Some((n, m)) = lines.iter().rev().find_map(|l| format::docker_step(l)) {
+                self.steps = Some((n, m));
                 if let Some(b) = self.bar(Stage::Build) {
                     b.set_message(format!("step {n}/{m}"));
                 }
             }
         }
+        self.on_event(ev);
+        if let Some(o) = &self.overall {
+            let pm = self.overall_permille();
+            o.set_position(pm);
+            o.set_message(format!("{}%", pm / 10));
+            match ev {
+                FreezeEvent::Done { .. } => o.finish_with_message("100%"),
+                FreezeEvent::Failed { .. } | FreezeEvent::Cancelled { .. } => o.abandon(),
+                _ => {}
+            }
+        }
+    }
+
+    /// The whole freeze in per mille: each stage an equal share, the running one by its
+    /// own measure (exec-tar against the guest's estimate, build by steps, push by bytes)
+    /// and never whole until it says so.
+    pub fn overall_permille(&self) -> u64 {
+        let n = self.bars.len().max(1) as u64;
+        let sum: u64 = self
+            .bars
+            .iter()
+            .map(|(stage, _, live)| {
+                let Ok(l) = live.lock() else { return 0 };
+                if l.ended {
+                    return 1000;
+                }
+                if l.started.is_none() {
+                    return 0;
+                }
+                let part = match (stage, self.steps, l.total) {
+                    (Stage::Build, Some((n, m)), _) if m > 0 => {
+                        u64::from(n.saturating_sub(1)) * 1000 / u64::from(m)
+                    }
+                    (_, _, Some(t)) if t > 0 => l.bytes.min(t) * 1000 / t,
+                    _ => 0,
+                };
+                part.min(990)
+            })
+            .sum();
+        sum / n
+    }
+
+    fn on_event(&mut self, ev: &FreezeEvent) {
         match ev {
             FreezeEvent::StageStarted { stage, does, .. } => {
                 if let Some(mut l) = self.live(*stage) {
@@ -351,6 +410,61 @@ impl StageBars {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_overall_bar_counts_done_stages_and_the_running_ones_share() {
+        let id = || "f".to_string();
+        let mut bars = StageBars::new(&Stage::ALL, false);
+        assert!(bars.overall.is_some());
+        assert_eq!(bars.overall_permille(), 0);
+        let started = |stage| FreezeEvent::StageStarted {
+            id: id(),
+            stage,
+            does: None,
+        };
+        let finished = |stage| FreezeEvent::StageFinished {
+            id: id(),
+            stage,
+            duration_ms: 1,
+            warnings: vec![],
+        };
+        bars.handle(&started(Stage::ExecTar));
+        bars.handle(&FreezeEvent::Progress {
+            id: id(),
+            stage: Stage::ExecTar,
+            progress: Progress {
+                bytes: 50,
+                total: Some(100),
+                ..Progress::default()
+            },
+        });
+        assert_eq!(bars.overall_permille(), 500 / 4);
+        bars.handle(&finished(Stage::ExecTar));
+        bars.handle(&started(Stage::Build));
+        bars.handle(&FreezeEvent::Output {
+            id: id(),
+            stage: Stage::Build,
+            stream: crate::freeze::OutputStream::Stdout,
+            lines: vec!["Step 3/4 : USER node".into()],
+            dropped: 0,
+        });
+        assert_eq!(bars.overall_permille(), (1000 + 500) / 4);
+        bars.handle(&finished(Stage::Build));
+        bars.handle(&started(Stage::Push));
+        // Past its total a stage is still not whole until it finishes.
+        bars.handle(&FreezeEvent::Progress {
+            id: id(),
+            stage: Stage::Push,
+            progress: Progress {
+                bytes: 200,
+                total: Some(100),
+                ..Progress::default()
+            },
+        });
+        assert_eq!(bars.overall_permille(), (2000 + 990) / 4);
+        // An export has one stage: no overall bar.
+        assert!(StageBars::new(&[Stage::ExecTar], false).overall.is_none());
+    }
 
     #[test]
     fn the_push_line_names_the_moving_layer_and_counts_whole_ones() {
