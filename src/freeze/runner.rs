@@ -3,8 +3,12 @@
 pub use crate::domain::RunOutcome;
 
 mod discard;
+mod precheck;
+mod prune;
 mod stages;
 pub use discard::discard;
+pub use precheck::{precheck_parts, same_disk, space_checks, CheckLevel, PreCheck};
+pub use prune::{apply_prune, plan_prune, PrunePlan, PrunePolicy, PruneReport, PrunedRecord};
 pub use stages::NATIVE_ARCHIVE;
 use stages::{freeze_stages, unreachable_registry};
 use std::path::{Path, PathBuf};

@@ -44,6 +44,28 @@ pub struct Services {
     freeze_tx: UnboundedSender<FreezeEvent>,
     bg_tx: UnboundedSender<Action>,
     running: HashMap<String, Running>,
+    /// What the history folder looked like at the last full read.
+    history_seen: std::sync::Arc<std::sync::Mutex<HistorySeen>>,
+}
+
+/// The history folder's stamp at the last read, and when that read was.
+#[derive(Default)]
+struct HistorySeen {
+    stamp: Option<(i64, i64, u64)>,
+    at: Option<std::time::Instant>,
+}
+
+/// Even an unchanged stamp is read again after this long: file times are coarse (a folder
+/// made in the same tick as the last stat would hide otherwise), and a full read is cheap
+/// at this pace.
+const HISTORY_REREAD: Duration = Duration::from_secs(30);
+
+/// The history folder's modification time and link count: a new record's folder changes
+/// both (the count only on filesystems that count subfolders).
+fn history_stamp(root: &Path) -> Option<(i64, i64, u64)> {
+    use std::os::unix::fs::MetadataExt as _;
+    let m = std::fs::metadata(root).ok()?;
+    Some((m.mtime(), m.mtime_nsec(), m.nlink()))
 }
 
 /// Where the loop hears from the background.
@@ -66,9 +88,52 @@ impl Services {
                 freeze_tx,
                 bg_tx,
                 running: HashMap::new(),
+                history_seen: Default::default(),
             },
             Receivers { freeze, background },
         )
+    }
+
+    /// Reads every record in the background; with `only_if_changed`, only when the
+    /// history folder changed since the last read (or that read is old).
+    fn load_history(&self, only_if_changed: bool) {
+        let (h, tx) = (self.history.clone(), self.bg_tx.clone());
+        let (state, smolvm) = (self.cfg.state_dir.clone(), self.smolvm.clone());
+        let seen = self.history_seen.clone();
+        tokio::spawn(async move {
+            let root = h.root().to_path_buf();
+            let stamp = tokio::task::spawn_blocking(move || history_stamp(&root))
+                .await
+                .unwrap_or(None);
+            {
+                let Ok(mut seen) = seen.lock() else { return };
+                let fresh = seen.at.is_some_and(|t| t.elapsed() < HISTORY_REREAD);
+                if only_if_changed && fresh && seen.stamp == stamp {
+                    return;
+                }
+                // Stamped before the read: a change during the read is seen next time.
+                *seen = HistorySeen {
+                    stamp,
+                    at: Some(std::time::Instant::now()),
+                };
+            }
+            // Runs nobody holds any more (a killed CLI freeze) are finished first,
+            // so no dead freeze shows as running.
+            for line in crate::recover::recover_interrupted(&state, &smolvm).await {
+                tracing::warn!("{line}");
+            }
+            let r = tokio::task::spawn_blocking(move || h.list_all().map_err(|e| e.to_string()))
+                .await
+                .unwrap_or_else(|e| Err(e.to_string()));
+            let r = r.map(|(records, damaged)| {
+                if !damaged.is_empty() {
+                    let d = damaged.into_iter().map(|d| (d.folder, d.why)).collect();
+                    let _ = tx.send(Action::HistoryDamaged(d));
+                }
+                records
+            });
+            let _ = tx.send(Action::HistoryLoaded(r));
+        });
     }
 
     /// A sender into the loop, for signal handlers.
@@ -96,6 +161,27 @@ impl Services {
                 });
             }
             Command::ProbeSpace { machine } => {
+                // The parts the configured path needs and the state folder's room answer
+                // apart: a slow Docker never holds up the space figures.
+                let (cfg, tx, name) = (self.cfg.clone(), self.bg_tx.clone(), machine.clone());
+                tokio::spawn(async move {
+                    let (state, tmp) = (cfg.state_dir.clone(), cfg.tmp_dir.clone());
+                    let free = tokio::task::spawn_blocking(move || {
+                        (
+                            free_bytes_near(&state),
+                            crate::freeze::same_disk(&state, &tmp),
+                        )
+                    });
+                    let (parts, free) = tokio::join!(crate::freeze::precheck_parts(&cfg), free);
+                    let (state_free, same_disk) =
+                        free.unwrap_or_else(|e| (Err(e.to_string()), false));
+                    let _ = tx.send(Action::Checks {
+                        machine: name,
+                        parts,
+                        state_free,
+                        same_disk,
+                    });
+                });
                 let (smolvm, tmp, tx) = (
                     self.smolvm.clone(),
                     self.cfg.tmp_dir.clone(),
@@ -130,24 +216,55 @@ impl Services {
                     self.freeze_tx.clone(),
                     cancel.clone(),
                 ));
-                let (tx, name) = (self.bg_tx.clone(), machine.clone());
-                let watcher = tokio::spawn(async move {
-                    let error = match task.await {
-                        Ok(outcome) => {
-                            tracing::info!("freeze of {name} ended: {outcome:?}");
-                            None
-                        }
-                        Err(e) => {
-                            tracing::error!("freeze of {name} died: {e}");
-                            Some(format!("the freeze task ended abnormally: {e}"))
-                        }
-                    };
-                    let _ = tx.send(Action::FreezeEnded {
-                        machine: name,
-                        error,
-                    });
+                self.watch(machine, cancel, task);
+            }
+            Command::Resume { machine, id } => {
+                if self
+                    .running
+                    .get(&machine)
+                    .is_some_and(|r| !r.watcher.is_finished())
+                {
+                    tracing::warn!("refused a resume while {machine} is being frozen");
+                    return;
+                }
+                tracing::info!("resuming {id} of {machine}");
+                let cancel = CancellationToken::new();
+                let task = tokio::spawn(crate::freeze::run_resume(
+                    self.cfg.clone(),
+                    id,
+                    self.freeze_tx.clone(),
+                    cancel.clone(),
+                ));
+                self.watch(machine, cancel, task);
+            }
+            Command::Discard { id } => {
+                let (cfg, tx) = (self.cfg.clone(), self.bg_tx.clone());
+                tokio::spawn(async move {
+                    let result = crate::freeze::discard(&cfg, &id).await;
+                    let _ = tx.send(Action::Discarded { id, result });
                 });
-                self.running.insert(machine, Running { cancel, watcher });
+            }
+            Command::PlanPrune { keep } => {
+                let (state, tx) = (self.cfg.state_dir.clone(), self.bg_tx.clone());
+                tokio::spawn(async move {
+                    let plan = tokio::task::spawn_blocking(move || {
+                        let policy = crate::freeze::PrunePolicy {
+                            keep,
+                            older_than_ms: None,
+                        };
+                        crate::freeze::plan_prune(&state, policy, now_ms())
+                    })
+                    .await
+                    .unwrap_or_else(|e| Err(e.to_string()));
+                    let _ = tx.send(Action::PrunePlanned(plan));
+                });
+            }
+            Command::Prune(plan) => {
+                let (state, tx) = (self.cfg.state_dir.clone(), self.bg_tx.clone());
+                tokio::spawn(async move {
+                    let report = crate::freeze::apply_prune(&state, &plan).await;
+                    let _ = tx.send(Action::Pruned(report));
+                });
             }
             Command::Cancel { machine } => {
                 if let Some(r) = self.running.get(&machine) {
@@ -161,30 +278,8 @@ impl Services {
                     r.cancel.cancel();
                 }
             }
-            Command::LoadHistory => {
-                let (h, tx) = (self.history.clone(), self.bg_tx.clone());
-                let (state, smolvm) = (self.cfg.state_dir.clone(), self.smolvm.clone());
-                tokio::spawn(async move {
-                    // Runs nobody holds any more (a killed CLI freeze) are finished first,
-                    // so no dead freeze shows as running.
-                    for line in crate::recover::recover_interrupted(&state, &smolvm).await {
-                        tracing::warn!("{line}");
-                    }
-                    let r = tokio::task::spawn_blocking(move || {
-                        h.list_all().map_err(|e| e.to_string())
-                    })
-                    .await
-                    .unwrap_or_else(|e| Err(e.to_string()));
-                    let r = r.map(|(records, damaged)| {
-                        if !damaged.is_empty() {
-                            let d = damaged.into_iter().map(|d| (d.folder, d.why)).collect();
-                            let _ = tx.send(Action::HistoryDamaged(d));
-                        }
-                        records
-                    });
-                    let _ = tx.send(Action::HistoryLoaded(r));
-                });
-            }
+            Command::LoadHistory => self.load_history(false),
+            Command::RecheckHistory => self.load_history(true),
             Command::LoadRecord { id } => {
                 let (h, tx) = (self.history.clone(), self.bg_tx.clone());
                 tokio::spawn(async move {
@@ -225,15 +320,10 @@ impl Services {
             }
             Command::Notify(text) => {
                 use std::io::Write as _;
-                // Control characters would end the sequence early: the text is ours, but
-                // a machine name is in it.
-                let clean: String = text.chars().filter(|c| !c.is_control()).collect();
                 let mut out = std::io::stdout();
-                let _ = write!(
-                    out,
-                    "\x1b]9;{clean}\x07\x1b]777;notify;bottle-freeze;{clean}\x07"
-                )
-                .and_then(|()| out.flush());
+                let _ = out
+                    .write_all(notify_sequence(&text).as_bytes())
+                    .and_then(|()| out.flush());
             }
             Command::Bell => {
                 // BEL straight to the terminal: ratatui draws cells, not control codes.
@@ -251,6 +341,38 @@ impl Services {
                 });
             }
         }
+    }
+
+    /// Follows a freeze's task (a freeze or a resume) until it ends, then says so. A
+    /// refused resume sends no event of its own: its reason is the end's error.
+    fn watch(
+        &mut self,
+        machine: String,
+        cancel: CancellationToken,
+        task: JoinHandle<crate::freeze::RunOutcome>,
+    ) {
+        let (tx, name) = (self.bg_tx.clone(), machine.clone());
+        let watcher = tokio::spawn(async move {
+            let error = match task.await {
+                Ok(crate::freeze::RunOutcome::Refused(why)) => {
+                    tracing::warn!("freeze of {name} refused: {why}");
+                    Some(format!("refused: {why}"))
+                }
+                Ok(outcome) => {
+                    tracing::info!("freeze of {name} ended: {outcome:?}");
+                    None
+                }
+                Err(e) => {
+                    tracing::error!("freeze of {name} died: {e}");
+                    Some(format!("the freeze task ended abnormally: {e}"))
+                }
+            };
+            let _ = tx.send(Action::FreezeEnded {
+                machine: name,
+                error,
+            });
+        });
+        self.running.insert(machine, Running { cancel, watcher });
     }
 
     /// A freeze's task has ended.
@@ -287,6 +409,25 @@ fn free_bytes(dir: &Path) -> Result<u64, String> {
     #[allow(clippy::unnecessary_cast)] // the field types differ between platforms
     let free = (s.blocks_available() as u64).saturating_mul(s.fragment_size() as u64);
     Ok(free)
+}
+
+/// A desktop notification as the terminal takes it: OSC 9 (iTerm2, WezTerm, kitty,
+/// foot) and OSC 777 (rxvt, VTE, Ghostty); a terminal ignores the one it does not know.
+/// Control characters would end the sequence early (the text is ours, but a machine name
+/// is in it), and `;` would split OSC 777's fields: both are left out.
+pub fn notify_sequence(text: &str) -> String {
+    let clean: String = text
+        .chars()
+        .filter(|c| !c.is_control())
+        .map(|c| if c == ';' { ',' } else { c })
+        .collect();
+    format!("\x1b]9;{clean}\x07\x1b]777;notify;bottle-freeze;{clean}\x07")
+}
+
+/// Free bytes where `dir` is, or would be made: its nearest existing folder.
+fn free_bytes_near(dir: &Path) -> Result<u64, String> {
+    let existing = dir.ancestors().find(|d| d.is_dir()).unwrap_or(dir);
+    free_bytes(existing)
 }
 
 fn load_record(h: &History, id: &str) -> Result<Box<LoadedRecord>, String> {
@@ -490,6 +631,15 @@ fn search_logs(h: &History, text: &str) -> Vec<String> {
 #[cfg(test)]
 mod save_tests {
     use super::*;
+
+    #[test]
+    fn the_notification_is_osc_9_and_777_and_nothing_of_the_text_escapes_it() {
+        let s = notify_sequence("bot-bottle-x\x1b]0;pwned\x07 frozen; ok");
+        assert_eq!(
+            s,
+            "\x1b]9;bot-bottle-x]0,pwned frozen, ok\x07\x1b]777;notify;bottle-freeze;bot-bottle-x]0,pwned frozen, ok\x07"
+        );
+    }
 
     #[test]
     fn saving_a_log_never_follows_a_planted_symlink_nor_replaces_a_file() {

@@ -26,11 +26,12 @@ pub fn settings() -> Settings {
         theme: super::theme::ThemeName::Dark,
         bell: false,
         notify: false,
+        prune_keep: 3,
         stall_after_ms: 10_000,
     }
 }
 
-/// An app of `w`×`h` at [`NOW_MS`], nothing loaded yet.
+/// An app of `w`×`h` at [`NOW_MS`], its history read and empty, no machines yet.
 pub fn app(w: u16, h: u16) -> App {
     let mut a = App::new(settings(), KeyMap::defaults());
     a.update(Action::Resize {
@@ -38,6 +39,7 @@ pub fn app(w: u16, h: u16) -> App {
         height: h,
     });
     a.update(Action::Tick { now_ms: NOW_MS });
+    a.update(Action::HistoryLoaded(Ok(vec![])));
     a
 }
 
