@@ -134,3 +134,53 @@ fn history_show_says_what_grew_appeared_and_went_since_the_last_freeze() {
     assert!(content["entries"].as_u64().unwrap() > 10);
     w.assert_clean(r);
 }
+
+/// The guest-file transport (past smolvm's exec output cap) scans the downloaded archive:
+/// its record has the same summary as the pipe's.
+#[test]
+fn the_guest_file_transport_records_the_same_summary() {
+    let w = World::new();
+    let root = common::small_root();
+    let r = root.path();
+    file(r, "home/node/cache/a.bin", 64);
+    w.sim.create("bot-bottle-gf", "running", Some(r));
+    let out_file = w.tmp.path().join("../gf.tar");
+    let out_file = out_file.to_str().unwrap();
+    let mut summaries = Vec::new();
+    for transport in ["pipe", "guest-file"] {
+        let out = w.run(&[
+            "export",
+            "gf",
+            "--json",
+            "-o",
+            out_file,
+            "--transport",
+            transport,
+        ]);
+        assert!(
+            out.status.success(),
+            "{transport}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let id = common::json_events(&out.stdout)
+            .iter()
+            .find(|e| e["event"] == "started")
+            .and_then(|e| e["id"].as_str())
+            .unwrap()
+            .to_string();
+        let rec = &w.record(&id)["record"];
+        assert_eq!(rec["transport"], transport, "{rec}");
+        summaries.push(rec["content"].clone());
+    }
+    let _ = std::fs::remove_file(out_file);
+    assert_eq!(summaries[0], summaries[1]);
+    let cache = summaries[0]["dirs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["path"] == "/home/node/cache")
+        .cloned()
+        .unwrap();
+    assert_eq!(cache["bytes"], 64 << 10);
+    w.assert_clean(r);
+}
