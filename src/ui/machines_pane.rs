@@ -606,3 +606,46 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         .with_selected(selected.map(|i| i - offset));
     frame.render_stateful_widget(table, body, &mut state);
 }
+
+#[cfg(test)]
+mod tests {
+    use insta::assert_snapshot;
+
+    use super::super::app::Action;
+    use super::super::fixtures::*;
+    use crate::machines::bottle_machines;
+
+    /// A list longer than the pane, scrolled to a selection far down, then part way back:
+    /// the rows shown, the selection mark and the scroll position.
+    #[test]
+    fn a_long_list_scrolled_to_the_selection() {
+        let mut a = app(100, 20);
+        let ms = (0..60)
+            .map(|i| {
+                let state = if i % 7 == 0 { "stopped" } else { "running" };
+                machine(
+                    &format!("m{i:02}"),
+                    state,
+                    2,
+                    2048,
+                    3600 * i,
+                    Some("node:22"),
+                )
+            })
+            .collect();
+        a.update(Action::Machines(Ok(bottle_machines(
+            ms,
+            "bot-bottle-",
+            true,
+        ))));
+        for _ in 0..45 {
+            a.update(key('j'));
+        }
+        assert_eq!(a.machines.selected.as_deref(), Some("bot-bottle-m45"));
+        assert_snapshot!("scrolled_down", screen(&a));
+        for _ in 0..10 {
+            a.update(key('k'));
+        }
+        assert_snapshot!("scrolled_back", screen(&a));
+    }
+}
