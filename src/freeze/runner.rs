@@ -271,7 +271,9 @@ async fn check_and_probe(
     caps.map_err(|e| preflight_failure(Stage::ExecTar, e.to_string()))
 }
 
-/// Sends a refusal that never became a run (no record is written for it).
+/// Sends a refusal that never became a run (no record is written for it): the events let
+/// a dashboard show it; the outcome is bad input (the machine is busy, or its lock file is
+/// not one), not a stage that failed.
 fn refuse(tx: &EventTx, id: &str, machine: &str, slug: &Slug, message: String) -> RunOutcome {
     let emit = report::Emitter::new(id, tx.clone());
     let (machine, slug_s) = (machine.to_string(), slug.to_string());
@@ -283,13 +285,12 @@ fn refuse(tx: &EventTx, id: &str, machine: &str, slug: &Slug, message: String) -
     });
     let failure = Failure {
         stage: Stage::ExecTar,
-        message,
+        message: message.clone(),
         exit_status: None,
         stderr_tail: "<no stderr>".into(),
     };
-    let f = failure.clone();
-    emit.send(|id| FreezeEvent::Failed { id, failure: f });
-    RunOutcome::Failed(failure)
+    emit.send(|id| FreezeEvent::Failed { id, failure });
+    RunOutcome::Refused(message)
 }
 
 /// Takes the machine's lock and starts the run's record; a machine already being frozen
@@ -502,7 +503,7 @@ async fn check_kept(old: &Record, kept: &Kept) -> Result<Option<ImageArchive>, S
 
 /// A resume that cannot start: no event, no record; the front end says why.
 fn refuse_plain(_tx: &EventTx, _id: &str, message: String) -> RunOutcome {
-    RunOutcome::Refused(message)
+    RunOutcome::Refused(format!("cannot resume: {message}"))
 }
 
 /// Whether `path` is a temp folder this tool made (never remove anything else).
