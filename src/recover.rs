@@ -95,6 +95,9 @@ pub async fn recover_interrupted(state_dir: &Path, smolvm: &Smolvm) -> Vec<Strin
             }
         );
         rec.warnings.push(line.clone());
+        // The room the run set aside for its last save is what lets this one through on
+        // a full filesystem.
+        history.release_reserve(&rec.id);
         let _ = history.save(&rec);
         said.push(line);
     }

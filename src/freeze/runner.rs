@@ -350,7 +350,50 @@ pub async fn run_freeze_on(
         _ = cancel.cancelled() => Err(StageError::Cancelled),
     };
     settle(&cfg, &machine, &mut rep, &mut left, &result).await;
-    finish(&mut rep, result.map(RunOutcome::Frozen))
+    let outcome = finish(&mut rep, result.map(RunOutcome::Frozen));
+    drop_unrecorded(&mut rep).await;
+    outcome
+}
+
+/// Removes what a failed run kept when its record could not be saved (a full state
+/// folder): no record names it, so nothing could resume from it or discard it.
+async fn drop_unrecorded(rep: &mut Reporter) {
+    let Some(kept) = rep.unrecorded_kept().cloned() else {
+        return;
+    };
+    let what = report::kept_what(&kept);
+    let removed = if let Some(t) = kept.temp_dir.as_ref().filter(|t| is_our_temp(t)) {
+        std::fs::remove_dir_all(t).map_err(|e| e.to_string())
+    } else if let (None, Some(id)) = (&kept.archive, &kept.image_id) {
+        // This run built the image: by its id, so a later build's tag is never touched.
+        match crate::docker::connect().await {
+            Ok(d) => d
+                .remove_image(
+                    id,
+                    None::<bollard::query_parameters::RemoveImageOptions>,
+                    None,
+                )
+                .await
+                .map(|_| ())
+                .map_err(|e| docker_error_message(&e)),
+            Err(e) => Err(e.to_string()),
+        }
+    } else {
+        Err("it is not in a temp folder of ours".into())
+    };
+    let stage = rep
+        .record
+        .failure
+        .as_ref()
+        .map(|f| f.stage)
+        .unwrap_or(Stage::Pack);
+    rep.emit.note(
+        stage,
+        match removed {
+            Ok(()) => format!("removed {what}"),
+            Err(e) => format!("could not remove {what}: {e}"),
+        },
+    );
 }
 
 /// Retries a failed freeze from the stage that failed, with what it kept: the archive
@@ -575,20 +618,7 @@ fn keep_for_resume(
             }
             _ => None,
         };
-        if let Some(k) = &kept {
-            let what = match (&k.archive, &k.image) {
-                (Some(a), _) => format!("the archive {}", a.display()),
-                (_, Some(i)) => format!("the image {i}"),
-                _ => "its work".into(),
-            };
-            rep.emit.note(
-                f.stage,
-                format!(
-                    "kept {what}: retry with `bottle-freeze freeze --resume {}` or drop it with `bottle-freeze discard {}`",
-                    rep.record.id, rep.record.id
-                ),
-            );
-        }
+        // The retry hint is given once the record holding `kept` is saved (Reporter::failed).
         rep.record.kept = kept;
     }
 }
