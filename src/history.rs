@@ -100,6 +100,19 @@ pub struct Record {
     /// Pack's staging folder (`<state>/<slug>/.pack-<id>/`) while it may exist.
     #[serde(default)]
     pub pack_staging: Option<PathBuf>,
+    /// Where the Docker daemon's build (`--builder docker`) was: recovery waits for the
+    /// step a killed run's daemon was in before it removes the build's images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_steps: Option<BuildSteps>,
+}
+
+/// The steps of a Dockerfile build as the daemon reported them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BuildSteps {
+    /// The step the daemon is in (`ADD rootfs.tar /`), until it reports its image.
+    pub in_flight: Option<String>,
+    /// The (short) ids of the images its steps committed.
+    pub committed: Vec<String>,
 }
 
 /// What a failed freeze keeps for `freeze --resume`: the archive until the image is built,
@@ -164,6 +177,7 @@ impl Record {
             layer_digest: None,
             docker: None,
             pack_staging: None,
+            build_steps: None,
         }
     }
 

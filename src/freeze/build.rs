@@ -18,6 +18,7 @@ use crate::freeze::command::{flush_batch, SharedCapture};
 use crate::freeze::events::{Failure, OutputStream, Progress, Stage};
 use crate::freeze::report::{Reporter, Throttle};
 use crate::freeze::StageError;
+use crate::history::BuildSteps;
 
 const READ_CHUNK: usize = 256 * 1024;
 
@@ -27,9 +28,183 @@ pub struct Built {
     pub context_bytes: u64,
 }
 
-/// The Dockerfile of the committed image.
-pub fn dockerfile(user: &str, workdir: &str) -> String {
-    format!("FROM scratch\nADD rootfs.tar /\nUSER {user}\nWORKDIR {workdir}\n")
+/// The label every image of a Dockerfile build carries, intermediate ones included: its
+/// value is the run's id, so that what an interrupted build left can be found and removed.
+pub const RUN_LABEL: &str = "bottle-freeze.run";
+
+/// The Dockerfile of the committed image, built by run `run_id`. The label comes right
+/// after `FROM scratch`: every later step's image inherits it.
+pub fn dockerfile(user: &str, workdir: &str, run_id: &str) -> String {
+    format!(
+        "FROM scratch\nLABEL {RUN_LABEL}=\"{run_id}\"\nADD rootfs.tar /\nUSER {user}\nWORKDIR {workdir}\n"
+    )
+}
+
+/// Follows the daemon's build output: a step is in flight from its `Step N/M :` line to
+/// its ` ---> <id>`. Returns whether that changed.
+pub fn follow(steps: &mut BuildSteps, text: &str) -> bool {
+    let before = steps.clone();
+    for line in text.lines() {
+        let line = line.trim();
+        if let Some(rest) = line.strip_prefix("Step ") {
+            let step = rest.split_once(" : ").map(|(_, s)| s).unwrap_or(rest);
+            steps.in_flight = Some(crate::sanitize::escape_str(step));
+        } else if let Some(rest) = line.strip_prefix("--->") {
+            let rest = rest.trim();
+            if rest.is_empty() {
+                // `FROM scratch` makes no image.
+                steps.in_flight = None;
+            } else if rest.len() >= 12 && rest.chars().all(|c| c.is_ascii_hexdigit()) {
+                steps.in_flight = None;
+                steps.committed.push(rest.to_string());
+            }
+        }
+    }
+    *steps != before
+}
+
+/// A Dockerfile build under way: the daemon to clean up in when it does not complete
+/// (cancel, failure; recovery connects on its own).
+#[derive(Clone)]
+pub struct Track {
+    pub docker: Docker,
+}
+
+impl Track {
+    pub fn new(docker: &Docker) -> Track {
+        Track {
+            docker: docker.clone(),
+        }
+    }
+}
+
+/// How long an interrupted build's last step may take to end.
+pub const STEP_GRACE: std::time::Duration = std::time::Duration::from_secs(120);
+
+fn label_filter(run_id: &str) -> std::collections::HashMap<&'static str, Vec<String>> {
+    std::collections::HashMap::from([("label", vec![format!("{RUN_LABEL}={run_id}")])])
+}
+
+/// The ids of every image (intermediate ones too) and container of run `run_id`.
+async fn of_run(
+    docker: &Docker,
+    run_id: &str,
+) -> Result<(Vec<(String, i64)>, Vec<String>), String> {
+    use bollard::query_parameters::{ListContainersOptionsBuilder, ListImagesOptionsBuilder};
+    let filters = label_filter(run_id);
+    let images = docker
+        .list_images(Some(
+            ListImagesOptionsBuilder::default()
+                .all(true)
+                .filters(&filters)
+                .build(),
+        ))
+        .await
+        .map_err(|e| crate::freeze::docker_error_message(&e))?;
+    let containers = docker
+        .list_containers(Some(
+            ListContainersOptionsBuilder::default()
+                .all(true)
+                .filters(&filters)
+                .build(),
+        ))
+        .await
+        .map_err(|e| crate::freeze::docker_error_message(&e))?;
+    Ok((
+        images.into_iter().map(|i| (i.id, i.created)).collect(),
+        containers.into_iter().filter_map(|c| c.id).collect(),
+    ))
+}
+
+/// Removes what a Dockerfile build of run `run_id` that did not complete left in the
+/// daemon: every image with its label but `keep` (an image a record keeps for resume).
+/// The daemon finishes the step it is in even when its client has gone, and commits that
+/// step's image after we stopped: that step's end is waited for first (at most
+/// [`STEP_GRACE`]): its container gone, and, for a copy (`steps` says which step), its
+/// image there. Returns how many images went.
+pub async fn remove_run_images(
+    docker: &Docker,
+    run_id: &str,
+    steps: Option<&BuildSteps>,
+    keep: Option<&str>,
+) -> Result<usize, String> {
+    let (in_flight, committed) = steps
+        .map(|s| (s.in_flight.clone(), s.committed.clone()))
+        .unwrap_or_default();
+    // ADD and COPY run without a container: only their image says they ended.
+    let copying = in_flight
+        .as_deref()
+        .is_some_and(|s| s.starts_with("ADD") || s.starts_with("COPY"));
+    let deadline = tokio::time::Instant::now() + STEP_GRACE;
+    let mut removed = 0;
+    loop {
+        let (images, containers) = of_run(docker, run_id).await?;
+        let copied = images.iter().any(|(id, _)| {
+            let short = id.trim_start_matches("sha256:");
+            !committed.iter().any(|c| short.starts_with(c.as_str()))
+        });
+        let busy = !containers.is_empty() || (copying && !copied && removed == 0);
+        if busy && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            continue;
+        }
+        removed += remove_images(docker, run_id, images, keep).await?;
+        // A step that was still running when we looked may have committed since.
+        let (images, containers) = of_run(docker, run_id).await?;
+        let left = images
+            .iter()
+            .filter(|(id, _)| Some(id.as_str()) != keep)
+            .count();
+        if (left == 0 && containers.is_empty()) || tokio::time::Instant::now() >= deadline {
+            return if containers.is_empty() {
+                Ok(removed)
+            } else {
+                Err(format!(
+                    "the daemon still runs {} build container(s) labelled {RUN_LABEL}={run_id}",
+                    containers.len()
+                ))
+            };
+        }
+    }
+}
+
+/// Removes `images` but `keep`, children before parents; the count of images deleted
+/// (removing a child takes its untagged parents with it).
+async fn remove_images(
+    docker: &Docker,
+    run_id: &str,
+    mut images: Vec<(String, i64)>,
+    keep: Option<&str>,
+) -> Result<usize, String> {
+    images.retain(|(id, _)| Some(id.as_str()) != keep);
+    // Newest first: an image whose child is still there cannot go.
+    images.sort_by(|a, b| b.1.cmp(&a.1));
+    let mut deleted = 0;
+    let mut refused = None;
+    for (id, _) in &images {
+        match docker
+            .remove_image(
+                id,
+                None::<bollard::query_parameters::RemoveImageOptions>,
+                None,
+            )
+            .await
+        {
+            Ok(items) => deleted += items.iter().filter(|i| i.deleted.is_some()).count(),
+            // Already gone with its child.
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => {}
+            Err(e) => refused = Some(crate::freeze::docker_error_message(&e)),
+        }
+    }
+    match refused {
+        // What stays is a parent of the kept image.
+        Some(e) if keep.is_none() => Err(format!(
+            "Docker refused to remove an image labelled {RUN_LABEL}={run_id}: {e}"
+        )),
+        _ => Ok(deleted),
+    }
 }
 
 /// The image name for a slug.
@@ -102,12 +277,13 @@ pub async fn context_stream(
 
 pub async fn run(
     rep: &mut Reporter,
-    docker: &Docker,
+    track: &Track,
     archive: &Path,
     slug: &str,
     user: &str,
     workdir: &str,
 ) -> Result<Built, StageError> {
+    let docker = &track.docker;
     let image = image_name(slug);
     let log_path = rep.log_path(Stage::Build);
     let capture: SharedCapture = Arc::new(Mutex::new(
@@ -118,7 +294,7 @@ pub async fn run(
             )
         })?,
     ));
-    let (body, total) = context_stream(archive, &dockerfile(user, workdir))
+    let (body, total) = context_stream(archive, &dockerfile(user, workdir, &rep.record.id))
         .await
         .map_err(|e| fail(e, "<no stderr>".into()))?;
     rep.command_io(
@@ -156,6 +332,11 @@ pub async fn run(
             Ok(info) => {
                 let text = info.stream.or(info.status);
                 if let Some(t) = text {
+                    // Saved at once: a killed run's recovery must know the step in flight.
+                    let steps = rep.record.build_steps.get_or_insert_with(Default::default);
+                    if follow(steps, &t) {
+                        rep.save();
+                    }
                     if let Ok(mut c) = capture.lock() {
                         let _ = c.push(t.as_bytes());
                     }
@@ -241,7 +422,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let archive = dir.path().join("rootfs.tar");
         std::fs::write(&archive, vec![7u8; 1000]).unwrap();
-        let (s, total) = context_stream(&archive, &dockerfile("node", "/home/node"))
+        let (s, total) = context_stream(&archive, &dockerfile("node", "/home/node", "run-1"))
             .await
             .unwrap();
         let chunks: Vec<Bytes> = s.try_collect().await.unwrap();
@@ -257,7 +438,7 @@ mod tests {
             if name == "Dockerfile" {
                 assert_eq!(
                     String::from_utf8(buf).unwrap(),
-                    "FROM scratch\nADD rootfs.tar /\nUSER node\nWORKDIR /home/node\n"
+                    "FROM scratch\nLABEL bottle-freeze.run=\"run-1\"\nADD rootfs.tar /\nUSER node\nWORKDIR /home/node\n"
                 );
             } else {
                 assert_eq!(buf, vec![7u8; 1000]);
@@ -265,5 +446,28 @@ mod tests {
             names.push(name);
         }
         assert_eq!(names, ["Dockerfile", "rootfs.tar"]);
+    }
+
+    #[test]
+    fn the_step_in_flight_is_followed_from_the_build_output() {
+        let mut s = BuildSteps::default();
+        assert!(follow(&mut s, "Step 1/5 : FROM scratch\n"));
+        assert_eq!(s.in_flight.as_deref(), Some("FROM scratch"));
+        follow(&mut s, " ---> \n");
+        assert_eq!(s.in_flight, None);
+        follow(
+            &mut s,
+            "Step 2/5 : LABEL bottle-freeze.run=\"x\"\n ---> Running in 896fb6749abb\n",
+        );
+        assert!(s.in_flight.is_some());
+        assert!(!follow(
+            &mut s,
+            "Removing intermediate container 896fb6749abb\n"
+        ));
+        follow(&mut s, " ---> fb3f80ee2c16\n");
+        assert_eq!(s.in_flight, None);
+        follow(&mut s, "Step 3/5 : ADD rootfs.tar /\n");
+        assert_eq!(s.in_flight.as_deref(), Some("ADD rootfs.tar /"));
+        assert_eq!(s.committed, ["fb3f80ee2c16"]);
     }
 }

@@ -5,8 +5,8 @@ pub use crate::domain::RunOutcome;
 mod discard;
 mod stages;
 pub use discard::discard;
-pub use stages::NATIVE_ARCHIVE;
 use stages::{freeze_stages, unreachable_registry};
+pub use stages::{DOCKER_BUILD, NATIVE_ARCHIVE};
 use std::path::{Path, PathBuf};
 
 use tokio_util::sync::CancellationToken;
@@ -162,6 +162,8 @@ struct Leftovers {
     /// That host's label (also on a resume, which needs no connection): its locks and
     /// artifacts live under `<state>/<label>/`.
     label: Option<Slug>,
+    /// The Dockerfile build, once started: if it does not complete, its images go.
+    build: Option<build::Track>,
 }
 
 /// Where a host's locks and artifact folders live: the state dir itself for the local
@@ -177,6 +179,9 @@ impl Leftovers {
     async fn clean(&mut self, smolvm: &Smolvm, machine: &str, rep: &mut Reporter) {
         // A cancelled pack never reached its own clean-up.
         pack::remove_staging(rep);
+        if let Some(track) = self.build.take() {
+            remove_build_images(&track, rep).await;
+        }
         if let Some(reg) = self.registry.take() {
             reg.stop().await;
             rep.record.registry_pid = None;
@@ -199,6 +204,43 @@ impl Leftovers {
                 let _ = std::fs::remove_dir_all(&t);
             }
         }
+    }
+}
+
+/// After a Dockerfile build that did not complete (cancelled, failed): every image it
+/// made but the one its record keeps for resume.
+async fn remove_build_images(track: &build::Track, rep: &mut Reporter) {
+    if rep.record.stage(Stage::Build).status != crate::history::StageStatus::Running {
+        // Built: the image is the run's result (or kept); its parents are its own.
+        return;
+    }
+    let steps = rep.record.build_steps.clone();
+    if let Some(step) = steps.as_ref().and_then(|s| s.in_flight.as_ref()) {
+        rep.emit.note(
+            Stage::Build,
+            format!(
+                "waiting for Docker to end the build step it was in ({step}), to remove its image"
+            ),
+        );
+    }
+    let keep = rep.record.kept.as_ref().and_then(|k| k.image_id.clone());
+    let removed = build::remove_run_images(
+        &track.docker,
+        &rep.record.id,
+        steps.as_ref(),
+        keep.as_deref(),
+    )
+    .await;
+    match removed {
+        Ok(0) => {}
+        Ok(n) => rep.emit.note(
+            Stage::Build,
+            format!("removed {n} image(s) of the unfinished build"),
+        ),
+        Err(e) => rep.emit.note(
+            Stage::Build,
+            format!("could not remove the unfinished build's images: {e}"),
+        ),
     }
 }
 
