@@ -178,7 +178,7 @@ async fn remove_images(
 ) -> Result<usize, String> {
     images.retain(|(id, _)| Some(id.as_str()) != keep);
     // Newest first: an image whose child is still there cannot go.
-    images.sort_by(|a, b| b.1.cmp(&a.1));
+    images.sort_by_key(|i| std::cmp::Reverse(i.1));
     let mut deleted = 0;
     let mut refused = None;
     for (id, _) in &images {
