@@ -4,11 +4,9 @@
 
 mod common;
 
-use std::process::Command;
-use std::time::{Duration, Instant};
-
 use common::{Watched, World};
 use nix::sys::signal::Signal;
+use std::process::Command;
 
 fn ready() -> bool {
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -159,4 +157,94 @@ fn sigkill_mid_build_then_recovery_leaves_no_image_of_the_run() {
     assert!(left.is_empty(), "containers of the run left: {left:?}");
     assert_eq!(w.record_raw(&id)["outcome"], "interrupted");
     assert!(std::fs::read_dir(w.tmp.path()).unwrap().next().is_none());
+}
+
+/// Makes the first header of the tar at `path` carry an mtime that is not a number, with
+/// a checksum that matches: a reader as strict as Go's (Docker's) cannot read it.
+fn corrupt_first_mtime(path: &std::path::Path) {
+    use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
+    let mut h = [0u8; 512];
+    f.read_exact(&mut h).unwrap();
+    h[136..148].copy_from_slice(b"zzzzzzzzzzz\0");
+    h[148..156].copy_from_slice(b"        ");
+    let sum: u32 = h.iter().map(|b| u32::from(*b)).sum();
+    h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+    f.seek(SeekFrom::Start(0)).unwrap();
+    f.write_all(&h).unwrap();
+}
+
+// Issue 12, "Also": an image that does not hold the root fails the freeze. The archive a
+// failed build kept gets a corrupt first header; Docker's ADD then copies rootfs.tar as a
+// plain file and the build succeeds, but the layer's entry count gives it away. Nothing
+// of that build stays in Docker.
+#[test]
+fn an_image_whose_layer_is_not_the_root_fails_the_build() {
+    if !ready() {
+        return;
+    }
+    let w = World::new();
+    let root = common::small_root();
+    w.sim
+        .create("bot-bottle-db-hdr", "running", Some(root.path()));
+    // A first build that fails (WORKDIR on a file) keeps the archive for a resume.
+    let out = w.run(&[
+        "freeze",
+        "db-hdr",
+        "--json",
+        "--builder",
+        "docker",
+        "--workdir",
+        "/etc/passwd",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let first = common::json_events(&out.stdout)[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let kept = w.record(&first)["record"]["kept"]["archive"]
+        .as_str()
+        .expect("the archive is kept")
+        .to_string();
+    corrupt_first_mtime(std::path::Path::new(&kept));
+
+    let out = w.run(&["freeze", "--resume", &first, "--json"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "the freeze succeeded: {err}");
+    let events = common::json_events(&out.stdout);
+    let failed = events
+        .iter()
+        .find(|e| e["event"] == "failed")
+        .expect("a failed event");
+    assert_eq!(failed["failure"]["stage"], "build", "{failed}");
+    let msg = failed["failure"]["message"].as_str().unwrap();
+    assert!(msg.contains("does not hold the root"), "{msg}");
+    let second = events[0]["id"].as_str().unwrap();
+    let left = labelled_images(second);
+    assert!(left.is_empty(), "images of the build left: {left:?}");
+    let tagged = Command::new("docker")
+        .args(["image", "inspect", "bot-bottle-committed-db-hdr:latest"])
+        .output()
+        .unwrap();
+    assert!(
+        !tagged.status.success(),
+        "the image without the root is tagged"
+    );
+    // The resume kept the archive in its turn.
+    let out = w.run(&["discard", second]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    w.assert_clean(root.path());
 }

@@ -207,6 +207,61 @@ async fn remove_images(
     }
 }
 
+/// How many entries the largest layer of `image` holds: the root's (the other steps add
+/// a folder at most). Read from the daemon's `docker save` stream, never written.
+pub async fn layer_entries(docker: &Docker, image: &str) -> Result<u64, String> {
+    let stream = docker
+        .export_image(image)
+        .map_err(|e| std::io::Error::other(crate::freeze::docker_error_message(&e)));
+    let bridge = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream));
+    tokio::task::spawn_blocking(move || {
+        let mut saved = tar::Archive::new(bridge);
+        let mut most = 0u64;
+        for entry in saved.entries().map_err(|e| e.to_string())? {
+            let entry = entry.map_err(|e| e.to_string())?;
+            if entry.header().entry_type() != tar::EntryType::Regular {
+                continue;
+            }
+            // A layer is a tar; the JSON files beside it are not, and count nothing.
+            let mut layer = tar::Archive::new(entry);
+            let count = match layer.entries() {
+                Ok(es) => es.map_while(Result::ok).count() as u64,
+                Err(_) => 0,
+            };
+            most = most.max(count);
+        }
+        Ok(most)
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
+/// Checks that the built image holds the root exec-tar streamed: Docker's `ADD` copies an
+/// archive it cannot read (a corrupt first header) as a plain file, and the build succeeds.
+/// The root folder itself (`./`) is the one entry a layer never lists.
+pub async fn check_holds_root(
+    docker: &Docker,
+    image: &str,
+    image_id: &str,
+    streamed: u64,
+) -> Result<u64, StageError> {
+    let counted = layer_entries(docker, image_id).await.map_err(|e| {
+        fail(
+            format!("cannot read the layer of {image} back from Docker: {e}"),
+            "<no stderr>".into(),
+        )
+    })?;
+    if counted < streamed.saturating_sub(1) {
+        return Err(fail(
+            format!(
+                "the image {image} does not hold the root: its layer has {counted} entries, exec-tar streamed {streamed} (Docker's ADD took rootfs.tar for a plain file?)"
+            ),
+            "<no stderr>".into(),
+        ));
+    }
+    Ok(counted)
+}
+
 /// The image name for a slug.
 pub fn image_name(slug: &str) -> String {
     format!("bot-bottle-committed-{slug}:latest")

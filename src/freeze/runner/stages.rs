@@ -130,6 +130,17 @@ pub(super) async fn freeze_stages(
         .await?;
         rep.record.image = Some(built.image.clone());
         rep.record.image_id = Some(built.image_id.clone());
+        // Still the build stage: an image without the root is removed with the build's.
+        let counted =
+            build::check_holds_root(&docker, &built.image, &built.image_id, rep.record.entries)
+                .await?;
+        rep.emit.note(
+            Stage::Build,
+            format!(
+                "the image's layer holds {counted} entries (exec-tar streamed {})",
+                rep.record.entries
+            ),
+        );
         rep.stage_finished(Stage::Build, built.context_bytes, Vec::new());
         // The archive is in the image now; free the disk before the push copies more
         // (a resume's archive is the earlier run's until this one succeeds).
