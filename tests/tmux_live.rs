@@ -119,6 +119,12 @@ fn a_cli_freeze_shows_live_and_a_killed_one_is_recovered_not_running() {
     ]);
     let state = tempfile::tempdir().unwrap();
     let tmp = tempfile::tempdir().unwrap();
+    // The dashboard opens and reads its (empty) history first; the CLI freeze starts after,
+    // so the dashboard must notice a freeze begun since its first read.
+    t.dashboard(&sim, state.path(), "");
+    t.wait(20, "the machine list and the history", |s| {
+        s.contains("away") && s.contains("never frozen")
+    });
     let mut cli = sim
         .freeze_cmd(state.path())
         .args(["freeze", "away", "--json", "--tmp-dir"])
@@ -128,8 +134,6 @@ fn a_cli_freeze_shows_live_and_a_killed_one_is_recovered_not_running() {
         .spawn()
         .unwrap();
     let pid = cli.id();
-    t.dashboard(&sim, state.path(), "");
-    t.wait(20, "the machine list", |s| s.contains("away"));
     std::thread::sleep(Duration::from_secs(2));
     if let Some(st) = cli.try_wait().unwrap() {
         panic!(

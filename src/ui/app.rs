@@ -141,6 +141,9 @@ pub enum Command {
     },
     CancelAll,
     LoadHistory,
+    /// Read the history again if it changed since the last read (a freeze started elsewhere
+    /// after the dashboard opened): a stat each refresh, a full read only on change.
+    RecheckHistory,
     LoadRecord {
         id: String,
     },

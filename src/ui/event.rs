@@ -44,6 +44,28 @@ pub struct Services {
     freeze_tx: UnboundedSender<FreezeEvent>,
     bg_tx: UnboundedSender<Action>,
     running: HashMap<String, Running>,
+    /// What the history folder looked like at the last full read.
+    history_seen: std::sync::Arc<std::sync::Mutex<HistorySeen>>,
+}
+
+/// The history folder's stamp at the last read, and when that read was.
+#[derive(Default)]
+struct HistorySeen {
+    stamp: Option<(i64, i64, u64)>,
+    at: Option<std::time::Instant>,
+}
+
+/// Even an unchanged stamp is read again after this long: file times are coarse (a folder
+/// made in the same tick as the last stat would hide otherwise), and a full read is cheap
+/// at this pace.
+const HISTORY_REREAD: Duration = Duration::from_secs(30);
+
+/// The history folder's modification time and link count: a new record's folder changes
+/// both (the count only on filesystems that count subfolders).
+fn history_stamp(root: &Path) -> Option<(i64, i64, u64)> {
+    use std::os::unix::fs::MetadataExt as _;
+    let m = std::fs::metadata(root).ok()?;
+    Some((m.mtime(), m.mtime_nsec(), m.nlink()))
 }
 
 /// Where the loop hears from the background.
@@ -66,9 +88,52 @@ impl Services {
                 freeze_tx,
                 bg_tx,
                 running: HashMap::new(),
+                history_seen: Default::default(),
             },
             Receivers { freeze, background },
         )
+    }
+
+    /// Reads every record in the background; with `only_if_changed`, only when the
+    /// history folder changed since the last read (or that read is old).
+    fn load_history(&self, only_if_changed: bool) {
+        let (h, tx) = (self.history.clone(), self.bg_tx.clone());
+        let (state, smolvm) = (self.cfg.state_dir.clone(), self.smolvm.clone());
+        let seen = self.history_seen.clone();
+        tokio::spawn(async move {
+            let root = h.root().to_path_buf();
+            let stamp = tokio::task::spawn_blocking(move || history_stamp(&root))
+                .await
+                .unwrap_or(None);
+            {
+                let Ok(mut seen) = seen.lock() else { return };
+                let fresh = seen.at.is_some_and(|t| t.elapsed() < HISTORY_REREAD);
+                if only_if_changed && fresh && seen.stamp == stamp {
+                    return;
+                }
+                // Stamped before the read: a change during the read is seen next time.
+                *seen = HistorySeen {
+                    stamp,
+                    at: Some(std::time::Instant::now()),
+                };
+            }
+            // Runs nobody holds any more (a killed CLI freeze) are finished first,
+            // so no dead freeze shows as running.
+            for line in crate::recover::recover_interrupted(&state, &smolvm).await {
+                tracing::warn!("{line}");
+            }
+            let r = tokio::task::spawn_blocking(move || h.list_all().map_err(|e| e.to_string()))
+                .await
+                .unwrap_or_else(|e| Err(e.to_string()));
+            let r = r.map(|(records, damaged)| {
+                if !damaged.is_empty() {
+                    let d = damaged.into_iter().map(|d| (d.folder, d.why)).collect();
+                    let _ = tx.send(Action::HistoryDamaged(d));
+                }
+                records
+            });
+            let _ = tx.send(Action::HistoryLoaded(r));
+        });
     }
 
     /// A sender into the loop, for signal handlers.
@@ -161,30 +226,8 @@ impl Services {
                     r.cancel.cancel();
                 }
             }
-            Command::LoadHistory => {
-                let (h, tx) = (self.history.clone(), self.bg_tx.clone());
-                let (state, smolvm) = (self.cfg.state_dir.clone(), self.smolvm.clone());
-                tokio::spawn(async move {
-                    // Runs nobody holds any more (a killed CLI freeze) are finished first,
-                    // so no dead freeze shows as running.
-                    for line in crate::recover::recover_interrupted(&state, &smolvm).await {
-                        tracing::warn!("{line}");
-                    }
-                    let r = tokio::task::spawn_blocking(move || {
-                        h.list_all().map_err(|e| e.to_string())
-                    })
-                    .await
-                    .unwrap_or_else(|e| Err(e.to_string()));
-                    let r = r.map(|(records, damaged)| {
-                        if !damaged.is_empty() {
-                            let d = damaged.into_iter().map(|d| (d.folder, d.why)).collect();
-                            let _ = tx.send(Action::HistoryDamaged(d));
-                        }
-                        records
-                    });
-                    let _ = tx.send(Action::HistoryLoaded(r));
-                });
-            }
+            Command::LoadHistory => self.load_history(false),
+            Command::RecheckHistory => self.load_history(true),
             Command::LoadRecord { id } => {
                 let (h, tx) = (self.history.clone(), self.bg_tx.clone());
                 tokio::spawn(async move {

@@ -30,7 +30,7 @@ pub fn settings() -> Settings {
     }
 }
 
-/// An app of `w`×`h` at [`NOW_MS`], nothing loaded yet.
+/// An app of `w`×`h` at [`NOW_MS`], its history read and empty, no machines yet.
 pub fn app(w: u16, h: u16) -> App {
     let mut a = App::new(settings(), KeyMap::defaults());
     a.update(Action::Resize {
@@ -38,6 +38,7 @@ pub fn app(w: u16, h: u16) -> App {
         height: h,
     });
     a.update(Action::Tick { now_ms: NOW_MS });
+    a.update(Action::HistoryLoaded(Ok(vec![])));
     a
 }
 

@@ -396,8 +396,11 @@ fn idle_lines(app: &App) -> Vec<Line<'static>> {
             Span::styled(what, theme::outcome_mark(l.outcome).1),
             Span::styled(format!(" · {ago} ago · {keys} shows its logs"), theme::DIM),
         ]));
-    } else {
+    } else if app.history.loaded {
         lines.push(Line::styled("never frozen", theme::DIM));
+    } else {
+        // Not known yet: "never frozen" would be a guess.
+        lines.push(Line::styled("reading the history…", theme::DIM));
     }
     lines
 }

@@ -226,6 +226,11 @@ impl App {
             }
             Err(e) => self.machines.error = Some(guard(&e)),
         }
+        // Each refresh also looks for freezes started since the history was read: without
+        // it, a CLI freeze begun after the dashboard opened never showed.
+        if self.history.loaded && !self.history.loading {
+            fx.commands.push(Command::RecheckHistory);
+        }
         self.fix_selection();
         fx.redraw = true;
     }
@@ -407,6 +412,21 @@ mod tests {
             names(&a).first().map(String::as_str),
             Some("bot-bottle-Evil\u{1b}]0;pwned\u{7}")
         );
+    }
+
+    #[test]
+    fn each_refresh_looks_for_freezes_started_since_the_history_was_read() {
+        let mut a = App::new(settings(), crate::ui::keys::KeyMap::defaults());
+        a.update(Action::Tick { now_ms: NOW_MS });
+        // The history is still loading: no second read is asked for.
+        let fx = a.update(Action::Machines(Ok(mixed())));
+        assert!(!fx.commands.contains(&Command::RecheckHistory));
+        a.update(Action::HistoryLoaded(Ok(vec![])));
+        a.update(key('r'));
+        let fx = a.update(Action::Machines(Ok(mixed())));
+        assert!(fx.commands.contains(&Command::RecheckHistory), "{fx:?}");
+        let fx = a.update(Action::Machines(Err("timeout".into())));
+        assert!(fx.commands.contains(&Command::RecheckHistory), "{fx:?}");
     }
 
     #[test]
