@@ -4,10 +4,12 @@ pub use crate::domain::RunOutcome;
 
 mod discard;
 mod stages;
+mod unfinished;
 pub use discard::discard;
 use stages::{freeze_stages, unreachable_registry};
 pub use stages::{DOCKER_BUILD, NATIVE_ARCHIVE};
 use std::path::{Path, PathBuf};
+use unfinished::{drop_unrecorded, remove_build_images};
 
 use tokio_util::sync::CancellationToken;
 
@@ -207,43 +209,6 @@ impl Leftovers {
     }
 }
 
-/// After a Dockerfile build that did not complete (cancelled, failed): every image it
-/// made but the one its record keeps for resume.
-async fn remove_build_images(track: &build::Track, rep: &mut Reporter) {
-    if rep.record.stage(Stage::Build).status != crate::history::StageStatus::Running {
-        // Built: the image is the run's result (or kept); its parents are its own.
-        return;
-    }
-    let steps = rep.record.build_steps.clone();
-    if let Some(step) = steps.as_ref().and_then(|s| s.in_flight.as_ref()) {
-        rep.emit.note(
-            Stage::Build,
-            format!(
-                "waiting for Docker to end the build step it was in ({step}), to remove its image"
-            ),
-        );
-    }
-    let keep = rep.record.kept.as_ref().and_then(|k| k.image_id.clone());
-    let removed = build::remove_run_images(
-        &track.docker,
-        &rep.record.id,
-        steps.as_ref(),
-        keep.as_deref(),
-    )
-    .await;
-    match removed {
-        Ok(0) => {}
-        Ok(n) => rep.emit.note(
-            Stage::Build,
-            format!("removed {n} image(s) of the unfinished build"),
-        ),
-        Err(e) => rep.emit.note(
-            Stage::Build,
-            format!("could not remove the unfinished build's images: {e}"),
-        ),
-    }
-}
-
 fn make_temp(cfg: &FreezeConfig) -> Result<PathBuf, StageError> {
     // 0700 whatever the umask: the archive is the VM's whole root.
     crate::private::temp_dir(&cfg.tmp_dir, TEMP_PREFIX).map_err(|e| {
@@ -395,47 +360,6 @@ pub async fn run_freeze_on(
     let outcome = finish(&mut rep, result.map(RunOutcome::Frozen));
     drop_unrecorded(&mut rep).await;
     outcome
-}
-
-/// Removes what a failed run kept when its record could not be saved (a full state
-/// folder): no record names it, so nothing could resume from it or discard it.
-async fn drop_unrecorded(rep: &mut Reporter) {
-    let Some(kept) = rep.unrecorded_kept().cloned() else {
-        return;
-    };
-    let what = report::kept_what(&kept);
-    let removed = if let Some(t) = kept.temp_dir.as_ref().filter(|t| is_our_temp(t)) {
-        std::fs::remove_dir_all(t).map_err(|e| e.to_string())
-    } else if let (None, Some(id)) = (&kept.archive, &kept.image_id) {
-        // This run built the image: by its id, so a later build's tag is never touched.
-        match crate::docker::connect().await {
-            Ok(d) => d
-                .remove_image(
-                    id,
-                    None::<bollard::query_parameters::RemoveImageOptions>,
-                    None,
-                )
-                .await
-                .map(|_| ())
-                .map_err(|e| docker_error_message(&e)),
-            Err(e) => Err(e.to_string()),
-        }
-    } else {
-        Err("it is not in a temp folder of ours".into())
-    };
-    let stage = rep
-        .record
-        .failure
-        .as_ref()
-        .map(|f| f.stage)
-        .unwrap_or(Stage::Pack);
-    rep.emit.note(
-        stage,
-        match removed {
-            Ok(()) => format!("removed {what}"),
-            Err(e) => format!("could not remove {what}: {e}"),
-        },
-    );
 }
 
 /// Retries a failed freeze from the stage that failed, with what it kept: the archive
