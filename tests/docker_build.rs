@@ -115,7 +115,10 @@ fn sigint_mid_build_leaves_no_image_of_the_run() {
     let left = labelled_images(&id);
     assert!(left.is_empty(), "images of the run left: {left:?}");
     let left = labelled_containers(&id);
-    assert!(left.is_empty(), "containers of the run left: {left:?}");
+    assert!(
+        left.is_empty(),
+        "containers of the run left: {left:?}; {notes:#?}"
+    );
     let tagged = Command::new("docker")
         .args(["image", "inspect", "bot-bottle-committed-db-int:latest"])
         .output()

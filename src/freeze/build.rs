@@ -64,17 +64,24 @@ pub fn follow(steps: &mut BuildSteps, text: &str) -> bool {
 }
 
 /// A Dockerfile build under way: the daemon to clean up in when it does not complete
-/// (cancel, failure; recovery connects on its own).
+/// (cancel, failure; recovery connects on its own), and the task reading its answer.
 #[derive(Clone)]
 pub struct Track {
     pub docker: Docker,
+    reader: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
 }
 
 impl Track {
     pub fn new(docker: &Docker) -> Track {
         Track {
             docker: docker.clone(),
+            reader: Arc::default(),
         }
+    }
+
+    /// The task reading the daemon's answer: it ends when the daemon's build does.
+    pub fn take_reader(&self) -> Option<tokio::task::JoinHandle<()>> {
+        self.reader.lock().ok().and_then(|mut r| r.take())
     }
 }
 
@@ -85,11 +92,33 @@ fn label_filter(run_id: &str) -> std::collections::HashMap<&'static str, Vec<Str
     std::collections::HashMap::from([("label", vec![format!("{RUN_LABEL}={run_id}")])])
 }
 
-/// The ids of every image (intermediate ones too) and container of run `run_id`.
+/// An image of a run, as the daemon lists it.
+struct RunImage {
+    id: String,
+    created: i64,
+    parent: String,
+}
+
+/// The kept image and its parents among `images`: they stay.
+fn ancestry<'a>(images: &'a [RunImage], keep: Option<&'a str>) -> Vec<&'a str> {
+    let mut kept: Vec<&str> = keep.into_iter().collect();
+    while let Some(parent) = kept
+        .last()
+        .and_then(|k| images.iter().find(|i| i.id == *k))
+        .map(|i| i.parent.as_str())
+        .filter(|p| !p.is_empty() && !kept.contains(p))
+    {
+        kept.push(parent);
+    }
+    kept
+}
+
+/// Every image (intermediate ones too) of run `run_id`, and its containers (a build
+/// step's) with their images.
 async fn of_run(
     docker: &Docker,
     run_id: &str,
-) -> Result<(Vec<(String, i64)>, Vec<String>), String> {
+) -> Result<(Vec<RunImage>, Vec<(String, Option<String>)>), String> {
     use bollard::query_parameters::{ListContainersOptionsBuilder, ListImagesOptionsBuilder};
     let filters = label_filter(run_id);
     let images = docker
@@ -111,72 +140,156 @@ async fn of_run(
         .await
         .map_err(|e| crate::freeze::docker_error_message(&e))?;
     Ok((
-        images.into_iter().map(|i| (i.id, i.created)).collect(),
-        containers.into_iter().filter_map(|c| c.id).collect(),
+        images
+            .into_iter()
+            .map(|i| RunImage {
+                id: i.id,
+                created: i.created,
+                parent: i.parent_id,
+            })
+            .collect(),
+        containers
+            .into_iter()
+            .filter_map(|c| Some((c.id?, c.image_id)))
+            .collect(),
     ))
 }
 
 /// Removes what a Dockerfile build of run `run_id` that did not complete left in the
 /// daemon: every image with its label but `keep` (an image a record keeps for resume).
-/// The daemon finishes the step it is in even when its client has gone, and commits that
-/// step's image after we stopped: that step's end is waited for first (at most
-/// [`STEP_GRACE`]): its container gone, and, for a copy (`steps` says which step), its
-/// image there. Returns how many images went.
+///
+/// The daemon may go on after its client has gone (it notices late), so the build is
+/// stopped, not outwaited: a step's container is removed (the step fails, and the build
+/// with it), and once the run's images are gone no later step can start from them. A copy
+/// (`ADD`, which `steps` says is in flight) runs without a container: its image is waited
+/// for (at most [`STEP_GRACE`]). Returns how many images went.
 pub async fn remove_run_images(
     docker: &Docker,
     run_id: &str,
     steps: Option<&BuildSteps>,
     keep: Option<&str>,
 ) -> Result<usize, String> {
+    remove_run_images_after(docker, run_id, steps, keep, None).await
+}
+
+/// [`remove_run_images`] while this process still reads the daemon's answer (`reader`):
+/// the build is stopped (its containers and images removed) until that answer ends, which
+/// says for sure that the daemon's build is over; then what is left goes.
+pub async fn remove_run_images_after(
+    docker: &Docker,
+    run_id: &str,
+    mut steps: Option<&BuildSteps>,
+    keep: Option<&str>,
+    reader: Option<tokio::task::JoinHandle<()>>,
+) -> Result<usize, String> {
+    let mut removed = 0;
+    if let Some(mut reader) = reader {
+        let deadline = tokio::time::Instant::now() + STEP_GRACE;
+        loop {
+            tokio::select! {
+                _ = &mut reader => break,
+                _ = tokio::time::sleep(std::time::Duration::from_millis(250)) => {}
+            }
+            if tokio::time::Instant::now() >= deadline {
+                reader.abort();
+                break;
+            }
+            let (images, containers) = of_run(docker, run_id).await?;
+            for (id, image) in &containers {
+                if keep.is_none() || image.as_deref() != keep {
+                    let _ = docker
+                        .remove_container(
+                            id,
+                            Some(
+                                bollard::query_parameters::RemoveContainerOptionsBuilder::default()
+                                    .force(true)
+                                    .build(),
+                            ),
+                        )
+                        .await;
+                }
+            }
+            let left: Vec<(String, i64)> = images
+                .iter()
+                .filter(|i| !ancestry(&images, keep).contains(&i.id.as_str()))
+                .map(|i| (i.id.clone(), i.created))
+                .collect();
+            removed += remove_images(docker, run_id, left).await?;
+        }
+        // The daemon's build is over: nothing is in flight any more.
+        steps = None;
+    }
     let (in_flight, committed) = steps
         .map(|s| (s.in_flight.clone(), s.committed.clone()))
         .unwrap_or_default();
-    // ADD and COPY run without a container: only their image says they ended.
-    let copying = in_flight
+    let started = in_flight.is_some() || !committed.is_empty();
+    let mut copying = in_flight
         .as_deref()
         .is_some_and(|s| s.starts_with("ADD") || s.starts_with("COPY"));
     let deadline = tokio::time::Instant::now() + STEP_GRACE;
-    let mut removed = 0;
+    let mut settled = false;
     loop {
         let (images, containers) = of_run(docker, run_id).await?;
-        let copied = images.iter().any(|(id, _)| {
-            let short = id.trim_start_matches("sha256:");
+        // Containers of the kept image may be the operator's: never touched.
+        let steps: Vec<&String> = containers
+            .iter()
+            .filter(|(_, image)| keep.is_none() || image.as_deref() != keep)
+            .map(|(id, _)| id)
+            .collect();
+        copying &= !images.iter().any(|i| {
+            let short = i.id.trim_start_matches("sha256:");
             !committed.iter().any(|c| short.starts_with(c.as_str()))
         });
-        let busy = !containers.is_empty() || (copying && !copied && removed == 0);
-        if busy && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-            continue;
-        }
-        removed += remove_images(docker, run_id, images, keep).await?;
-        // A step that was still running when we looked may have committed since.
-        let (images, containers) = of_run(docker, run_id).await?;
-        let left = images
+        let kept = ancestry(&images, keep);
+        let left: Vec<(String, i64)> = images
             .iter()
-            .filter(|(id, _)| Some(id.as_str()) != keep)
-            .count();
-        if (left == 0 && containers.is_empty()) || tokio::time::Instant::now() >= deadline {
-            return if containers.is_empty() {
-                Ok(removed)
-            } else {
-                Err(format!(
-                    "the daemon still runs {} build container(s) labelled {RUN_LABEL}={run_id}",
-                    containers.len()
-                ))
-            };
+            .filter(|i| !kept.contains(&i.id.as_str()))
+            .map(|i| (i.id.clone(), i.created))
+            .collect();
+        let now = tokio::time::Instant::now();
+        if steps.is_empty() && left.is_empty() && !copying {
+            // Looked twice, a moment apart: nothing was on its way. A build that had
+            // not reached its first step has made nothing to wait for.
+            if settled || (removed == 0 && !started) {
+                return Ok(removed);
+            }
+            settled = true;
+        } else {
+            settled = false;
         }
+        if now >= deadline {
+            return Err(format!(
+                "{} image(s) and {} container(s) labelled {RUN_LABEL}={run_id} remain",
+                left.len(),
+                steps.len()
+            ));
+        }
+        for id in steps {
+            let _ = docker
+                .remove_container(
+                    id,
+                    Some(
+                        bollard::query_parameters::RemoveContainerOptionsBuilder::default()
+                            .force(true)
+                            .build(),
+                    ),
+                )
+                .await;
+        }
+        if !copying && !left.is_empty() {
+            removed += remove_images(docker, run_id, left).await?;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
 }
 
-/// Removes `images` but `keep`, children before parents; the count of images deleted
-/// (removing a child takes its untagged parents with it).
+/// Removes `images`, children before parents; the count of images deleted (removing a
+/// child takes its untagged parents with it).
 async fn remove_images(
     docker: &Docker,
     run_id: &str,
     mut images: Vec<(String, i64)>,
-    keep: Option<&str>,
 ) -> Result<usize, String> {
-    images.retain(|(id, _)| Some(id.as_str()) != keep);
     // Newest first: an image whose child is still there cannot go.
     images.sort_by_key(|i| std::cmp::Reverse(i.1));
     let mut deleted = 0;
@@ -198,13 +311,11 @@ async fn remove_images(
             Err(e) => refused = Some(crate::freeze::docker_error_message(&e)),
         }
     }
-    match refused {
-        // What stays is a parent of the kept image.
-        Some(e) if keep.is_none() => Err(format!(
-            "Docker refused to remove an image labelled {RUN_LABEL}={run_id}: {e}"
-        )),
-        _ => Ok(deleted),
+    if let Some(e) = refused {
+        // A child made meanwhile: the next look finds it.
+        tracing::debug!("removing images labelled {RUN_LABEL}={run_id}: {e}");
     }
+    Ok(deleted)
 }
 
 /// How many entries the largest layer of `image` holds: the root's (the other steps add
@@ -378,11 +489,24 @@ pub async fn run(
         .rm(true)
         .forcerm(true)
         .build();
-    let mut stream = docker.build_image(opts, None, Some(bollard::body_try_stream(body)));
+    let daemon = docker.clone();
+    // The daemon's answer is read by a task of its own, which outlives a cancelled run:
+    // the end of that answer is how a cancel knows the daemon's build is over (the daemon
+    // notices a client that went away only a step or two later).
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let reader = tokio::spawn(async move {
+        let mut stream = daemon.build_image(opts, None, Some(bollard::body_try_stream(body)));
+        while let Some(item) = stream.next().await {
+            let _ = tx.send(item);
+        }
+    });
+    if let Ok(mut r) = track.reader.lock() {
+        *r = Some(reader);
+    }
     let started = Instant::now();
     let mut throttle = Throttle::new();
     let mut error: Option<String> = None;
-    while let Some(item) = stream.next().await {
+    while let Some(item) = rx.recv().await {
         match item {
             Ok(info) => {
                 let text = info.stream.or(info.status);

@@ -20,11 +20,23 @@ pub(super) async fn remove_build_images(track: &build::Track, rep: &mut Reporter
         );
     }
     let keep = rep.record.kept.as_ref().and_then(|k| k.image_id.clone());
-    let removed = build::remove_run_images(
+    let mut reader = track.take_reader();
+    let started = steps
+        .as_ref()
+        .is_some_and(|s| s.in_flight.is_some() || !s.committed.is_empty());
+    if !started {
+        // Still sending the context: cut it off, and the daemon builds nothing.
+        if let Some(r) = reader.take() {
+            r.abort();
+            let _ = r.await;
+        }
+    }
+    let removed = build::remove_run_images_after(
         &track.docker,
         &rep.record.id,
         steps.as_ref(),
         keep.as_deref(),
+        reader,
     )
     .await;
     match removed {
