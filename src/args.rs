@@ -176,6 +176,24 @@ pub enum Command {
         /// The freeze id (as `history` lists it).
         id: String,
     },
+    /// Remove old records with what they kept, and the images and artifacts no record that
+    /// stays uses. Keeps the newest records of each machine, its last good freeze and
+    /// every running one. Lists what it removes (all of it with --dry-run, which removes
+    /// nothing).
+    Prune(PruneArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PruneArgs {
+    /// The newest records of each machine that stay (default: `prune_keep`, 3).
+    #[arg(long, value_name = "N")]
+    pub keep: Option<usize>,
+    /// Only records started longer ago than this go (e.g. 7d, 12h).
+    #[arg(long, value_name = "AGE", value_parser = crate::history::parse_age)]
+    pub older_than: Option<u64>,
+    /// List what would go; remove nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -143,6 +143,7 @@ fn bash_completes_commands_options_slugs_and_record_ids() {
         "freeze",
         "history",
         "discard",
+        "prune",
         "config",
         "completions",
         "man",
@@ -303,6 +304,7 @@ fn the_man_page_generates_and_renders() {
         "history",
         "history show",
         "discard",
+        "prune",
         "config",
         "demo",
     ] {

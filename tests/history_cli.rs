@@ -110,3 +110,63 @@ fn history_filters_and_show_keys_work_on_real_records() {
     let unknown = w.run(&["history", "show", "nothing-like-it"]);
     assert_eq!(unknown.status.code(), Some(2));
 }
+
+/// `prune` (issue 14, item 9): lists what goes, removes nothing with `--dry-run`, then
+/// removes exactly that: the oldest records of a machine past `--keep`, never another
+/// machine's newest.
+#[test]
+fn prune_lists_then_removes_only_the_old_records() {
+    let w = World::new();
+    let (a, b) = (common::small_root(), common::small_root());
+    w.sim.create("bot-bottle-p-a", "running", Some(a.path()));
+    w.sim.create("bot-bottle-p-b", "running", Some(b.path()));
+    let out_file = w.tmp.path().join("../p.tar");
+    let out_file = out_file.to_str().unwrap();
+    let a_ids: Vec<String> = (0..4)
+        .map(|_| started_id(&w.run(&["export", "p-a", "--json", "-o", out_file])))
+        .collect();
+    let b_id = started_id(&w.run(&["export", "p-b", "--json", "-o", out_file]));
+    let _ = std::fs::remove_file(out_file);
+
+    // The number kept comes from `prune_keep` (here its variable) unless --keep says.
+    let dry = stdout(
+        &w.cmd(&["prune", "--dry-run"])
+            .env("BOTTLE_FREEZE_PRUNE_KEEP", "2")
+            .output()
+            .unwrap(),
+    );
+    for old in &a_ids[..2] {
+        assert!(
+            dry.contains(&format!("would remove  record   {old}")),
+            "{dry}"
+        );
+    }
+    for kept in a_ids[2..].iter().chain([&b_id]) {
+        assert!(!dry.contains(kept.as_str()), "{dry}");
+    }
+    assert_eq!(
+        ids(&w.run(&["history", "--json"])).len(),
+        5,
+        "a dry run removed"
+    );
+
+    let done = stdout(&w.run(&["prune", "--keep", "2"]));
+    assert!(done.contains("pruned: 2 removed, 0 left"), "{done}");
+    let mut left = ids(&w.run(&["history", "--json"]));
+    left.sort();
+    // Issue 14, item 4: an export never builds, pushes or packs: its log headers say so.
+    let show = stdout(&w.run(&["history", "show", &b_id]));
+    for stage in ["build", "push", "pack"] {
+        assert!(
+            show.contains(&format!("── {stage}: skipped (never ran) ──")),
+            "{show}"
+        );
+    }
+    let mut want = vec![a_ids[2].clone(), a_ids[3].clone(), b_id];
+    want.sort();
+    assert_eq!(left, want);
+    // Nothing more to do; an age limit keeps young records.
+    assert!(stdout(&w.run(&["prune", "--keep", "2"])).contains("nothing to prune"));
+    let young = stdout(&w.run(&["prune", "--keep", "0", "--older-than", "1d", "--dry-run"]));
+    assert!(young.contains("nothing to prune"), "{young}");
+}

@@ -236,6 +236,11 @@ fn show(h: &History, key: &str, json: bool) -> ExitCode {
         }
     }
     for (stage, log) in logs {
+        if record.stage(stage).status == crate::history::StageStatus::Skipped {
+            // A stage that never ran has no log: its header says so.
+            println!("\n── {stage}: skipped (never ran) ──");
+            continue;
+        }
         if let Some(log) = log {
             println!("\n── {stage} log ──");
             print!("{log}");

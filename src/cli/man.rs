@@ -28,6 +28,10 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
         "seconds a short smolvm query may take (--query-timeout)",
     ),
     (
+        "BOTTLE_FREEZE_PRUNE_KEEP",
+        "the newest records of each machine that prune keeps (prune --keep); default: 3",
+    ),
+    (
         "BOTTLE_FREEZE_REFRESH",
         "seconds between the dashboard's machine list refreshes (--refresh)",
     ),

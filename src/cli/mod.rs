@@ -70,6 +70,10 @@ pub async fn run(command: Command, global: &GlobalOpts, settings: &Settings) -> 
             history::run(&cfg.state_dir, &args)
         }
         Command::Discard { id } => run::discard(&cfg, &id).await,
+        Command::Prune(args) => {
+            run::recover(&cfg).await;
+            run::prune(&cfg, &args, settings.prune_keep).await
+        }
         Command::Doctor(args) => doctor::run(&cfg, &args, settings.registry_bin.as_deref()).await,
         Command::Config { .. } => {
             print!("{}", settings.render_effective());

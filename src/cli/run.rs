@@ -350,6 +350,51 @@ pub async fn discard(cfg: &FreezeConfig, id: &str) -> ExitCode {
     }
 }
 
+/// `prune`: plans with the core, prints the plan, applies it unless `--dry-run`. Exit
+/// status 1 when something could not be removed.
+pub async fn prune(cfg: &FreezeConfig, args: &crate::args::PruneArgs, keep: usize) -> ExitCode {
+    let policy = crate::freeze::PrunePolicy {
+        keep: args.keep.unwrap_or(keep),
+        older_than_ms: args.older_than,
+    };
+    let plan = match crate::freeze::plan_prune(&cfg.state_dir, policy, crate::history::now_ms()) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("bottle-freeze: cannot prune: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if plan.is_empty() {
+        println!("nothing to prune");
+        return ExitCode::SUCCESS;
+    }
+    let lead = if args.dry_run {
+        "would remove  "
+    } else {
+        "removing  "
+    };
+    for line in plan.lines() {
+        println!("{lead}{line}");
+    }
+    if args.dry_run {
+        return ExitCode::SUCCESS;
+    }
+    let report = crate::freeze::apply_prune(&cfg.state_dir, &plan).await;
+    for line in &report.failed {
+        eprintln!("bottle-freeze: {line}");
+    }
+    println!(
+        "pruned: {} removed, {} left",
+        report.removed.len(),
+        report.failed.len()
+    );
+    if report.failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
 /// `-o -`: the archive goes to stdout.
 fn is_stdout(output: &Path) -> bool {
     output.as_os_str() == "-"

@@ -96,6 +96,8 @@ pub struct Settings {
     pub bell: bool,
     /// A desktop notification (OSC 9 and OSC 777) when a freeze ends.
     pub notify: bool,
+    /// The newest records of each machine that a prune keeps.
+    pub prune_keep: usize,
     pub keys: KeyMap,
     /// The file read, if any (also when it was ignored for an error).
     pub file: Option<PathBuf>,

@@ -357,6 +357,20 @@ impl Settings {
                 Some(15),
             )
             .unwrap_or(15);
+        let prune_keep = r
+            .pick(
+                spec(
+                    "",
+                    "prune_keep",
+                    None,
+                    Some("BOTTLE_FREEZE_PRUNE_KEEP"),
+                    "records of each machine a prune keeps (the newest; its last good freeze and running ones stay too)",
+                ),
+                num::<u64>,
+                f.prune_keep,
+                Some(3),
+            )
+            .map_or(3, |n| usize::try_from(n).unwrap_or(usize::MAX));
         let log_level = r
             .pick(
                 spec(
@@ -717,6 +731,7 @@ impl Settings {
             mouse,
             bell,
             notify,
+            prune_keep,
             stall_after,
             stall_timeout,
             keys,

@@ -3,9 +3,13 @@
 pub use crate::domain::RunOutcome;
 
 mod discard;
+mod precheck;
+mod prune;
 mod stages;
 mod unfinished;
 pub use discard::discard;
+pub use precheck::{precheck_parts, same_disk, space_checks, CheckLevel, PreCheck};
+pub use prune::{apply_prune, plan_prune, PrunePlan, PrunePolicy, PruneReport, PrunedRecord};
 use stages::{freeze_stages, unreachable_registry};
 pub use stages::{DOCKER_BUILD, NATIVE_ARCHIVE};
 use std::path::{Path, PathBuf};

@@ -47,6 +47,8 @@ pub struct Settings {
     pub bell: bool,
     /// A desktop notification (OSC 9 / OSC 777) when a freeze ends.
     pub notify: bool,
+    /// The newest records of each machine that a prune keeps.
+    pub prune_keep: usize,
     /// A stream without bytes this long is shown as stalled.
     pub stall_after_ms: u64,
 }
@@ -89,6 +91,24 @@ pub enum Action {
         tmp_free: Result<u64, String>,
         estimate: Result<u64, String>,
     },
+    /// The freeze dialog's other pre-checks: the parts the configured path needs (Docker,
+    /// a registry) and the state folder's free space.
+    Checks {
+        machine: String,
+        parts: Vec<crate::freeze::PreCheck>,
+        state_free: Result<u64, String>,
+        /// The temp and state folders are on one filesystem.
+        same_disk: bool,
+    },
+    /// A record's kept work was discarded (what was done, or why not).
+    Discarded {
+        id: String,
+        result: Result<String, String>,
+    },
+    /// What a prune would remove.
+    PrunePlanned(Result<crate::freeze::PrunePlan, String>),
+    /// What a prune removed.
+    Pruned(crate::freeze::PruneReport),
     Freeze(FreezeEvent),
     /// A freeze's task returned (after its events); `error` when it died abnormally.
     FreezeEnded {
@@ -139,6 +159,22 @@ pub enum Command {
     Cancel {
         machine: String,
     },
+    /// Resume the failed freeze `id` of `machine` from what it kept.
+    Resume {
+        machine: String,
+        id: String,
+    },
+    /// Drop what the failed freeze `id` kept (`bottle-freeze discard`).
+    Discard {
+        id: String,
+    },
+    /// Plan a prune of the history keeping the newest `keep` records of each machine
+    /// (nothing is removed).
+    PlanPrune {
+        keep: usize,
+    },
+    /// Remove what the plan names.
+    Prune(crate::freeze::PrunePlan),
     CancelAll,
     LoadHistory,
     /// Read the history again if it changed since the last read (a freeze started elsewhere
@@ -312,6 +348,15 @@ impl App {
                 tmp_free,
                 estimate,
             } => self.on_space(&machine, tmp_free, estimate, &mut fx),
+            Action::Checks {
+                machine,
+                parts,
+                state_free,
+                same_disk,
+            } => self.on_checks(&machine, parts, state_free, same_disk, &mut fx),
+            Action::Discarded { id, result } => self.on_discarded(&id, result, &mut fx),
+            Action::PrunePlanned(r) => self.on_prune_planned(r, &mut fx),
+            Action::Pruned(r) => self.on_pruned(r, &mut fx),
             Action::Freeze(ev) => self.on_freeze_event(ev, &mut fx),
             Action::FreezeEnded { machine, error } => {
                 self.on_freeze_ended(&machine, error, &mut fx)

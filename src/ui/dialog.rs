@@ -12,6 +12,7 @@ use super::layout;
 use super::state::{Dialog, FreezeDialog, Probe};
 use super::theme;
 use crate::format;
+use crate::freeze::{CheckLevel, PreCheck, PrunePlan};
 use crate::sanitize::escape_str;
 
 fn field(name: &str, value: Vec<Span<'static>>) -> Line<'static> {
@@ -57,36 +58,124 @@ fn freeze_lines(d: &FreezeDialog) -> Vec<Line<'static>> {
             ],
         ),
     ];
-    if let Some(pid) = d.held_by {
-        lines.push(Line::styled(
+    lines.push(field(
+        "state",
+        vec![
+            Span::raw(format!(
+                "{}: ",
+                escape_str(&d.state_dir.display().to_string())
+            )),
+            probe_text(&d.state_free, |v| format!("{} free", format::bytes(v))),
+        ],
+    ));
+    lines.push(Line::raw(""));
+    // The pre-checks, one line each; they answer in the background.
+    match d.held_by {
+        Some(pid) => lines.push(Line::styled(
             format!(
                 "⚠ a freeze of this machine is running in another process{}: this one will be refused",
                 if pid > 0 { format!(" (pid {pid})") } else { String::new() }
             ),
             theme::WARN.add_modifier(Modifier::BOLD),
-        ));
+        )),
+        None => lines.push(check_line(&PreCheck {
+            level: CheckLevel::Ok,
+            text: "no other process is freezing this machine".into(),
+        })),
     }
-    let verdict = match (&d.tmp_free, &d.estimate) {
-        (Probe::Ready(free), Probe::Ready(need)) if free < need => Line::styled(
+    let known = |p: &Probe<u64>| match p {
+        Probe::Ready(v) => Some(Some(*v)),
+        Probe::Failed(_) => Some(None),
+        Probe::Pending => None,
+    };
+    match (known(&d.tmp_free), known(&d.state_free), known(&d.estimate)) {
+        (Some(tmp), Some(state), Some(estimate)) => {
+            for c in crate::freeze::space_checks(
+                &d.tmp_dir,
+                tmp,
+                &d.state_dir,
+                state,
+                estimate,
+                d.same_disk,
+            ) {
+                lines.push(check_line(&PreCheck {
+                    level: c.level,
+                    text: escape_str(&c.text),
+                }));
+            }
+        }
+        _ => lines.push(Line::styled("… checking the space", theme::DIM)),
+    }
+    match &d.parts {
+        Probe::Ready(parts) => lines.extend(parts.iter().map(check_line)),
+        Probe::Failed(e) => lines.push(Line::styled(format!("⚠ {e}"), theme::WARN)),
+        Probe::Pending => lines.push(Line::styled(
+            "… checking Docker and the registry",
+            theme::DIM,
+        )),
+    }
+    lines
+}
+
+/// One pre-check: a mark and its text, coloured by how it came out.
+fn check_line(c: &PreCheck) -> Line<'static> {
+    let (mark, style) = match c.level {
+        CheckLevel::Ok => ("✓", theme::OK),
+        CheckLevel::Warn => ("⚠", theme::WARN),
+        CheckLevel::Fail => ("✗", theme::ERROR.add_modifier(Modifier::BOLD)),
+    };
+    Line::styled(format!("{mark} {}", c.text), style)
+}
+
+/// The prune plan: a count, then what goes, as many lines as `room` allows.
+fn prune_lines(plan: &Probe<PrunePlan>, keep: usize, room: usize) -> Vec<Line<'static>> {
+    let plan = match plan {
+        Probe::Pending => return vec![Line::styled("… listing what would go", theme::DIM)],
+        Probe::Failed(e) => {
+            return vec![Line::styled(
+                format!("cannot plan the prune: {e}"),
+                theme::ERROR,
+            )]
+        }
+        Probe::Ready(p) => p,
+    };
+    if plan.is_empty() {
+        return vec![Line::raw(format!(
+            "Nothing to prune: no machine has more than its newest {keep} records."
+        ))];
+    }
+    let mut lines = vec![
+        Line::raw(format!(
+            "Keeps the newest {keep} records of each machine and its last good freeze. Removes:"
+        )),
+        Line::styled(
             format!(
-                "⚠ the temp folder may be too small: {} free for ~{}",
-                format::bytes(*free),
-                format::bytes(*need)
+                "{} record(s), {} kept folder(s), {} image(s), {} artifact(s)",
+                plan.records.len(),
+                plan.temp_dirs.len(),
+                plan.images.len(),
+                plan.artifacts.len()
             ),
             theme::WARN.add_modifier(Modifier::BOLD),
         ),
-        (Probe::Ready(_), Probe::Ready(_)) => {
-            Line::styled("✓ room enough in the temp folder", theme::OK)
-        }
-        (Probe::Pending, _) | (_, Probe::Pending) => {
-            Line::styled("checking the space…", theme::DIM)
-        }
-        _ => Line::styled(
-            "⚠ could not compare the space; the freeze may run out of room",
-            theme::WARN,
-        ),
+    ];
+    let items = plan.lines();
+    let room = room.max(1);
+    let shown = if items.len() > room {
+        room - 1
+    } else {
+        items.len()
     };
-    lines.push(verdict);
+    lines.extend(items.iter().take(shown).map(|l| Line::raw(escape_str(l))));
+    if shown < items.len() {
+        lines.push(Line::styled(
+            format!(
+                "… and {} more (`bottle-freeze prune --dry-run` lists them all)",
+                items.len() - shown
+            ),
+            theme::DIM,
+        ));
+    }
     lines
 }
 
@@ -123,6 +212,62 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, dialog: &Dialog) {
             ],
             theme::WARN,
         ),
+        Dialog::Resume {
+            id,
+            machine,
+            from,
+            uses,
+            ..
+        } => {
+            let mut l = vec![
+                Line::raw(format!(
+                    "A new freeze of {} starts at {from} with what {} kept;",
+                    escape_str(machine),
+                    escape_str(id)
+                )),
+                Line::raw("the VM is not streamed again. It uses:"),
+            ];
+            l.extend(uses.iter().map(|u| Line::raw(format!("  {u}"))));
+            l.push(Line::raw(""));
+            l.push(buttons(app, "resume", "back out"));
+            (
+                format!(" Resume the freeze of {}? ", escape_str(machine)),
+                l,
+                theme::BORDER_ACTIVE,
+            )
+        }
+        Dialog::Discard { id, machine, what } => {
+            let mut l = vec![
+                Line::raw(format!(
+                    "What {} kept for a resume is removed (an image another",
+                    escape_str(id)
+                )),
+                Line::raw("record uses stays). It cannot be resumed afterwards. Removes:"),
+            ];
+            l.extend(
+                what.iter()
+                    .map(|w| Line::styled(format!("  {w}"), theme::WARN)),
+            );
+            l.push(Line::raw(""));
+            l.push(buttons(app, "discard", "keep it"));
+            (
+                format!(" Discard what {}'s freeze kept? ", escape_str(machine)),
+                l,
+                theme::WARN,
+            )
+        }
+        Dialog::Prune(plan) => {
+            let room = usize::from(area.height.saturating_sub(10));
+            let mut l = prune_lines(plan, app.settings.prune_keep, room);
+            l.push(Line::raw(""));
+            let empty = matches!(plan, Probe::Ready(p) if p.is_empty());
+            l.push(if empty {
+                buttons(app, "close", "close")
+            } else {
+                buttons(app, "prune", "back out")
+            });
+            (" Prune the history? ".to_string(), l, theme::WARN)
+        }
         Dialog::Quit { running } => (
             " Quit? ".to_string(),
             vec![

@@ -29,13 +29,41 @@ pub struct FreezeDialog {
     pub estimate: Probe<u64>,
     /// Some(pid, or 0 when unknown): another process holds the machine's freeze lock.
     pub held_by: Option<u32>,
+    /// Where the artifact goes, and its free bytes.
+    pub state_dir: PathBuf,
+    pub state_free: Probe<u64>,
+    /// Docker and the registry, as the configured path needs them.
+    pub parts: Probe<Vec<crate::freeze::PreCheck>>,
+    /// The temp and state folders share a filesystem (known with `state_free`).
+    pub same_disk: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Dialog {
     Freeze(FreezeDialog),
-    Cancel { machine: String },
-    Quit { running: usize },
+    Cancel {
+        machine: String,
+    },
+    Quit {
+        running: usize,
+    },
+    /// Resume a failed freeze from what it kept.
+    Resume {
+        id: String,
+        machine: String,
+        slug: String,
+        /// The stage it starts from, and what it uses (the archive or the image).
+        from: crate::freeze::Stage,
+        uses: Vec<String>,
+    },
+    /// Drop what a failed freeze kept: `what` lists it.
+    Discard {
+        id: String,
+        machine: String,
+        what: Vec<String>,
+    },
+    /// Prune old records, images and artifacts: the plan, once made.
+    Prune(Probe<crate::freeze::PrunePlan>),
 }
 
 /// The process holding `slug`'s freeze lock, if one does (a CLI freeze, another
@@ -68,6 +96,33 @@ impl App {
         }
     }
 
+    /// The freeze dialog's other pre-checks (parts, the state folder's space).
+    pub(super) fn on_checks(
+        &mut self,
+        machine: &str,
+        parts: Vec<crate::freeze::PreCheck>,
+        state_free: Result<u64, String>,
+        same_disk: bool,
+        fx: &mut Effects,
+    ) {
+        if let Some(Dialog::Freeze(d)) = &mut self.dialog {
+            if d.machine == machine {
+                d.parts = Probe::Ready(
+                    parts
+                        .into_iter()
+                        .map(|mut c| {
+                            c.text = guard(&c.text);
+                            c
+                        })
+                        .collect(),
+                );
+                d.state_free = probe(state_free);
+                d.same_disk = same_disk;
+                fx.redraw = true;
+            }
+        }
+    }
+
     pub(super) fn dialog_key(&mut self, action: KeyAction, fx: &mut Effects) {
         let Some(dialog) = self.dialog.take() else {
             return;
@@ -93,6 +148,28 @@ impl App {
                 }
             }
             (KeyAction::Confirm, Dialog::Quit { .. }) => self.confirm_quit(fx),
+            (
+                KeyAction::Confirm,
+                Dialog::Resume {
+                    id, machine, slug, ..
+                },
+            ) => self.start_resume(machine, &slug, id, fx),
+            (KeyAction::Confirm, Dialog::Discard { id, .. }) => {
+                self.flash(
+                    Level::Info,
+                    format!("discarding what {} kept…", escape_str(&id)),
+                );
+                fx.commands.push(Command::Discard { id });
+            }
+            (KeyAction::Confirm, Dialog::Prune(Probe::Ready(plan))) => {
+                if !plan.is_empty() {
+                    self.flash(Level::Info, "pruning…");
+                    fx.commands.push(Command::Prune(plan));
+                }
+            }
+            // Nothing is known yet: confirming waits for the list.
+            (KeyAction::Confirm, d @ Dialog::Prune(Probe::Pending)) => self.dialog = Some(d),
+            (KeyAction::Confirm, Dialog::Prune(Probe::Failed(_))) => {}
             (KeyAction::Deny, _) => {}
             (_, d) => self.dialog = Some(d),
         }
@@ -140,6 +217,10 @@ impl App {
             tmp_free: Probe::Pending,
             estimate: Probe::Pending,
             held_by,
+            state_dir: self.settings.state_dir.clone(),
+            state_free: Probe::Pending,
+            parts: Probe::Pending,
+            same_disk: false,
         }));
         fx.commands.push(Command::ProbeSpace { machine: name });
     }
@@ -235,6 +316,10 @@ mod tests {
             tmp_free: Probe::Pending,
             estimate: Probe::Pending,
             held_by: None,
+            state_dir: "/state".into(),
+            state_free: Probe::Pending,
+            parts: Probe::Pending,
+            same_disk: false,
         }));
         let fx = a.update(key('y'));
         assert!(fx.commands.is_empty());

@@ -161,6 +161,27 @@ impl Services {
                 });
             }
             Command::ProbeSpace { machine } => {
+                // The parts the configured path needs and the state folder's room answer
+                // apart: a slow Docker never holds up the space figures.
+                let (cfg, tx, name) = (self.cfg.clone(), self.bg_tx.clone(), machine.clone());
+                tokio::spawn(async move {
+                    let (state, tmp) = (cfg.state_dir.clone(), cfg.tmp_dir.clone());
+                    let free = tokio::task::spawn_blocking(move || {
+                        (
+                            free_bytes_near(&state),
+                            crate::freeze::same_disk(&state, &tmp),
+                        )
+                    });
+                    let (parts, free) = tokio::join!(crate::freeze::precheck_parts(&cfg), free);
+                    let (state_free, same_disk) =
+                        free.unwrap_or_else(|e| (Err(e.to_string()), false));
+                    let _ = tx.send(Action::Checks {
+                        machine: name,
+                        parts,
+                        state_free,
+                        same_disk,
+                    });
+                });
                 let (smolvm, tmp, tx) = (
                     self.smolvm.clone(),
                     self.cfg.tmp_dir.clone(),
@@ -195,24 +216,55 @@ impl Services {
                     self.freeze_tx.clone(),
                     cancel.clone(),
                 ));
-                let (tx, name) = (self.bg_tx.clone(), machine.clone());
-                let watcher = tokio::spawn(async move {
-                    let error = match task.await {
-                        Ok(outcome) => {
-                            tracing::info!("freeze of {name} ended: {outcome:?}");
-                            None
-                        }
-                        Err(e) => {
-                            tracing::error!("freeze of {name} died: {e}");
-                            Some(format!("the freeze task ended abnormally: {e}"))
-                        }
-                    };
-                    let _ = tx.send(Action::FreezeEnded {
-                        machine: name,
-                        error,
-                    });
+                self.watch(machine, cancel, task);
+            }
+            Command::Resume { machine, id } => {
+                if self
+                    .running
+                    .get(&machine)
+                    .is_some_and(|r| !r.watcher.is_finished())
+                {
+                    tracing::warn!("refused a resume while {machine} is being frozen");
+                    return;
+                }
+                tracing::info!("resuming {id} of {machine}");
+                let cancel = CancellationToken::new();
+                let task = tokio::spawn(crate::freeze::run_resume(
+                    self.cfg.clone(),
+                    id,
+                    self.freeze_tx.clone(),
+                    cancel.clone(),
+                ));
+                self.watch(machine, cancel, task);
+            }
+            Command::Discard { id } => {
+                let (cfg, tx) = (self.cfg.clone(), self.bg_tx.clone());
+                tokio::spawn(async move {
+                    let result = crate::freeze::discard(&cfg, &id).await;
+                    let _ = tx.send(Action::Discarded { id, result });
                 });
-                self.running.insert(machine, Running { cancel, watcher });
+            }
+            Command::PlanPrune { keep } => {
+                let (state, tx) = (self.cfg.state_dir.clone(), self.bg_tx.clone());
+                tokio::spawn(async move {
+                    let plan = tokio::task::spawn_blocking(move || {
+                        let policy = crate::freeze::PrunePolicy {
+                            keep,
+                            older_than_ms: None,
+                        };
+                        crate::freeze::plan_prune(&state, policy, now_ms())
+                    })
+                    .await
+                    .unwrap_or_else(|e| Err(e.to_string()));
+                    let _ = tx.send(Action::PrunePlanned(plan));
+                });
+            }
+            Command::Prune(plan) => {
+                let (state, tx) = (self.cfg.state_dir.clone(), self.bg_tx.clone());
+                tokio::spawn(async move {
+                    let report = crate::freeze::apply_prune(&state, &plan).await;
+                    let _ = tx.send(Action::Pruned(report));
+                });
             }
             Command::Cancel { machine } => {
                 if let Some(r) = self.running.get(&machine) {
@@ -268,15 +320,10 @@ impl Services {
             }
             Command::Notify(text) => {
                 use std::io::Write as _;
-                // Control characters would end the sequence early: the text is ours, but
-                // a machine name is in it.
-                let clean: String = text.chars().filter(|c| !c.is_control()).collect();
                 let mut out = std::io::stdout();
-                let _ = write!(
-                    out,
-                    "\x1b]9;{clean}\x07\x1b]777;notify;bottle-freeze;{clean}\x07"
-                )
-                .and_then(|()| out.flush());
+                let _ = out
+                    .write_all(notify_sequence(&text).as_bytes())
+                    .and_then(|()| out.flush());
             }
             Command::Bell => {
                 // BEL straight to the terminal: ratatui draws cells, not control codes.
@@ -294,6 +341,38 @@ impl Services {
                 });
             }
         }
+    }
+
+    /// Follows a freeze's task (a freeze or a resume) until it ends, then says so. A
+    /// refused resume sends no event of its own: its reason is the end's error.
+    fn watch(
+        &mut self,
+        machine: String,
+        cancel: CancellationToken,
+        task: JoinHandle<crate::freeze::RunOutcome>,
+    ) {
+        let (tx, name) = (self.bg_tx.clone(), machine.clone());
+        let watcher = tokio::spawn(async move {
+            let error = match task.await {
+                Ok(crate::freeze::RunOutcome::Refused(why)) => {
+                    tracing::warn!("freeze of {name} refused: {why}");
+                    Some(format!("refused: {why}"))
+                }
+                Ok(outcome) => {
+                    tracing::info!("freeze of {name} ended: {outcome:?}");
+                    None
+                }
+                Err(e) => {
+                    tracing::error!("freeze of {name} died: {e}");
+                    Some(format!("the freeze task ended abnormally: {e}"))
+                }
+            };
+            let _ = tx.send(Action::FreezeEnded {
+                machine: name,
+                error,
+            });
+        });
+        self.running.insert(machine, Running { cancel, watcher });
     }
 
     /// A freeze's task has ended.
@@ -330,6 +409,25 @@ fn free_bytes(dir: &Path) -> Result<u64, String> {
     #[allow(clippy::unnecessary_cast)] // the field types differ between platforms
     let free = (s.blocks_available() as u64).saturating_mul(s.fragment_size() as u64);
     Ok(free)
+}
+
+/// A desktop notification as the terminal takes it: OSC 9 (iTerm2, WezTerm, kitty,
+/// foot) and OSC 777 (rxvt, VTE, Ghostty); a terminal ignores the one it does not know.
+/// Control characters would end the sequence early (the text is ours, but a machine name
+/// is in it), and `;` would split OSC 777's fields: both are left out.
+pub fn notify_sequence(text: &str) -> String {
+    let clean: String = text
+        .chars()
+        .filter(|c| !c.is_control())
+        .map(|c| if c == ';' { ',' } else { c })
+        .collect();
+    format!("\x1b]9;{clean}\x07\x1b]777;notify;bottle-freeze;{clean}\x07")
+}
+
+/// Free bytes where `dir` is, or would be made: its nearest existing folder.
+fn free_bytes_near(dir: &Path) -> Result<u64, String> {
+    let existing = dir.ancestors().find(|d| d.is_dir()).unwrap_or(dir);
+    free_bytes(existing)
 }
 
 fn load_record(h: &History, id: &str) -> Result<Box<LoadedRecord>, String> {
@@ -533,6 +631,15 @@ fn search_logs(h: &History, text: &str) -> Vec<String> {
 #[cfg(test)]
 mod save_tests {
     use super::*;
+
+    #[test]
+    fn the_notification_is_osc_9_and_777_and_nothing_of_the_text_escapes_it() {
+        let s = notify_sequence("bot-bottle-x\x1b]0;pwned\x07 frozen; ok");
+        assert_eq!(
+            s,
+            "\x1b]9;bot-bottle-x]0,pwned frozen, ok\x07\x1b]777;notify;bottle-freeze;bot-bottle-x]0,pwned frozen, ok\x07"
+        );
+    }
 
     #[test]
     fn saving_a_log_never_follows_a_planted_symlink_nor_replaces_a_file() {

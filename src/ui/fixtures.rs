@@ -26,6 +26,7 @@ pub fn settings() -> Settings {
         theme: super::theme::ThemeName::Dark,
         bell: false,
         notify: false,
+        prune_keep: 3,
         stall_after_ms: 10_000,
     }
 }

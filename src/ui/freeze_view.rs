@@ -947,6 +947,34 @@ mod tests {
     }
 
     #[test]
+    fn a_freeze_that_ends_notifies_beside_the_bell_when_asked() {
+        for (bell, notify) in [(false, false), (true, false), (true, true), (false, true)] {
+            let mut a = with_machines(120, 30);
+            a.settings.bell = bell;
+            a.settings.notify = notify;
+            freeze_until(&mut a, "web", Stage::Build);
+            let fx = a.update(Action::Freeze(FreezeEvent::Failed {
+                id: id_of("web"),
+                failure: crate::freeze::Failure {
+                    stage: Stage::Build,
+                    message: "no space left".into(),
+                    exit_status: Some(1),
+                    stderr_tail: "<no stderr>".into(),
+                },
+            }));
+            assert_eq!(fx.commands.contains(&Command::Bell), bell);
+            let note = fx.commands.iter().find_map(|c| match c {
+                Command::Notify(t) => Some(t.clone()),
+                _ => None,
+            });
+            assert_eq!(note.is_some(), notify, "{:?}", fx.commands);
+            if let Some(t) = note {
+                assert!(t.contains("bot-bottle-web"), "{t}");
+            }
+        }
+    }
+
+    #[test]
     fn the_tail_is_bounded() {
         let mut a = with_machines(80, 24);
         freeze_until(&mut a, "web", Stage::ExecTar);

@@ -255,6 +255,12 @@ impl RecordView {
         for stage in order {
             let status = record.stage(stage).status;
             if status == StageStatus::Skipped {
+                // Said, not left out: a stage that never ran has a header and no log.
+                lines.push(DocLine::new(K::Empty, ""));
+                lines.push(DocLine::new(
+                    K::Title,
+                    format!("── {stage}: skipped (never ran) ──"),
+                ));
                 continue;
             }
             let log = logs
@@ -546,6 +552,10 @@ impl App {
                 self.history.loading = true;
                 fx.commands.push(Command::LoadHistory);
             }
+            KeyAction::Resume => self.ask_resume(),
+            KeyAction::Discard => self.ask_discard(),
+            KeyAction::Freeze => self.refreeze(fx),
+            KeyAction::Prune => self.ask_prune(fx),
             KeyAction::Back => self.view = View::Dashboard,
             _ => {}
         }
@@ -600,10 +610,16 @@ impl App {
             self.view = View::History;
             return;
         }
-        if action == KeyAction::Copy {
-            let r = self.record.as_ref().and_then(|rv| rv.record.clone());
-            self.copy_record(r, fx);
-            return;
+        match action {
+            KeyAction::Copy => {
+                let r = self.record.as_ref().and_then(|rv| rv.record.clone());
+                self.copy_record(r, fx);
+                return;
+            }
+            KeyAction::Resume => return self.ask_resume(),
+            KeyAction::Discard => return self.ask_discard(),
+            KeyAction::Freeze => return self.refreeze(fx),
+            _ => {}
         }
         let Some(rv) = self.record.as_mut() else {
             return;
@@ -898,6 +914,30 @@ mod tests {
         assert!(text.contains("/home/node/.npmrc  (npm token)"), "{text}");
         assert!(text.contains("environment file"), "{text}");
         assert!(!text.contains('\x1b'), "escape reached the view");
+    }
+
+    #[test]
+    fn stages_that_never_ran_say_skipped_in_their_log_header() {
+        let mut rec = records()[1].clone();
+        for s in [Stage::Push, Stage::Pack] {
+            rec.stage_mut(s).status = StageStatus::Skipped;
+        }
+        let rv = RecordView::new(rec, failed_logs());
+        let titles: Vec<&str> = rv
+            .lines
+            .iter()
+            .filter(|l| l.kind == DocKind::Title)
+            .map(|l| l.text.as_str())
+            .collect();
+        assert!(
+            titles.contains(&"── push: skipped (never ran) ──"),
+            "{titles:?}"
+        );
+        assert!(
+            titles.contains(&"── pack: skipped (never ran) ──"),
+            "{titles:?}"
+        );
+        assert!(!titles.iter().any(|t| t.contains("waiting")), "{titles:?}");
     }
 
     #[test]

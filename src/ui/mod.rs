@@ -21,6 +21,7 @@ pub use crate::vocab::keys;
 pub mod layout;
 mod list;
 mod machines_pane;
+mod record_actions;
 pub mod state;
 mod status_bar;
 mod stderr_pane;
@@ -63,6 +64,8 @@ pub struct UiConfig {
     pub theme: theme::ThemeName,
     pub bell: bool,
     pub notify: bool,
+    /// The newest records of each machine that `P` (prune) keeps.
+    pub prune_keep: usize,
     /// Seconds without bytes before a stream is shown as stalled.
     pub stall_after: u64,
     /// Mouse capture at start (a key turns it off and on).
@@ -100,6 +103,7 @@ impl UiConfig {
             theme: s.theme,
             bell: s.bell,
             notify: s.notify,
+            prune_keep: s.prune_keep,
             stall_after: s.stall_after,
             mouse: s.mouse,
             notice: None,
@@ -117,6 +121,7 @@ impl UiConfig {
             theme: self.theme,
             bell: self.bell,
             notify: self.notify,
+            prune_keep: self.prune_keep,
             stall_after_ms: self.stall_after.max(1) * 1000,
         }
     }

@@ -271,7 +271,58 @@ fn confirmation_dialog() {
         tmp_free: Ok(40 * 1024 * MIB),
         estimate: Ok(1200 * MIB),
     });
+    a.update(Action::Checks {
+        machine: "bot-bottle-web".into(),
+        parts: vec![
+            crate::freeze::PreCheck {
+                level: crate::freeze::CheckLevel::Ok,
+                text:
+                    "Docker answers at unix:///var/run/docker.sock: the image is loaded beside pack"
+                        .into(),
+            },
+            crate::freeze::PreCheck {
+                level: crate::freeze::CheckLevel::Ok,
+                text: "smolvm packs from the archive: no registry needed".into(),
+            },
+        ],
+        state_free: Ok(40 * 1024 * MIB),
+        same_disk: true,
+    });
     assert_snapshot!(screen(&a));
+}
+
+/// Issue 14, item 14: the pre-checks say what would fail (Docker for the Docker build, a
+/// missing registry) in the dialog, before confirming.
+#[test]
+fn confirmation_dialog_shows_failed_prechecks() {
+    let mut a = with_machines(100, 30);
+    a.update(key('f'));
+    a.update(Action::Checks {
+        machine: "bot-bottle-web".into(),
+        parts: vec![crate::freeze::PreCheck {
+            level: crate::freeze::CheckLevel::Fail,
+            text: "the Docker build needs the daemon: cannot reach \x1b[2Jit".into(),
+        }],
+        state_free: Err("no such folder".into()),
+        same_disk: false,
+    });
+    // The space still being checked: said, and the parts shown already.
+    let text = screen(&a);
+    assert!(
+        text.contains("✗ the Docker build needs the daemon"),
+        "{text}"
+    );
+    assert!(text.contains("… checking the space"), "{text}");
+    assert!(!text.contains('\x1b'), "{text}");
+    a.update(Action::Space {
+        machine: "bot-bottle-web".into(),
+        tmp_free: Ok(300 * MIB),
+        estimate: Ok(1200 * MIB),
+    });
+    let text = screen(&a);
+    assert!(text.contains("unknown (no such folder)"), "{text}");
+    assert!(!text.contains("checking the space"), "{text}");
+    assert!(text.contains("y/Enter") && text.contains("n/Esc"), "{text}");
 }
 
 #[test]
@@ -284,6 +335,12 @@ fn confirmation_dialog_low_space_pending_df() {
         machine: "bot-bottle-web".into(),
         tmp_free: Ok(300 * MIB),
         estimate: Ok(1200 * MIB),
+    });
+    a.update(Action::Checks {
+        machine: "bot-bottle-web".into(),
+        parts: vec![],
+        state_free: Ok(40 * 1024 * MIB),
+        same_disk: false,
     });
     assert_snapshot!(screen(&a));
 }
@@ -616,4 +673,52 @@ fn stage_rows_say_what_each_stage_does() {
             "{name} {does}:\n{s}"
         );
     }
+}
+
+/// Issue 14, item 9: the prune dialog lists what goes, cut to the screen with a count,
+/// and its keys stay.
+#[test]
+fn prune_dialog_lists_what_goes() {
+    use crate::freeze::{PrunePlan, PrunedRecord};
+    let mut a = with_machines(100, 24);
+    a.update(key('h'));
+    a.update(Action::HistoryLoaded(Ok(records())));
+    a.update(key('P'));
+    let records = (0..20)
+        .map(|i| PrunedRecord {
+            id: format!("20270101T0000{i:02}Z-web-00{i:02}"),
+            machine: "bot-bottle-web".into(),
+            outcome: "failed at build (exit 1)".into(),
+            started_at_ms: i,
+        })
+        .collect();
+    a.update(Action::PrunePlanned(Ok(PrunePlan {
+        records,
+        temp_dirs: vec!["/tmp/bot-bottle-vm-commit.AbCd".into()],
+        images: vec![(
+            "sha256:0123456789ab".into(),
+            "bot-bottle-committed-web:latest".into(),
+        )],
+        artifacts: vec![],
+    })));
+    assert_snapshot!(screen(&a));
+}
+
+/// Issue 14, item 9: discarding lists exactly what the run kept.
+#[test]
+fn discard_dialog_lists_what_the_run_kept() {
+    let mut a = with_machines(100, 24);
+    let mut rs = records();
+    rs[1].kept = Some(crate::history::Kept {
+        temp_dir: Some("/tmp/bot-bottle-vm-commit.AbCd".into()),
+        archive: Some("/tmp/bot-bottle-vm-commit.AbCd/rootfs.tar".into()),
+        image: None,
+        image_id: None,
+        from: Stage::Build,
+    });
+    a.update(key('h'));
+    a.update(Action::HistoryLoaded(Ok(rs)));
+    a.update(key('j'));
+    a.update(key('D'));
+    assert_snapshot!(screen(&a));
 }

@@ -92,10 +92,16 @@ pub enum KeyAction {
     OutcomeFilter,
     /// Copy a record's artifact path or export hint to the clipboard (OSC 52).
     Copy,
+    /// Resume a failed freeze from what it kept (asks first).
+    Resume,
+    /// Drop what a failed freeze kept (asks first).
+    Discard,
+    /// Remove old records, with their images and artifacts (asks first).
+    Prune,
 }
 
 impl KeyAction {
-    pub const ALL: [KeyAction; 28] = [
+    pub const ALL: [KeyAction; 31] = [
         A::Quit,
         A::Help,
         A::Up,
@@ -124,6 +130,9 @@ impl KeyAction {
         A::Mouse,
         A::OutcomeFilter,
         A::Copy,
+        A::Resume,
+        A::Discard,
+        A::Prune,
     ];
 
     /// The action's name in the configuration file (`freeze = ["f", "enter"]`).
@@ -157,6 +166,9 @@ impl KeyAction {
             A::Mouse => "mouse",
             A::OutcomeFilter => "outcome-filter",
             A::Copy => "copy",
+            A::Resume => "resume",
+            A::Discard => "discard",
+            A::Prune => "prune",
         }
     }
 
@@ -525,6 +537,30 @@ impl KeyMap {
                         "back to the dashboard",
                         Some("back"),
                     ),
+                    b(
+                        A::Resume,
+                        &[ch('R')],
+                        "resume a failed freeze from what it kept (asks first)",
+                        Some("resume"),
+                    ),
+                    b(
+                        A::Discard,
+                        &[ch('D')],
+                        "discard what a failed freeze kept (asks first)",
+                        Some("discard"),
+                    ),
+                    b(
+                        A::Freeze,
+                        &[ch('f')],
+                        "freeze the record's machine again (asks first)",
+                        Some("re-freeze"),
+                    ),
+                    b(
+                        A::Prune,
+                        &[ch('P')],
+                        "prune old records, images and artifacts (lists them, asks first)",
+                        Some("prune"),
+                    ),
                 ],
             ),
             (
@@ -567,6 +603,24 @@ impl KeyMap {
                         &[ESC, ch('h'), KeyChord::plain(KeyCode::Backspace)],
                         "back to the list",
                         Some("back"),
+                    ),
+                    b(
+                        A::Resume,
+                        &[ch('R')],
+                        "resume this failed freeze from what it kept (asks first)",
+                        Some("resume"),
+                    ),
+                    b(
+                        A::Discard,
+                        &[ch('D')],
+                        "discard what this failed freeze kept (asks first)",
+                        Some("discard"),
+                    ),
+                    b(
+                        A::Freeze,
+                        &[ch('f')],
+                        "freeze this record's machine again (asks first)",
+                        Some("re-freeze"),
                     ),
                 ],
             ),

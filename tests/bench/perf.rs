@@ -917,6 +917,7 @@ fn bench_ui_render() {
             theme: Default::default(),
             bell: false,
             notify: false,
+            prune_keep: 3,
             stall_after_ms: 10_000,
         },
         bottle_freeze::ui::keys::KeyMap::defaults(),

@@ -92,7 +92,7 @@ pub async fn discard(cfg: &FreezeConfig, id: &str) -> Result<String, String> {
 
 /// Removes an image by id: first our own tags on it (the build's, the push's), then the
 /// image, without force (a container using it keeps it, and that is said).
-async fn remove_image_by_id(
+pub(super) async fn remove_image_by_id(
     docker: &bollard::Docker,
     id: &str,
 ) -> Result<(), bollard::errors::Error> {

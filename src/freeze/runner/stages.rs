@@ -3,7 +3,7 @@
 use super::*;
 
 /// How long pre-flight waits for an optional Docker daemon.
-const DOCKER_PROBE: std::time::Duration = std::time::Duration::from_secs(5);
+pub(super) const DOCKER_PROBE: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub(super) async fn freeze_stages(
     cfg: &FreezeConfig,
