@@ -378,7 +378,8 @@ pub struct HistoryArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum HistoryCommand {
-    /// One record with each stage's full log.
+    /// One record with each stage's full log, its largest directories and what changed
+    /// since the machine's previous successful freeze.
     Show {
         /// `last`, a freeze id or a unique prefix of one, or a machine's slug (its latest
         /// record).

@@ -104,6 +104,9 @@ pub struct Record {
     /// step a killed run's daemon was in before it removes the build's images.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub build_steps: Option<BuildSteps>,
+    /// Bytes and entries per directory of the root, once exec-tar has read it whole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<crate::content::ContentSummary>,
 }
 
 /// The steps of a Dockerfile build as the daemon reported them.
@@ -178,6 +181,7 @@ impl Record {
             docker: None,
             pack_staging: None,
             build_steps: None,
+            content: None,
         }
     }
 
@@ -734,6 +738,26 @@ pub fn resolve<'a>(records: &'a [Record], key: &str) -> Result<&'a Record, Strin
         .ok_or_else(|| format!("no freeze with id, id prefix or machine {key:?} in the history"))
 }
 
+/// The record `r`'s content is compared with: the newest successful run of the same kind
+/// on the same machine and host that started before it and has a content summary.
+pub fn previous_success<'a>(records: &'a [Record], r: &Record) -> Option<&'a Record> {
+    records
+        .iter()
+        .filter(|p| {
+            p.id != r.id
+                && p.kind == r.kind
+                && p.machine == r.machine
+                && p.host == r.host
+                && p.started_at_ms < r.started_at_ms
+                && matches!(
+                    p.outcome,
+                    Outcome::Succeeded | Outcome::SucceededWithWarnings
+                )
+                && p.content.is_some()
+        })
+        .max_by_key(|p| p.started_at_ms)
+}
+
 #[cfg(test)]
 mod filter_tests {
     use super::*;
@@ -743,6 +767,28 @@ mod filter_tests {
         r.outcome = outcome;
         r.started_at_ms = at;
         r
+    }
+
+    #[test]
+    fn the_previous_success_is_the_same_machines_newest_earlier_one_with_content() {
+        let with = |mut r: Record| {
+            r.content = Some(Default::default());
+            r
+        };
+        let records = vec![
+            with(rec("f5", "a", Outcome::Succeeded, 500)),
+            with(rec("f4", "a", Outcome::Failed, 400)),
+            with(rec("f3", "b", Outcome::Succeeded, 300)),
+            rec("f2", "a", Outcome::Succeeded, 200),
+            with(rec("f1", "a", Outcome::SucceededWithWarnings, 100)),
+            with(rec("f0", "a", Outcome::Succeeded, 50)),
+        ];
+        let p = previous_success(&records, &records[0]).map(|r| r.id.as_str());
+        assert_eq!(p, Some("f1"));
+        assert!(previous_success(&records, &records[5]).is_none());
+        let mut export = records[0].clone();
+        export.kind = Kind::Export;
+        assert!(previous_success(&records, &export).is_none());
     }
 
     #[test]

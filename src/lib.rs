@@ -5,6 +5,7 @@
 pub mod args;
 pub mod cli;
 pub mod config;
+pub mod content;
 pub mod demo;
 pub mod docker;
 pub mod doctor;

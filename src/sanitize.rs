@@ -42,6 +42,28 @@ pub fn escape_str(s: &str) -> String {
     out
 }
 
+/// Makes text that should already be escaped (a record read back from disk) safe to
+/// print without escaping it twice: backslashes stay, anything that could act on a
+/// terminal is escaped.
+pub fn guard(s: &str) -> String {
+    let acts = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}')
+    };
+    if !s.chars().any(acts) {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if acts(c) {
+            escape_str_into(c.encode_utf8(&mut [0; 4]), &mut out);
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn escape_str_into(s: &str, out: &mut String) {
     for c in s.chars() {
         match c {
@@ -95,6 +117,11 @@ mod tests {
     #[test]
     fn literal_backslashes_cannot_pass_for_escapes() {
         assert_eq!(escape_bytes(br"lit\x1b"), r"lit\\x1b");
+    }
+
+    #[test]
+    fn guard_escapes_what_acts_and_keeps_escapes() {
+        assert_eq!(guard("a\\x1b\u{1b}[2J\u{202e}"), "a\\x1b\\x1b[2J\\u{202e}");
     }
 
     #[test]

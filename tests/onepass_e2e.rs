@@ -170,6 +170,24 @@ fn busybox() -> Option<PathBuf> {
     common::busybox()
 }
 
+/// The push stage's last progress event names each layer, whole at the end, and the
+/// layer named by its digest's first 12 hex digits when it is known.
+fn assert_push_layers_whole(events: &[Value], digest: Option<&str>) {
+    let last = events
+        .iter()
+        .rev()
+        .find(|e| e["event"] == "progress" && e["stage"] == "push")
+        .expect("a push progress event");
+    let layers = last["progress"]["layers"].as_array().expect("layers");
+    assert_eq!(layers.len(), 1, "{last}");
+    let l = &layers[0];
+    assert!(l["bytes"].as_u64().unwrap() > 0, "{last}");
+    assert_eq!(l["bytes"], l["total"], "{last}");
+    if let Some(d) = digest {
+        assert_eq!(l["layer"], &d["sha256:".len()..][..12], "{last}");
+    }
+}
+
 /// smolvm 1.32 (archives) and no Docker daemon: the freeze needs only smolvm.
 #[test]
 fn smolvm_1_32_without_docker_packs_the_archive() {
@@ -254,6 +272,8 @@ fn smolvm_1_9_without_docker_goes_through_the_registry() {
     ]);
     let out = freeze(&w, "op-old", &[], &[("DOCKER_HOST", NO_DOCKER)]);
     let events = succeeded(&out);
+    // Pushed by streaming: each layer's bytes (docker save names layers by its own hash).
+    assert_push_layers_whole(&events, None);
     let (config, digest, layer) = packed(&sidecar_of(&events));
     assert_eq!(config["config"]["User"], "node");
     assert_eq!(sha256(&layer), digest);
@@ -298,6 +318,7 @@ fn with_docker_the_image_is_loaded_with_the_same_layer() {
     let events = succeeded(&freeze(&w, "op-docker", &[], &[]));
     assert_eq!(does(&events)[1], ("push", "docker load"));
     let (_, digest, _) = packed(&sidecar_of(&events));
+    assert_push_layers_whole(&events, Some(&digest));
     let rec = &w.record(&the_id(&events))["record"];
     assert_eq!(rec["layer_digest"], digest.as_str());
     assert!(

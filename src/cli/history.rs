@@ -143,6 +143,7 @@ fn show(h: &History, key: &str, json: bool) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let previous = crate::history::previous_success(&records, &record);
     let id = record.id.as_str();
     let logs: Vec<(Stage, Option<String>)> = record
         .stages_failed_first()
@@ -161,7 +162,18 @@ fn show(h: &History, key: &str, json: bool) -> ExitCode {
                 )
             })
             .collect();
-        return print_json(&serde_json::json!({ "record": record, "logs": logs_json }));
+        let mut doc = serde_json::json!({ "record": record, "logs": logs_json });
+        if let (Some(p), Some(now)) = (previous, &record.content) {
+            if let Some(before) = &p.content {
+                doc["changes"] = serde_json::json!({
+                    "since": p.id,
+                    "bytes_before": before.bytes,
+                    "bytes_after": now.bytes,
+                    "dirs": crate::content::diff(before, now),
+                });
+            }
+        }
+        return print_json(&doc);
     }
     println!("freeze {}", record.id);
     println!("machine   {}", escape_str(&record.machine));
@@ -214,6 +226,9 @@ fn show(h: &History, key: &str, json: bool) -> ExitCode {
             println!("  … and {} more", found.more);
         }
     }
+    for line in content_lines(&record, previous) {
+        println!("{line}");
+    }
     println!("\nstages:");
     for s in &record.stages {
         println!(
@@ -250,4 +265,40 @@ fn show(h: &History, key: &str, json: bool) -> ExitCode {
         }
     }
     ExitCode::SUCCESS
+}
+
+/// The largest directories, and what changed since `previous`, as printed lines.
+fn content_lines(record: &Record, previous: Option<&Record>) -> Vec<String> {
+    use crate::content::{change_lines, diff, largest_lines, total_line, SHOWN};
+    let Some(now) = &record.content else {
+        return Vec::new();
+    };
+    let mut out = vec![
+        String::new(),
+        "largest directories: file bytes, entries (all below counted):".into(),
+    ];
+    out.extend(
+        largest_lines(now, SHOWN)
+            .into_iter()
+            .map(|l| format!("  {l}")),
+    );
+    if let Some((p, before)) = previous.and_then(|p| Some((p, p.content.as_ref()?))) {
+        out.push(String::new());
+        out.push(format!(
+            "changes since {} ({}): {}",
+            p.id,
+            when(p.started_at_ms),
+            total_line(before, now)
+        ));
+        let changes = diff(before, now);
+        if changes.is_empty() {
+            out.push("  no directory grew, shrank, appeared or went".into());
+        }
+        out.extend(
+            change_lines(&changes, SHOWN)
+                .into_iter()
+                .map(|l| format!("  {l}")),
+        );
+    }
+    out
 }

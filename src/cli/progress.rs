@@ -13,6 +13,10 @@ use crate::freeze::{FreezeEvent, Progress, Stage, Transport};
 
 pub struct StageBars {
     multi: MultiProgress,
+    /// One bar for the whole freeze, above the stages' lines (not for a lone stage).
+    overall: Option<ProgressBar>,
+    /// The build's `Step N/M`, for the overall bar.
+    steps: Option<(u32, u32)>,
     bars: Vec<(Stage, ProgressBar, Arc<Mutex<Live>>)>,
     transport: Option<Transport>,
     verbose: bool,
@@ -110,10 +114,41 @@ fn style(live: Arc<Mutex<Live>>, exec_tar: bool) -> ProgressStyle {
         .tick_chars("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏✓")
 }
 
+/// The push's layers: how many are whole, and the one moving (`layers 1/2 done ·
+/// 3f9a1c2b7d4e 120.0 MiB / 480.0 MiB`). Names come escaped from the core.
+pub fn layers_text(layers: &[crate::freeze::LayerProgress]) -> String {
+    if layers.is_empty() {
+        return String::new();
+    }
+    let whole = |l: &&crate::freeze::LayerProgress| l.total.is_some_and(|t| l.bytes >= t);
+    let done = layers.iter().filter(whole).count();
+    let mut s = format!("layers {done}/{} done", layers.len());
+    if let Some(l) = layers.iter().find(|l| !whole(l)) {
+        s.push_str(&format!(
+            " · {} {}",
+            crate::sanitize::guard(&l.layer),
+            match l.total {
+                Some(t) => format!("{} / {}", format::bytes(l.bytes), format::bytes(t)),
+                None => format::bytes(l.bytes),
+            }
+        ));
+    }
+    s
+}
+
 impl StageBars {
     /// Bars for `stages`; drawn on stderr only when it is a terminal.
     pub fn new(stages: &[Stage], verbose: bool) -> StageBars {
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+        let overall = (stages.len() > 1).then(|| {
+            let style = ProgressStyle::with_template("{prefix:>9} [{bar:30}] {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("█▌░");
+            let bar = multi.add(ProgressBar::new(1000).with_style(style));
+            bar.set_prefix("overall");
+            bar.set_message("0%");
+            bar
+        });
         let bars = stages
             .iter()
             .map(|&s| {
@@ -131,6 +166,8 @@ impl StageBars {
             .collect();
         StageBars {
             multi,
+            overall,
+            steps: None,
             bars,
             transport: None,
             verbose,
@@ -188,6 +225,9 @@ impl StageBars {
                 s.push_str(path);
             }
         }
+        if stage == Stage::Push {
+            s.push_str(&layers_text(&p.layers));
+        }
         s
     }
 
@@ -200,11 +240,55 @@ impl StageBars {
         } = ev
         {
             if let Some((n, m)) = lines.iter().rev().find_map(|l| format::docker_step(l)) {
+                self.steps = Some((n, m));
                 if let Some(b) = self.bar(Stage::Build) {
                     b.set_message(format!("step {n}/{m}"));
                 }
             }
         }
+        self.on_event(ev);
+        if let Some(o) = &self.overall {
+            let pm = self.overall_permille();
+            o.set_position(pm);
+            o.set_message(format!("{}%", pm / 10));
+            match ev {
+                FreezeEvent::Done { .. } => o.finish_with_message("100%"),
+                FreezeEvent::Failed { .. } | FreezeEvent::Cancelled { .. } => o.abandon(),
+                _ => {}
+            }
+        }
+    }
+
+    /// The whole freeze in per mille: each stage an equal share, the running one by its
+    /// own measure (exec-tar against the guest's estimate, build by steps, push by bytes)
+    /// and never whole until it says so.
+    pub fn overall_permille(&self) -> u64 {
+        let n = self.bars.len().max(1) as u64;
+        let sum: u64 = self
+            .bars
+            .iter()
+            .map(|(stage, _, live)| {
+                let Ok(l) = live.lock() else { return 0 };
+                if l.ended {
+                    return 1000;
+                }
+                if l.started.is_none() {
+                    return 0;
+                }
+                let part = match (stage, self.steps, l.total) {
+                    (Stage::Build, Some((n, m)), _) if m > 0 => {
+                        u64::from(n.saturating_sub(1)) * 1000 / u64::from(m)
+                    }
+                    (_, _, Some(t)) if t > 0 => l.bytes.min(t) * 1000 / t,
+                    _ => 0,
+                };
+                part.min(990)
+            })
+            .sum();
+        sum / n
+    }
+
+    fn on_event(&mut self, ev: &FreezeEvent) {
         match ev {
             FreezeEvent::StageStarted { stage, does, .. } => {
                 if let Some(mut l) = self.live(*stage) {
@@ -326,6 +410,77 @@ impl StageBars {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_overall_bar_counts_done_stages_and_the_running_ones_share() {
+        let id = || "f".to_string();
+        let mut bars = StageBars::new(&Stage::ALL, false);
+        assert!(bars.overall.is_some());
+        assert_eq!(bars.overall_permille(), 0);
+        let started = |stage| FreezeEvent::StageStarted {
+            id: id(),
+            stage,
+            does: None,
+        };
+        let finished = |stage| FreezeEvent::StageFinished {
+            id: id(),
+            stage,
+            duration_ms: 1,
+            warnings: vec![],
+        };
+        bars.handle(&started(Stage::ExecTar));
+        bars.handle(&FreezeEvent::Progress {
+            id: id(),
+            stage: Stage::ExecTar,
+            progress: Progress {
+                bytes: 50,
+                total: Some(100),
+                ..Progress::default()
+            },
+        });
+        assert_eq!(bars.overall_permille(), 500 / 4);
+        bars.handle(&finished(Stage::ExecTar));
+        bars.handle(&started(Stage::Build));
+        bars.handle(&FreezeEvent::Output {
+            id: id(),
+            stage: Stage::Build,
+            stream: crate::freeze::OutputStream::Stdout,
+            lines: vec!["Step 3/4 : USER node".into()],
+            dropped: 0,
+        });
+        assert_eq!(bars.overall_permille(), (1000 + 500) / 4);
+        bars.handle(&finished(Stage::Build));
+        bars.handle(&started(Stage::Push));
+        // Past its total a stage is still not whole until it finishes.
+        bars.handle(&FreezeEvent::Progress {
+            id: id(),
+            stage: Stage::Push,
+            progress: Progress {
+                bytes: 200,
+                total: Some(100),
+                ..Progress::default()
+            },
+        });
+        assert_eq!(bars.overall_permille(), (2000 + 990) / 4);
+        // An export has one stage: no overall bar.
+        assert!(StageBars::new(&[Stage::ExecTar], false).overall.is_none());
+    }
+
+    #[test]
+    fn the_push_line_names_the_moving_layer_and_counts_whole_ones() {
+        use crate::freeze::LayerProgress;
+        let l = |name: &str, bytes, total| LayerProgress {
+            layer: name.into(),
+            bytes,
+            total: Some(total),
+        };
+        assert_eq!(layers_text(&[]), "");
+        assert_eq!(
+            layers_text(&[l("aaa", 10, 10), l("b\u{1b}", 5 << 20, 20 << 20)]),
+            "layers 1/2 done · b\\x1b 5.0 MiB / 20.0 MiB"
+        );
+        assert_eq!(layers_text(&[l("aaa", 10, 10)]), "layers 1/1 done");
+    }
 
     #[test]
     fn the_line_follows_the_clock_and_says_when_the_stream_stalled() {

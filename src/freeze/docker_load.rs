@@ -45,10 +45,22 @@ pub async fn load(
     let opts = ImportImageOptionsBuilder::new().quiet(true).build();
     let mut replies = docker.import_image(opts, bollard::body_try_stream(body), None);
     let started = Instant::now();
+    // One layer: the guest's root, named by its digest; the archive around it is small.
+    let layer: String = archive
+        .diff_id
+        .trim_start_matches("sha256:")
+        .chars()
+        .take(12)
+        .collect();
     let progress = |bytes: u64| Progress {
         bytes,
         total: Some(archive.archive_bytes),
         elapsed_ms: started.elapsed().as_millis() as u64,
+        layers: vec![crate::freeze::events::LayerProgress {
+            layer: layer.clone(),
+            bytes: bytes.min(archive.layer_bytes),
+            total: Some(archive.layer_bytes),
+        }],
         ..Progress::default()
     };
     let mut tick = tokio::time::interval(PROGRESS_INTERVAL);

@@ -26,6 +26,18 @@ pub struct Progress {
     pub current_path: Option<String>,
     /// Time since the stage started.
     pub elapsed_ms: u64,
+    /// Each image layer's bytes, in the image's order (push and load).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub layers: Vec<LayerProgress>,
+}
+
+/// One image layer's bytes moved by push or load.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LayerProgress {
+    /// A short name: the first 12 hex digits of its digest, or `layer N`.
+    pub layer: String,
+    pub bytes: u64,
+    pub total: Option<u64>,
 }
 
 /// Which of the child's streams a line came from.

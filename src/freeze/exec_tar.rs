@@ -51,6 +51,8 @@ pub struct Exported {
     pub credentials: crate::secrets::Findings,
     /// The image archive around the guest's tar, when one was asked for.
     pub image: Option<ImageArchive>,
+    /// Bytes and entries per directory, from the tar headers.
+    pub content: Option<crate::content::ContentSummary>,
 }
 
 /// Everything exec-tar needs, borrowed from the runner.
@@ -464,6 +466,7 @@ impl ExecTar<'_> {
                     warnings,
                     image: None,
                     credentials: copied.credentials,
+                    content: copied.content,
                 })
             }
             Err(e) => {
@@ -596,9 +599,14 @@ impl ExecTar<'_> {
         }
         let summary = scan_file_full(&download);
         let bytes = std::fs::metadata(&download).map(|m| m.len()).unwrap_or(0);
-        let (scan, oci, credentials) = match summary {
-            Ok((s, w, found)) => (Ok(s.entries), w, found),
-            Err(e) => (Err(e.to_string()), Default::default(), Default::default()),
+        let (scan, oci, credentials, content) = match summary {
+            Ok(s) => (Ok(s.summary.entries), s.oci, s.credentials, Some(s.content)),
+            Err(e) => (
+                Err(e.to_string()),
+                Default::default(),
+                Default::default(),
+                None,
+            ),
         };
         let copied = Copied {
             bytes,
@@ -606,6 +614,7 @@ impl ExecTar<'_> {
             credentials,
             oci,
             sha256: None,
+            content,
         };
         let mut done = self.judge(0, copied, &capture, &download, Transport::GuestFile)?;
         let mut all = warnings;
@@ -718,6 +727,7 @@ fn copy_with_progress(
                     entries: Some(scanner.entries()),
                     current_path: scanner.current_path(),
                     elapsed_ms: started.elapsed().as_millis() as u64,
+                    layers: Vec::new(),
                 };
                 emit.progress(Stage::ExecTar, progress);
             }

@@ -80,13 +80,14 @@ pub async fn upload_saved(
     let _stop_on_drop = StopOnDrop(stop.clone());
     let upload = tokio::task::spawn_blocking(move || {
         let mut throttle = Throttle::new();
-        let mut progress = |bytes: u64| {
+        let mut progress = |bytes: u64, layers: &[crate::freeze::events::LayerProgress]| {
             if throttle.ready() {
                 emit.progress(
                     Stage::Push,
                     Progress {
                         bytes,
                         elapsed_ms: started.elapsed().as_millis() as u64,
+                        layers: layers.to_vec(),
                         ..Progress::default()
                     },
                 );
@@ -106,13 +107,14 @@ pub async fn upload_saved(
         Err(e) => Err(format!("the push task ended abnormally: {e}")),
     };
     match result {
-        Ok(bytes) => {
+        Ok((bytes, layers)) => {
             rep.emit.progress(
                 Stage::Push,
                 Progress {
                     bytes,
                     total: Some(bytes),
                     elapsed_ms: started.elapsed().as_millis() as u64,
+                    layers,
                     ..Progress::default()
                 },
             );
@@ -209,6 +211,16 @@ pub async fn run(
         bytes: layers.values().map(|&c| c.max(0) as u64).sum(),
         total: Some(layers.keys().map(|&t| t.max(0) as u64).sum()),
         elapsed_ms: started.elapsed().as_millis() as u64,
+        // Named by size order, for want of an id (see above).
+        layers: layers
+            .iter()
+            .enumerate()
+            .map(|(i, (&t, &c))| crate::freeze::events::LayerProgress {
+                layer: format!("layer {}", i + 1),
+                bytes: c.max(0) as u64,
+                total: Some(t.max(0) as u64),
+            })
+            .collect(),
         ..Progress::default()
     };
     while let Some(item) = stream.next().await {

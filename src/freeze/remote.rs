@@ -221,8 +221,8 @@ impl RemoteExecTar<'_> {
             return Err(e);
         }
         let bytes = std::fs::metadata(&download).map(|m| m.len()).unwrap_or(0);
-        let (entries, oci, credentials) = match scan_file_full(&download) {
-            Ok((summary, oci, found)) => (summary.entries, oci, found),
+        let (entries, oci, credentials, content) = match scan_file_full(&download) {
+            Ok(s) => (s.summary.entries, s.oci, s.credentials, s.content),
             Err(e) => {
                 remove_partial(&download);
                 return Err(fail(
@@ -242,6 +242,7 @@ impl RemoteExecTar<'_> {
             warnings,
             credentials,
             image: None,
+            content: Some(content),
         };
         if let Some(spec) = &self.image {
             wrap_download(rep, &download, out, spec, &mut done)?;

@@ -746,6 +746,7 @@ async fn exec_tar_stage(
     };
     rep.record.bytes = exported.bytes;
     rep.record.entries = exported.entries;
+    rep.record.content = exported.content.take();
     if !exported.credentials.is_empty() {
         let found = exported.credentials.summary();
         rep.record.credentials = Some(exported.credentials.clone());

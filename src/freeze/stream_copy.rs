@@ -126,6 +126,8 @@ pub struct Copied {
     pub oci: OciWarnings,
     /// The sha256 of every byte copied, when asked for.
     pub sha256: Option<[u8; 32]>,
+    /// Bytes and entries per directory (None without scanning, or when the scan failed).
+    pub content: Option<crate::content::ContentSummary>,
 }
 
 /// Copies `reader` (a pipe) into `file` from its current position until EOF, hashing
@@ -155,7 +157,7 @@ where
         Some(h) => h.take()?,
         None => vec![0u8; COPY_BUF],
     };
-    let mut scanner = TarScanner::new();
+    let mut scanner = TarScanner::new().with_content();
     let mut scan_err: Option<TarScanError> = None;
     let mut zero_copy = opts.zero_copy && opts.scan && !hash;
     let mut bytes = 0u64;
@@ -217,6 +219,9 @@ where
     }
     file.flush().map_err(|e| write_err(&e))?;
     progress(bytes, &scanner, true);
+    let content = (opts.scan && scan_err.is_none())
+        .then(|| scanner.content())
+        .flatten();
     let scan = if !opts.scan {
         Ok(0)
     } else {
@@ -233,6 +238,7 @@ where
         scan,
         credentials: scanner.take_credentials(),
         oci: scanner.oci_warnings().clone(),
+        content,
         sha256: match hasher {
             Some(h) => Some(h.finish()?),
             None => None,
@@ -290,6 +296,12 @@ mod tests {
             assert_eq!(out, data, "scan {scan} zero_copy {zero_copy}");
             assert_eq!(copied.bytes, data.len() as u64);
             assert_eq!(copied.scan, Ok(if scan { 5 } else { 0 }));
+            // The long-named entry's folder, with its data.
+            let content = copied.content.filter(|_| scan);
+            assert_eq!(
+                content.map(|c| (c.bytes, c.dirs[0].bytes)),
+                scan.then_some((100 + (3 << 20) + 70_000 + 1_000_001, 70_000))
+            );
         }
     }
 

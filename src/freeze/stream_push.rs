@@ -10,6 +10,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use sha2::{Digest, Sha256};
 
+use crate::freeze::events::LayerProgress;
+
 /// Docker's schema-2 manifest, and the uncompressed layer type it allows.
 pub const MANIFEST_V2: &str = "application/vnd.docker.distribution.manifest.v2+json";
 const CONFIG_TYPE: &str = "application/vnd.docker.container.image.v1+json";
@@ -135,16 +137,18 @@ impl Registry {
 }
 
 /// Reads a `docker save` archive from `reader` and pushes its image to
-/// `http://<registry>/v2/<repo>` under `tag`. Returns the bytes uploaded. Blocking: run it
-/// on a thread of its own.
+/// `http://<registry>/v2/<repo>` under `tag`. Returns the bytes uploaded and each layer's
+/// bytes. Blocking: run it
+/// on a thread of its own. `progress` gets the bytes uploaded so far and each layer's
+/// bytes (the layers met so far, in the archive's order).
 pub fn push_saved_image(
     reader: impl Read,
     registry: &str,
     repo: &str,
     tag: &str,
-    progress: &mut dyn FnMut(u64),
+    progress: &mut dyn FnMut(u64, &[LayerProgress]),
     stop: &AtomicBool,
-) -> Result<u64, String> {
+) -> Result<(u64, Vec<LayerProgress>), String> {
     let reg = Registry {
         agent: ureq::Agent::config_builder()
             .timeout_global(Some(std::time::Duration::from_secs(3600)))
@@ -158,6 +162,7 @@ pub fn push_saved_image(
     let mut links: Vec<(String, String)> = Vec::new();
     let mut manifest: Option<Vec<u8>> = None;
     let mut total = 0u64;
+    let mut moved: Vec<LayerProgress> = Vec::new();
     let entries = archive
         .entries()
         .map_err(|e| format!("reading docker save: {e}"))?;
@@ -180,7 +185,28 @@ pub fn push_saved_image(
         } else if path.ends_with("/layer.tar")
             || (path.ends_with(".json") && !path.contains('/') && path != "manifest.json")
         {
-            let blob = reg.upload(&mut entry, progress, total, stop)?;
+            let is_layer = path.ends_with("/layer.tar");
+            if is_layer {
+                // docker save names a layer's folder by a hash of it: its first 12 digits
+                // tell layers apart (the guest cannot choose them, but escape anyway).
+                let dir = path.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
+                let name: String = dir.chars().take(12).collect();
+                moved.push(LayerProgress {
+                    layer: crate::sanitize::escape_str(&name),
+                    bytes: 0,
+                    total: Some(entry.size()),
+                });
+            }
+            let base = total;
+            let mut each = |n: u64| {
+                if is_layer {
+                    if let Some(l) = moved.last_mut() {
+                        l.bytes = n - base;
+                    }
+                }
+                progress(n, &moved);
+            };
+            let blob = reg.upload(&mut entry, &mut each, total, stop)?;
             total += blob.size;
             blobs.insert(path, blob);
         } else if path == "manifest.json" {
@@ -224,7 +250,7 @@ pub fn push_saved_image(
     });
     let body = serde_json::to_vec(&doc).map_err(|e| e.to_string())?;
     reg.put_manifest(tag, &body)?;
-    Ok(total)
+    Ok((total, moved))
 }
 
 /// `a/./b/../c` -> `a/c`, for link targets inside the archive.

@@ -112,6 +112,8 @@ pub struct TarScanner {
     error: Option<TarScanError>,
     /// Regular files named like credential files (see `crate::secrets`).
     credentials: crate::secrets::Findings,
+    /// Bytes and entries per directory, when asked for ([`TarScanner::with_content`]).
+    content: Option<crate::content::ContentTally>,
 }
 
 /// How many entry names of each kind a warning list keeps.
@@ -190,7 +192,19 @@ impl TarScanner {
             oci: OciWarnings::default(),
             error: None,
             credentials: crate::secrets::Findings::default(),
+            content: None,
         }
+    }
+
+    /// Also tallies bytes and entries per directory, for [`Self::content`].
+    pub fn with_content(mut self) -> Self {
+        self.content = Some(crate::content::ContentTally::new());
+        self
+    }
+
+    /// The directories' bytes and entries so far, if tallied.
+    pub fn content(&self) -> Option<crate::content::ContentSummary> {
+        self.content.as_ref().map(|c| c.finish())
     }
 
     /// The regular files seen so far whose names say they hold credentials.
@@ -454,6 +468,10 @@ impl TarScanner {
         } else {
             size + padding(size)
         };
+        if let Some(c) = self.content.as_mut() {
+            let bytes = if data == 0 { 0 } else { size };
+            c.add(&self.path, flag == b'5', bytes);
+        }
         self.state = if flag == b'S' && block[482] != 0 {
             State::SparseExt { data }
         } else {
@@ -701,19 +719,44 @@ pub enum ScanFileError {
 /// Scans an archive on disk reading only its headers (data is seeked over), and checks
 /// its end marker.
 pub fn scan_file(path: &Path) -> Result<ScanSummary, ScanFileError> {
-    scan_file_full(path).map(|(s, _, _)| s)
+    scan_path(path, false).map(|(s, ..)| s)
 }
 
 /// As [`scan_file`], with the entries an OCI unpacker would not keep.
 pub fn scan_file_warnings(path: &Path) -> Result<(ScanSummary, OciWarnings), ScanFileError> {
-    scan_file_full(path).map(|(s, w, _)| (s, w))
+    scan_path(path, false).map(|(s, w, ..)| (s, w))
 }
 
-/// As [`scan_file`], with the entries an OCI unpacker would not keep and the regular files
-/// named like credentials.
-pub fn scan_file_full(
-    path: &Path,
-) -> Result<(ScanSummary, OciWarnings, crate::secrets::Findings), ScanFileError> {
+/// Everything a scan of a whole archive on disk found.
+#[derive(Debug, Clone)]
+pub struct FullScan {
+    pub summary: ScanSummary,
+    /// Entries an OCI unpacker would not keep as they are.
+    pub oci: OciWarnings,
+    /// Regular files named like credentials.
+    pub credentials: crate::secrets::Findings,
+    /// Bytes and entries per directory.
+    pub content: crate::content::ContentSummary,
+}
+
+/// As [`scan_file`], with everything [`FullScan`] holds.
+pub fn scan_file_full(path: &Path) -> Result<FullScan, ScanFileError> {
+    scan_path(path, true).map(|(summary, oci, credentials, content)| FullScan {
+        summary,
+        oci,
+        credentials,
+        content: content.unwrap_or_default(),
+    })
+}
+
+type Scanned = (
+    ScanSummary,
+    OciWarnings,
+    crate::secrets::Findings,
+    Option<crate::content::ContentSummary>,
+);
+
+fn scan_path(path: &Path, content: bool) -> Result<Scanned, ScanFileError> {
     let io_err = |source| ScanFileError::Io {
         path: path.to_path_buf(),
         source,
@@ -727,6 +770,9 @@ pub fn scan_file_full(
     // Small entries are seeked over inside the buffer, without a syscall each.
     let mut reader = BufReader::with_capacity(64 * 1024, file);
     let mut scanner = TarScanner::new();
+    if content {
+        scanner = scanner.with_content();
+    }
     let mut block = [0u8; BLOCK];
     while !scanner.finished() {
         let ahead = scanner.data_ahead();
@@ -748,7 +794,8 @@ pub fn scan_file_full(
     }
     let summary = scanner.finish().map_err(tar_err)?;
     let found = scanner.take_credentials();
-    Ok((summary, scanner.oci, found))
+    let content = scanner.content();
+    Ok((summary, scanner.oci, found, content))
 }
 
 /// Reads until `buf` is full or the file ends; returns how much was read.

@@ -236,6 +236,7 @@ fn play(a: &mut App, slug: &str, upto: Stage, start: u64) {
                         entries: Some(bytes / 40_000),
                         current_path: Some("./usr/lib/node_modules/npm/node_modules/@npmcli/arborist/lib/arborist/reify.js".into()),
                         elapsed_ms: elapsed,
+                        layers: Vec::new(),
                     },
                 },
             );
@@ -304,6 +305,7 @@ fn play(a: &mut App, slug: &str, upto: Stage, start: u64) {
                 entries: None,
                 current_path: None,
                 elapsed_ms: 3_100,
+                layers: Vec::new(),
             },
         },
     );
@@ -358,6 +360,7 @@ fn play(a: &mut App, slug: &str, upto: Stage, start: u64) {
                 entries: None,
                 current_path: None,
                 elapsed_ms: 4_200,
+                layers: Vec::new(),
             },
         },
     );

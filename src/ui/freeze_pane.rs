@@ -434,6 +434,12 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         items.push(item(1, 0, stage_strip(app, f)));
     }
     let mut rest = outcome_lines(f, width);
+    // The push's layers, right under the stage lines, before the exec-tar figures.
+    rest.extend(
+        super::layers_view::lines(f, width)
+            .into_iter()
+            .map(|l| item(4, 0, l)),
+    );
     if !f.phase.is_finished()
         || f.phase == Phase::Failed
             && f.failure

@@ -771,6 +771,7 @@ mod tests {
                 entries: Some(1),
                 current_path: None,
                 elapsed_ms: 0,
+                layers: Vec::new(),
             },
         }));
     }

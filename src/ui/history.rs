@@ -172,6 +172,16 @@ impl RecordView {
     /// The document: the record's fields, then each stage's log (escaped text), failed
     /// stage first.
     pub fn new(record: Record, logs: Vec<(Stage, Option<String>)>) -> RecordView {
+        RecordView::with_previous(record, logs, None)
+    }
+
+    /// As [`RecordView::new`], with what changed since `previous` (the machine's previous
+    /// successful freeze) before the logs.
+    pub fn with_previous(
+        record: Record,
+        logs: Vec<(Stage, Option<String>)>,
+        previous: Option<&Record>,
+    ) -> RecordView {
         use DocKind as K;
         let mut lines = Vec::new();
         let mut field = |k: DocKind, name: &str, v: String| {
@@ -250,6 +260,7 @@ impl RecordView {
         for c in &record.commands {
             field(K::Field, "command", crate::format::shell_words(c));
         }
+        lines.extend(super::content_view::doc_lines(&record, previous));
         let order = record.stages_failed_first();
         let mut logs = logs;
         for stage in order {
@@ -367,7 +378,9 @@ impl App {
                 self.record = Some(match result {
                     Ok(loaded) => {
                         let LoadedRecord { record, logs } = *loaded;
-                        RecordView::new(record, logs)
+                        let previous =
+                            crate::history::previous_success(&self.history.records, &record);
+                        RecordView::with_previous(record, logs, previous)
                     }
                     Err(e) => RecordView {
                         error: Some(guard(&e)),

@@ -84,13 +84,13 @@ struct Needs {
     room: u16,
 }
 
-fn needs(app: &App, room: u16) -> Needs {
+fn needs(visible: &[&BottleMachine], room: u16) -> Needs {
     let mut n = Needs {
         slug: 4,
         image: 5,
         room,
     };
-    for m in app.visible() {
+    for m in visible {
         let slug = match &m.slug {
             Ok(s) => theme::width(s.as_str()),
             Err(_) => theme::width(&escape_str(&m.machine.name)) + 2,
@@ -143,7 +143,16 @@ pub fn wanted_rows(app: &App, width: u16) -> usize {
             .map(|l| l.width().div_ceil(inner).max(1))
             .sum::<usize>()
             .saturating_sub(1),
-        None => app.visible().len() + banner(app, width).len(),
+        // Counted, not sorted: the layout needs only how many.
+        None => {
+            let shown = app
+                .machines
+                .list
+                .iter()
+                .filter(|m| app.matches_filter(m))
+                .count();
+            shown + banner(app, width).len()
+        }
     }
 }
 
@@ -393,7 +402,7 @@ fn message(app: &App) -> Option<Vec<Line<'static>>> {
             ),
         ]);
     }
-    if app.visible().is_empty() {
+    if !app.machines.list.iter().any(|m| app.matches_filter(m)) {
         return Some(vec![Line::styled(
             format!(
                 "No machine matches \"{}\" (/ then Esc clears the filter).",
@@ -456,7 +465,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     }
     let cols = columns(inner.width.saturating_sub(2));
     let head = Row::new(cols.iter().map(|&c| Cell::from(header(c, app)))).style(theme::HEADER);
-    let n = needs(app, body.width);
+    let n = needs(&visible, body.width);
     let widths_now = column_widths(&cols, body.width, n);
     let width_of_col = |col: Col| {
         cols.iter()
@@ -466,7 +475,15 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
             .unwrap_or(0)
     };
     let (last_width, image_width) = (width_of_col(Col::Last), width_of_col(Col::Image));
-    let rows = visible.iter().map(|m| {
+    let selected = visible
+        .iter()
+        .position(|m| app.machines.selected.as_deref() == Some(m.machine.name.as_str()));
+    let viewport = usize::from(body.height.saturating_sub(1));
+    let offset = layout::scroll_offset(selected.unwrap_or(0), viewport);
+    // Only the rows on screen are built: with 500 machines, making every row's cells was
+    // most of a frame's time.
+    let shown = &visible[offset.min(visible.len())..(offset + viewport).min(visible.len())];
+    let rows = shown.iter().map(|m| {
         let row = Row::new(
             cols.iter()
                 .map(|&c| cell(c, app, m, last_width, image_width)),
@@ -484,10 +501,51 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         .row_highlight_style(theme::SELECTED)
         .highlight_symbol("›")
         .highlight_spacing(HighlightSpacing::Always);
-    let selected = app.selected_index();
-    let viewport = usize::from(body.height.saturating_sub(1));
     let mut state = TableState::default()
-        .with_offset(layout::scroll_offset(selected.unwrap_or(0), viewport))
-        .with_selected(selected);
+        .with_offset(0)
+        .with_selected(selected.map(|i| i - offset));
     frame.render_stateful_widget(table, body, &mut state);
+}
+
+#[cfg(test)]
+mod tests {
+    use insta::assert_snapshot;
+
+    use super::super::app::Action;
+    use super::super::fixtures::*;
+    use crate::machines::bottle_machines;
+
+    /// A list longer than the pane, scrolled to a selection far down, then part way back:
+    /// the rows shown, the selection mark and the scroll position.
+    #[test]
+    fn a_long_list_scrolled_to_the_selection() {
+        let mut a = app(100, 20);
+        let ms = (0..60)
+            .map(|i| {
+                let state = if i % 7 == 0 { "stopped" } else { "running" };
+                machine(
+                    &format!("m{i:02}"),
+                    state,
+                    2,
+                    2048,
+                    3600 * i,
+                    Some("node:22"),
+                )
+            })
+            .collect();
+        a.update(Action::Machines(Ok(bottle_machines(
+            ms,
+            "bot-bottle-",
+            true,
+        ))));
+        for _ in 0..45 {
+            a.update(key('j'));
+        }
+        assert_eq!(a.machines.selected.as_deref(), Some("bot-bottle-m45"));
+        assert_snapshot!("scrolled_down", screen(&a));
+        for _ in 0..10 {
+            a.update(key('k'));
+        }
+        assert_snapshot!("scrolled_back", screen(&a));
+    }
 }

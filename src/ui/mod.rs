@@ -9,6 +9,7 @@
 //! freeze events, background results and a tick, and never blocks the runtime.
 
 pub mod app;
+mod content_view;
 mod dialog;
 mod dialogs;
 pub mod event;
@@ -17,6 +18,7 @@ mod freeze_view;
 mod help;
 mod history;
 mod history_view;
+mod layers_view;
 pub use crate::vocab::keys;
 pub mod layout;
 mod list;
