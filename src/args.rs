@@ -14,8 +14,9 @@ pub const EXIT_STATUS: &[(u8, &str)] = &[
     ),
     (
         2,
-        "bad input: an unknown, unsafe or stopped machine, an unknown record id, a refused \
-         resume, a bad option; or smolvm could not be asked (`list`)",
+        "bad input: an unknown, unsafe or stopped machine, one another freeze holds, an \
+         unknown record id, a refused resume, a bad option; or smolvm could not be asked \
+         (`list`)",
     ),
     (
         130,

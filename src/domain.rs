@@ -108,7 +108,8 @@ pub enum RunOutcome {
     Failed(Failure),
     Cancelled,
     /// Nothing was run: the request itself cannot be done (a resume of a record that
-    /// kept nothing, or is not there). Bad input, not a stage that failed.
+    /// kept nothing, or is not there; a machine another freeze holds). Bad input, not a
+    /// stage that failed; no record is written.
     Refused(String),
 }
 

@@ -100,9 +100,22 @@ pub struct Record {
     /// Pack's staging folder (`<state>/<slug>/.pack-<id>/`) while it may exist.
     #[serde(default)]
     pub pack_staging: Option<PathBuf>,
+    /// Where the Docker daemon's build (`--builder docker`) was: recovery waits for the
+    /// step a killed run's daemon was in before it removes the build's images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_steps: Option<BuildSteps>,
     /// Bytes and entries per directory of the root, once exec-tar has read it whole.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content: Option<crate::content::ContentSummary>,
+}
+
+/// The steps of a Dockerfile build as the daemon reported them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BuildSteps {
+    /// The step the daemon is in (`ADD rootfs.tar /`), until it reports its image.
+    pub in_flight: Option<String>,
+    /// The (short) ids of the images its steps committed.
+    pub committed: Vec<String>,
 }
 
 /// What a failed freeze keeps for `freeze --resume`: the archive until the image is built,
@@ -167,6 +180,7 @@ impl Record {
             layer_digest: None,
             docker: None,
             pack_staging: None,
+            build_steps: None,
             content: None,
         }
     }
@@ -241,6 +255,13 @@ pub struct DamagedRecord {
 /// A `record.json` larger than this is not read: a record is a few KiB, and its stderr
 /// is bounded when written, so anything this big was not written by us.
 pub const MAX_RECORD_BYTES: u64 = 8 << 20;
+
+/// Room a running freeze sets aside beside its record for its last save: many times the
+/// size of a record (a few KiB; its stderr is bounded when written).
+pub const RESERVE_BYTES: usize = 256 << 10;
+
+/// The file holding that room, in the run's record folder.
+const RESERVE_FILE: &str = ".reserve";
 
 /// The history folder of one state folder.
 #[derive(Debug, Clone)]
@@ -324,6 +345,42 @@ impl History {
             let _ = std::fs::remove_file(&tmp);
         }
         written
+    }
+
+    /// Sets aside [`RESERVE_BYTES`] beside the record of a run that begins, so that its
+    /// last save can still be written when the filesystem fills up during the run
+    /// ([`History::release_reserve`] gives the room back just before). Best effort:
+    /// false when there was no room even for that.
+    pub fn reserve(&self, id: &str) -> bool {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let Ok(dir) = self.dir(id) else {
+            return false;
+        };
+        if crate::private::create_dir_all(&dir).is_err() {
+            return false;
+        }
+        let path = dir.join(RESERVE_FILE);
+        let made = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)
+            // Zeros really written: a sparse file (set_len) would hold no blocks.
+            .and_then(|mut f| {
+                f.write_all(&vec![0u8; RESERVE_BYTES])?;
+                f.sync_all()
+            });
+        if made.is_err() {
+            let _ = std::fs::remove_file(&path);
+        }
+        made.is_ok()
+    }
+
+    /// Gives back the room [`History::reserve`] set aside (also after a run was killed).
+    pub fn release_reserve(&self, id: &str) -> bool {
+        self.dir(id)
+            .is_ok_and(|d| std::fs::remove_file(d.join(RESERVE_FILE)).is_ok())
     }
 
     /// The record in the folder `id`. Records are addressed by folder: one whose `id`

@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use crate::domain::Stage;
 use crate::freeze::is_our_temp;
 use crate::history::{now_ms, History, Outcome, StageStatus};
 use crate::lock::MachineLock;
@@ -91,6 +92,31 @@ pub async fn recover_interrupted(state_dir: &Path, smolvm: &Smolvm) -> Vec<Strin
                 },
             }
         }
+        let build = rec.stage(Stage::Build);
+        if build.status == StageStatus::Running
+            && build.does.as_deref() == Some(crate::freeze::DOCKER_BUILD)
+        {
+            // A Dockerfile build that was killed: its images carry the run's label.
+            let keep = rec.kept.as_ref().and_then(|k| k.image_id.clone());
+            // The daemon ends the step it was in after its client died: wait for it, unless
+            // the run was killed longer ago than a step may take.
+            let recent = history.last_saved_ms(&rec.id).is_some_and(|t| {
+                now_ms().saturating_sub(t) < crate::freeze::build::STEP_GRACE.as_millis() as u64
+            });
+            let steps = rec.build_steps.as_ref().filter(|_| recent);
+            let removed = match crate::docker::connect().await {
+                Ok(d) => {
+                    crate::freeze::build::remove_run_images(&d, &rec.id, steps, keep.as_deref())
+                        .await
+                }
+                Err(e) => Err(e.to_string()),
+            };
+            match removed {
+                Ok(0) => {}
+                Ok(n) => cleaned.push(format!("removed {n} image(s) of its unfinished build")),
+                Err(e) => cleaned.push(format!("could not remove its build's images: {e}")),
+            }
+        }
         for s in rec
             .stages
             .iter_mut()
@@ -116,6 +142,9 @@ pub async fn recover_interrupted(state_dir: &Path, smolvm: &Smolvm) -> Vec<Strin
             }
         );
         rec.warnings.push(line.clone());
+        // The room the run set aside for its last save is what lets this one through on
+        // a full filesystem.
+        history.release_reserve(&rec.id);
         let _ = history.save(&rec);
         said.push(line);
     }

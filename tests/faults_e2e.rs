@@ -684,7 +684,13 @@ fn concurrent_freezes_of_two_machines_and_one_refused() {
     a.wait_for(30, |v| v["event"] == "stage-started");
     let b = w.cmd(&["freeze", "f12b", "--json"]).spawn().unwrap();
     let again = w.run(&["freeze", "f12a", "--json"]);
-    let f = failure(&again);
+    // Refused before any work: bad input (status 2), with the failed event for a dashboard.
+    assert_eq!(again.status.code(), Some(2));
+    let f = json_events(&again.stdout)
+        .into_iter()
+        .find(|e| e["event"] == "failed")
+        .expect("a failed event")["failure"]
+        .clone();
     assert!(
         f["message"].as_str().unwrap().contains("already running"),
         "{f}"

@@ -371,12 +371,15 @@ fn failures_name_their_stage_and_leave_nothing_behind() {
     w.assert_clean(root.path());
 
     // push: a registry that cannot start.
-    let f = failure_of(&freeze(
+    let out = freeze(
         &w,
         "e2e-fail",
         &["--builder", "docker", "--registry-bin", "/bin/false"],
-    ));
+    );
+    let f = failure_of(&out);
     assert_eq!(f["stage"], "push");
+    // The image it kept for a resume is dropped (it would outlive the test).
+    let kept_push = the_id(&json_events(&out.stdout));
     assert!(
         f["message"]
             .as_str()
@@ -393,8 +396,22 @@ fn failures_name_their_stage_and_leave_nothing_behind() {
         "--pack-fail",
         "pack exploded: no space left",
     ]);
-    let f = failure_of(&freeze(&w, "e2e-fail", &["--builder", "docker"]));
+    let out = freeze(&w, "e2e-fail", &["--builder", "docker"]);
+    let f = failure_of(&out);
     assert_eq!(f["stage"], "pack");
+    for id in [kept_push, the_id(&json_events(&out.stdout))] {
+        let discard = w
+            .sim
+            .freeze_cmd(w.state.path())
+            .args(["discard", &id])
+            .output()
+            .unwrap();
+        assert!(
+            discard.status.success(),
+            "{}",
+            String::from_utf8_lossy(&discard.stderr)
+        );
+    }
     assert!(f["exit_status"].as_i64().unwrap() != 0);
     assert!(
         f["stderr_tail"].as_str().unwrap().contains("pack exploded"),

@@ -963,3 +963,55 @@ fn a_kept_image_archive_is_private() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+// A second freeze of a machine another freeze holds is refused before any work: bad input
+// (status 2, issue 15's convention), and no record of its own.
+#[test]
+fn a_second_freeze_of_a_busy_machine_exits_2_without_a_record() {
+    let w = World::new();
+    let root = common::small_root();
+    w.sim
+        .create("bot-bottle-busy", "running", Some(root.path()));
+    w.sim.ok(&["sim", "config", "--exec-cap", "off"]);
+    // The first freeze streams a little, then hangs until it is stopped.
+    w.sim.ok(&[
+        "sim",
+        "set",
+        "bot-bottle-busy",
+        "--synthetic-size",
+        "64M",
+        "--hang-after",
+        "1M",
+    ]);
+    let no_docker = "unix:///nonexistent/docker.sock";
+    let mut first = common::Watched::spawn({
+        let mut c = w.cmd(&["freeze", "busy", "--json"]);
+        c.env("DOCKER_HOST", no_docker);
+        c
+    });
+    let started = first.wait_for(60, |v| {
+        v["event"] == "stage-started" && v["stage"] == "exec-tar"
+    });
+    let first_id = started["id"].as_str().unwrap().to_string();
+    for json in [false, true] {
+        let mut args = vec!["freeze", "busy"];
+        if json {
+            args.push("--json");
+        }
+        let again = w.cmd(&args).env("DOCKER_HOST", no_docker).output().unwrap();
+        let err = String::from_utf8_lossy(&again.stderr);
+        assert_eq!(again.status.code(), Some(2), "json {json}: {err}");
+        assert!(err.contains("is already running"), "json {json}: {err}");
+        assert!(!err.contains("history show"), "a record is named: {err}");
+    }
+    let records: Vec<String> = std::fs::read_dir(w.state.path().join("history"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(records, [first_id], "the refusals made records");
+    first.signal(nix::sys::signal::Signal::SIGINT);
+    let (status, err) = first.finish(30);
+    assert_eq!(status.code(), Some(130), "{err}");
+    w.assert_clean(root.path());
+}

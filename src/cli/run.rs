@@ -193,8 +193,8 @@ fn report(
         }
         RunOutcome::Refused(why) => {
             // Said even with --json: no event describes a run that never started.
-            eprintln!("bottle-freeze: cannot resume: {why}");
-            ExitCode::from(2)
+            eprintln!("bottle-freeze: {why}");
+            ExitCode::from(EXIT_BAD_INPUT)
         }
         RunOutcome::Cancelled => {
             if !json {

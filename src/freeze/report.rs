@@ -122,6 +122,14 @@ pub struct Reporter {
     checkpointed: Option<Instant>,
     /// When each stage started, for its duration.
     starts: [Option<Instant>; 4],
+    /// Room set aside for the last save (see [`History::reserve`]).
+    reserved: bool,
+    /// Whether the last save reached the disk.
+    saved: bool,
+    /// Whether the operator was told that the history cannot be written (said once).
+    unsaved_said: bool,
+    /// Whether any save of this run reached the disk.
+    ever_saved: bool,
 }
 
 /// The least time between two saves of a running record's progress.
@@ -137,6 +145,10 @@ impl Reporter {
             stall_timeout: None,
             checkpointed: None,
             starts: [None; 4],
+            reserved: false,
+            saved: false,
+            unsaved_said: false,
+            ever_saved: false,
         }
     }
 
@@ -192,24 +204,52 @@ impl Reporter {
         &self.history
     }
 
-    /// Persists the record; a history that cannot be written is reported but does not
-    /// stop the freeze (the artifact matters more than its record).
+    /// Persists the record; a history that cannot be written is reported (once) but does
+    /// not stop the freeze (the artifact matters more than its record).
     pub fn save(&mut self) {
-        self.persist(false);
+        self.persist(false, false);
     }
 
-    fn persist(&mut self, durable: bool) {
-        let saved = if durable {
-            self.history.save(&self.record)
-        } else {
-            self.history.save_quick(&self.record)
+    /// `last`: the run's final save, which may use the room set aside for it.
+    fn persist(&mut self, durable: bool, last: bool) {
+        let write = |rep: &Self| {
+            if durable {
+                rep.history.save(&rep.record)
+            } else {
+                rep.history.save_quick(&rep.record)
+            }
         };
-        if let Err(e) = saved {
-            self.emit.note(
-                self.stage_started.map(|s| s.0).unwrap_or(Stage::ExecTar),
-                format!("history not saved: {e}"),
-            );
+        let mut saved = write(self);
+        if saved.is_err() && last && self.reserved {
+            // The filesystem filled up during the run: the room set aside at its start
+            // is what lets its outcome (and what it kept) reach the disk.
+            self.reserved = !self.history.release_reserve(&self.record.id);
+            saved = write(self);
         }
+        self.saved = saved.is_ok();
+        self.ever_saved |= self.saved;
+        if let Err(e) = saved {
+            // Every later save would fail the same way: one notice, not one per save.
+            if !std::mem::replace(&mut self.unsaved_said, true) {
+                self.emit.note(
+                    self.stage_started.map(|s| s.0).unwrap_or(Stage::ExecTar),
+                    format!(
+                        "history not saved: {e}; the run goes on, its record stays as last saved (not repeated)"
+                    ),
+                );
+            }
+        }
+    }
+
+    /// Whether the record on disk is this run's latest (its last save succeeded).
+    pub fn saved(&self) -> bool {
+        self.saved
+    }
+
+    /// What a failed run kept that its record could not hold: nothing can resume from it,
+    /// so the runner removes it.
+    pub fn unrecorded_kept(&self) -> Option<&crate::history::Kept> {
+        self.record.kept.as_ref().filter(|_| !self.saved)
     }
 
     pub fn log_path(&self, stage: Stage) -> std::path::PathBuf {
@@ -222,6 +262,7 @@ impl Reporter {
     }
 
     pub fn started(&mut self) {
+        self.reserved = self.history.reserve(&self.record.id);
         self.save();
         let (machine, slug, at_ms) = (
             self.record.machine.clone(),
@@ -334,7 +375,25 @@ impl Reporter {
         self.record.outcome = outcome;
         self.record.ended_at_ms = Some(now_ms());
         self.record.temp_dir = None;
-        self.persist(true);
+        self.persist(true, true);
+        if self.reserved {
+            self.reserved = !self.history.release_reserve(&self.record.id);
+        }
+        if !self.saved {
+            let stage = self.stage_started.map(|s| s.0).unwrap_or(Stage::ExecTar);
+            let message = if self.ever_saved {
+                format!(
+                    "the record of {} could not be saved: the history shows it as last saved, and the next start marks it interrupted",
+                    self.record.id
+                )
+            } else {
+                format!(
+                    "no record of {} could be saved: the history will not list this run",
+                    self.record.id
+                )
+            };
+            self.emit.note(stage, message);
+        }
     }
 
     pub fn failed(&mut self, failure: Failure) {
@@ -345,6 +404,19 @@ impl Reporter {
         s.duration_ms.get_or_insert(duration_ms);
         self.record.failure = Some(failure.clone());
         self.end(Outcome::Failed);
+        if let Some(kept) = &self.record.kept {
+            let (what, id) = (kept_what(kept), &self.record.id);
+            // A resume needs the record that names what was kept: promise one only once
+            // that record is on disk.
+            let message = if self.saved {
+                format!(
+                    "kept {what}: retry with `bottle-freeze freeze --resume {id}` or drop it with `bottle-freeze discard {id}`"
+                )
+            } else {
+                format!("nothing to resume from: the history could not record {what}")
+            };
+            self.emit.note(stage, message);
+        }
         self.emit.send(|id| FreezeEvent::Failed { id, failure });
     }
 
@@ -386,6 +458,15 @@ impl Reporter {
             bytes,
             entries,
         });
+    }
+}
+
+/// What a failed run kept, as a phrase: `the archive PATH`, `the image NAME`.
+pub fn kept_what(kept: &crate::history::Kept) -> String {
+    match (&kept.archive, &kept.image) {
+        (Some(a), _) => format!("the archive {}", a.display()),
+        (_, Some(i)) => format!("the image {i}"),
+        _ => "its work".into(),
     }
 }
 

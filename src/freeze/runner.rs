@@ -6,12 +6,14 @@ mod discard;
 mod precheck;
 mod prune;
 mod stages;
+mod unfinished;
 pub use discard::discard;
 pub use precheck::{precheck_parts, same_disk, space_checks, CheckLevel, PreCheck};
 pub use prune::{apply_prune, plan_prune, PrunePlan, PrunePolicy, PruneReport, PrunedRecord};
-pub use stages::NATIVE_ARCHIVE;
 use stages::{freeze_stages, unreachable_registry};
+pub use stages::{DOCKER_BUILD, NATIVE_ARCHIVE};
 use std::path::{Path, PathBuf};
+use unfinished::{drop_unrecorded, remove_build_images};
 
 use tokio_util::sync::CancellationToken;
 
@@ -166,6 +168,8 @@ struct Leftovers {
     /// That host's label (also on a resume, which needs no connection): its locks and
     /// artifacts live under `<state>/<label>/`.
     label: Option<Slug>,
+    /// The Dockerfile build, once started: if it does not complete, its images go.
+    build: Option<build::Track>,
 }
 
 /// Where a host's locks and artifact folders live: the state dir itself for the local
@@ -181,6 +185,9 @@ impl Leftovers {
     async fn clean(&mut self, smolvm: &Smolvm, machine: &str, rep: &mut Reporter) {
         // A cancelled pack never reached its own clean-up.
         pack::remove_staging(rep);
+        if let Some(track) = self.build.take() {
+            remove_build_images(&track, rep).await;
+        }
         if let Some(reg) = self.registry.take() {
             reg.stop().await;
             rep.record.registry_pid = None;
@@ -275,7 +282,9 @@ async fn check_and_probe(
     caps.map_err(|e| preflight_failure(Stage::ExecTar, e.to_string()))
 }
 
-/// Sends a refusal that never became a run (no record is written for it).
+/// Sends a refusal that never became a run (no record is written for it): the events let
+/// a dashboard show it; the outcome is bad input (the machine is busy, or its lock file is
+/// not one), not a stage that failed.
 fn refuse(tx: &EventTx, id: &str, machine: &str, slug: &Slug, message: String) -> RunOutcome {
     let emit = report::Emitter::new(id, tx.clone());
     let (machine, slug_s) = (machine.to_string(), slug.to_string());
@@ -287,13 +296,12 @@ fn refuse(tx: &EventTx, id: &str, machine: &str, slug: &Slug, message: String) -
     });
     let failure = Failure {
         stage: Stage::ExecTar,
-        message,
+        message: message.clone(),
         exit_status: None,
         stderr_tail: "<no stderr>".into(),
     };
-    let f = failure.clone();
-    emit.send(|id| FreezeEvent::Failed { id, failure: f });
-    RunOutcome::Failed(failure)
+    emit.send(|id| FreezeEvent::Failed { id, failure });
+    RunOutcome::Refused(message)
 }
 
 /// Takes the machine's lock and starts the run's record; a machine already being frozen
@@ -353,7 +361,9 @@ pub async fn run_freeze_on(
         _ = cancel.cancelled() => Err(StageError::Cancelled),
     };
     settle(&cfg, &machine, &mut rep, &mut left, &result).await;
-    finish(&mut rep, result.map(RunOutcome::Frozen))
+    let outcome = finish(&mut rep, result.map(RunOutcome::Frozen));
+    drop_unrecorded(&mut rep).await;
+    outcome
 }
 
 /// Retries a failed freeze from the stage that failed, with what it kept: the archive
@@ -506,7 +516,7 @@ async fn check_kept(old: &Record, kept: &Kept) -> Result<Option<ImageArchive>, S
 
 /// A resume that cannot start: no event, no record; the front end says why.
 fn refuse_plain(_tx: &EventTx, _id: &str, message: String) -> RunOutcome {
-    RunOutcome::Refused(message)
+    RunOutcome::Refused(format!("cannot resume: {message}"))
 }
 
 /// Whether `path` is a temp folder this tool made (never remove anything else).
@@ -578,20 +588,7 @@ fn keep_for_resume(
             }
             _ => None,
         };
-        if let Some(k) = &kept {
-            let what = match (&k.archive, &k.image) {
-                (Some(a), _) => format!("the archive {}", a.display()),
-                (_, Some(i)) => format!("the image {i}"),
-                _ => "its work".into(),
-            };
-            rep.emit.note(
-                f.stage,
-                format!(
-                    "kept {what}: retry with `bottle-freeze freeze --resume {}` or drop it with `bottle-freeze discard {}`",
-                    rep.record.id, rep.record.id
-                ),
-            );
-        }
+        // The retry hint is given once the record holding `kept` is saved (Reporter::failed).
         rep.record.kept = kept;
     }
 }

@@ -531,7 +531,7 @@ fn context_dir(archive: &Path, dir: &Path) {
     std::fs::rename(archive, dir.join("rootfs.tar")).unwrap();
     std::fs::write(
         dir.join("Dockerfile"),
-        bottle_freeze::freeze::build::dockerfile("node", "/home/node"),
+        bottle_freeze::freeze::build::dockerfile("node", "/home/node", "bench"),
     )
     .unwrap();
 }
@@ -577,7 +577,7 @@ fn bench_build(rt: &tokio::runtime::Runtime) {
         let started = Instant::now();
         let built = rt.block_on(bottle_freeze::freeze::build::run(
             &mut rep,
-            &docker_client,
+            &bottle_freeze::freeze::build::Track::new(&docker_client),
             &archive,
             "build",
             "node",

@@ -115,10 +115,13 @@ pub(super) async fn freeze_stages(
     let docker = docker.map_err(|e| preflight_failure(Stage::Build, e))?;
 
     let (image, image_id) = if from <= Stage::Build {
-        rep.stage_doing(Stage::Build, Some("docker build"));
+        rep.stage_doing(Stage::Build, Some(DOCKER_BUILD));
+        // Every path out of a build that does not complete removes what it left.
+        let track = build::Track::new(&docker);
+        left.build = Some(track.clone());
         let built = build::run(
             rep,
-            &docker,
+            &track,
             &archive,
             slug.as_str(),
             &cfg.user,
@@ -127,6 +130,17 @@ pub(super) async fn freeze_stages(
         .await?;
         rep.record.image = Some(built.image.clone());
         rep.record.image_id = Some(built.image_id.clone());
+        // Still the build stage: an image without the root is removed with the build's.
+        let counted =
+            build::check_holds_root(&docker, &built.image, &built.image_id, rep.record.entries)
+                .await?;
+        rep.emit.note(
+            Stage::Build,
+            format!(
+                "the image's layer holds {counted} entries (exec-tar streamed {})",
+                rep.record.entries
+            ),
+        );
         rep.stage_finished(Stage::Build, built.context_bytes, Vec::new());
         // The archive is in the image now; free the disk before the push copies more
         // (a resume's archive is the earlier run's until this one succeeds).
@@ -219,6 +233,10 @@ pub(super) async fn freeze_stages(
         slug.as_str(),
     ))
 }
+
+/// What the build stage does with `--builder docker` (in the record: recovery looks for
+/// it to remove the images of a build that was killed).
+pub const DOCKER_BUILD: &str = "docker build";
 
 /// The native build's archive in the temp folder.
 pub const NATIVE_ARCHIVE: &str = "image.tar";
