@@ -69,66 +69,14 @@ pub fn doc_lines(record: &Record, previous: Option<&Record>) -> Vec<DocLine> {
 mod tests {
     use insta::assert_snapshot;
 
-    use super::super::app::{Action, LoadedRecord, View};
+    use super::super::app::View;
     use super::super::fixtures::*;
-    use crate::content::{ContentSummary, ContentTally};
-
-    fn root(extra: &[(&str, bool, u64)]) -> ContentSummary {
-        let mut t = ContentTally::new();
-        for (p, d, s) in [
-            ("./usr/", true, 0),
-            ("./usr/lib/", true, 0),
-            ("./usr/lib/libnode.so", false, 80 * MIB),
-            ("./usr/share/", true, 0),
-            ("./usr/share/zoneinfo", false, 3 * MIB),
-            ("./home/", true, 0),
-            ("./home/node/", true, 0),
-            ("./home/node/.npm/", true, 0),
-        ]
-        .iter()
-        .chain(extra)
-        {
-            t.add(p.as_bytes(), *d, *s);
-        }
-        t.finish()
-    }
 
     /// Issue 14 item 11: the record view shows the largest directories, and what grew,
     /// shrank, appeared and went since the machine's previous successful freeze.
     #[test]
     fn record_view_what_changed_100x40() {
-        let mut a = with_machines(100, 40);
-        a.update(key('h'));
-        let mut rs = records();
-        let mut older = rs[0].clone();
-        older.id = "20270114T060000Z-web-0000".into();
-        older.started_at_ms -= 86_400_000;
-        older.ended_at_ms = older.ended_at_ms.map(|t| t - 86_400_000);
-        older.content = Some(root(&[
-            ("./home/node/.npm/cache", false, 40 * MIB),
-            ("./tmp/", true, 0),
-            ("./tmp/build/", true, 0),
-            ("./tmp/build/out.o", false, 12 * MIB),
-        ]));
-        rs[0].content = Some(root(&[
-            ("./home/node/.npm/cache", false, 900 * MIB),
-            ("./opt/", true, 0),
-            ("./opt/\x1b[2Jtools/", true, 0),
-            ("./opt/\x1b[2Jtools/bin", false, 25 * MIB),
-        ]));
-        let newer = rs[0].clone();
-        rs.insert(1, older);
-        a.update(Action::HistoryLoaded(Ok(rs)));
-        a.update(super::super::fixtures::code(
-            crossterm::event::KeyCode::Enter,
-        ));
-        a.update(Action::RecordLoaded {
-            id: newer.id.clone(),
-            result: Ok(Box::new(LoadedRecord {
-                record: newer,
-                logs: vec![],
-            })),
-        });
+        let a = what_changed(100, 40);
         assert_eq!(a.view, View::Record);
         let text = screen(&a);
         assert!(

@@ -160,6 +160,63 @@ pub fn fleet_loaded(w: u16, h: u16) -> App {
     a
 }
 
+/// A root's content summary: a base of three folders plus `extra` (path, is a folder, size).
+fn content_of(extra: &[(&str, bool, u64)]) -> crate::content::ContentSummary {
+    let mut t = crate::content::ContentTally::new();
+    for (p, d, s) in [
+        ("./usr/", true, 0),
+        ("./usr/lib/", true, 0),
+        ("./usr/lib/libnode.so", false, 80 * MIB),
+        ("./usr/share/", true, 0),
+        ("./usr/share/zoneinfo", false, 3 * MIB),
+        ("./home/", true, 0),
+        ("./home/node/", true, 0),
+        ("./home/node/.npm/", true, 0),
+    ]
+    .iter()
+    .chain(extra)
+    {
+        t.add(p.as_bytes(), *d, *s);
+    }
+    t.finish()
+}
+
+/// The record view of web's newest freeze, whose root changed since the day before: the npm
+/// cache grew, /opt (with a hostile name) appeared, /tmp went.
+pub fn what_changed(w: u16, h: u16) -> App {
+    let mut a = with_machines(w, h);
+    a.update(key('h'));
+    let mut rs = records();
+    let mut older = rs[0].clone();
+    older.id = "20270114T060000Z-web-0000".into();
+    older.started_at_ms -= 86_400_000;
+    older.ended_at_ms = older.ended_at_ms.map(|t| t - 86_400_000);
+    older.content = Some(content_of(&[
+        ("./home/node/.npm/cache", false, 40 * MIB),
+        ("./tmp/", true, 0),
+        ("./tmp/build/", true, 0),
+        ("./tmp/build/out.o", false, 12 * MIB),
+    ]));
+    rs[0].content = Some(content_of(&[
+        ("./home/node/.npm/cache", false, 900 * MIB),
+        ("./opt/", true, 0),
+        ("./opt/\x1b[2Jtools/", true, 0),
+        ("./opt/\x1b[2Jtools/bin", false, 25 * MIB),
+    ]));
+    let newer = rs[0].clone();
+    rs.insert(1, older);
+    a.update(Action::HistoryLoaded(Ok(rs)));
+    a.update(code(crossterm::event::KeyCode::Enter));
+    a.update(Action::RecordLoaded {
+        id: newer.id.clone(),
+        result: Ok(Box::new(super::app::LoadedRecord {
+            record: newer,
+            logs: vec![],
+        })),
+    });
+    a
+}
+
 pub fn select(a: &mut App, name: &str) {
     for _ in 0..20 {
         if a.machines.selected.as_deref() == Some(name) {

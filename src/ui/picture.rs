@@ -1,6 +1,6 @@
-//! The README's picture of the dashboard, drawn from a fixture on a `TestBackend` and
+//! The README's pictures of the dashboard, drawn from a fixture on a `TestBackend` and
 //! written as SVG, so it is reproducible and can never drift from the code: the test fails
-//! when `assets/dashboard.svg` is stale (`UPDATE_ASSETS=1` rewrites it).
+//! when a picture in `assets/` is stale (`UPDATE_ASSETS=1` rewrites it).
 
 use std::fmt::Write as _;
 
@@ -93,21 +93,52 @@ pub fn svg(buf: &Buffer) -> String {
     out
 }
 
-#[test]
-fn readme_picture_is_current() {
-    let mut a = fixtures::with_machines(110, 32);
-    fixtures::freeze_done(&mut a, "web");
-    fixtures::freeze_until(&mut a, "api", Stage::ExecTar);
-    fixtures::select(&mut a, "bot-bottle-api");
-    let t = fixtures::render(&a);
+/// Compares a drawn picture with `assets/<name>.svg`, rewriting it under `UPDATE_ASSETS=1`.
+fn check(name: &str, a: &super::app::App) {
+    let t = fixtures::render(a);
     let drawn = svg(t.backend().buffer());
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/dashboard.svg");
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("assets")
+        .join(format!("{name}.svg"));
     if std::env::var_os("UPDATE_ASSETS").is_some() || !path.exists() {
         std::fs::write(&path, &drawn).unwrap();
     }
     let on_disk = std::fs::read_to_string(&path).unwrap();
     assert!(
         on_disk == drawn,
-        "assets/dashboard.svg is stale: run with UPDATE_ASSETS=1"
+        "assets/{name}.svg is stale: run with UPDATE_ASSETS=1"
     );
+}
+
+#[test]
+fn readme_picture_is_current() {
+    let mut a = fixtures::with_machines(110, 32);
+    fixtures::freeze_done(&mut a, "web");
+    fixtures::freeze_until(&mut a, "api", Stage::ExecTar);
+    fixtures::select(&mut a, "bot-bottle-api");
+    check("dashboard", &a);
+}
+
+#[test]
+fn readme_picture_of_what_changed_is_current() {
+    check("what-changed", &fixtures::what_changed(100, 34));
+}
+
+#[test]
+fn readme_picture_of_a_fleet_is_current() {
+    let mut a = fixtures::fleet_loaded(120, 36);
+    a.update(super::app::Action::HostListed(super::fleet::HostListed {
+        label: "old".into(),
+        version: None,
+        machines: Err("cannot connect to unix:///run/old.sock: connection refused".into()),
+    }));
+    a.update(super::app::Action::Tick {
+        now_ms: fixtures::NOW_MS + 4_000,
+    });
+    let text = fixtures::screen(&a);
+    assert!(
+        text.contains("old ✗ web") && text.contains("unreachable"),
+        "{text}"
+    );
+    check("fleet", &a);
 }
