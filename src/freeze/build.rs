@@ -197,16 +197,7 @@ pub async fn remove_run_images_after(
             let (images, containers) = of_run(docker, run_id).await?;
             for (id, image) in &containers {
                 if keep.is_none() || image.as_deref() != keep {
-                    let _ = docker
-                        .remove_container(
-                            id,
-                            Some(
-                                bollard::query_parameters::RemoveContainerOptionsBuilder::default()
-                                    .force(true)
-                                    .build(),
-                            ),
-                        )
-                        .await;
+                    force_remove_container(docker, id).await;
                 }
             }
             let left: Vec<(String, i64)> = images
@@ -265,22 +256,22 @@ pub async fn remove_run_images_after(
             ));
         }
         for id in steps {
-            let _ = docker
-                .remove_container(
-                    id,
-                    Some(
-                        bollard::query_parameters::RemoveContainerOptionsBuilder::default()
-                            .force(true)
-                            .build(),
-                    ),
-                )
-                .await;
+            force_remove_container(docker, id).await;
         }
         if !copying && !left.is_empty() {
             removed += remove_images(docker, run_id, left).await?;
         }
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
+}
+
+/// Removes a build step's container, running or not. A failure is not worth reporting: the
+/// caller looks again and says what remains.
+async fn force_remove_container(docker: &bollard::Docker, id: &str) {
+    let force = bollard::query_parameters::RemoveContainerOptionsBuilder::default()
+        .force(true)
+        .build();
+    let _ = docker.remove_container(id, Some(force)).await;
 }
 
 /// Removes `images`, children before parents; the count of images deleted (removing a
