@@ -212,6 +212,54 @@ fn exports(sim: &Sim, state: &Path, slug: &str, n: usize) {
     let _ = std::fs::remove_file(out_file);
 }
 
+// Item 9: `f` on a record of a machine that is not the selected one opens the freeze dialog
+// for the record's machine (not the selection), and confirming freezes that machine.
+#[test]
+fn refreeze_from_a_record_freezes_the_records_machine() {
+    if !docker_ready() {
+        return;
+    }
+    let Some(t) = Tmux::start(140, 40) else {
+        return;
+    };
+    let sim = Sim::new();
+    let (a, b) = (common::small_root(), common::small_root());
+    sim.create("bot-bottle-tua-aaa", "running", Some(a.path()));
+    sim.create("bot-bottle-tua-zzz", "running", Some(b.path()));
+    let state = tempfile::tempdir().unwrap();
+    exports(&sim, state.path(), "tua-zzz", 1);
+    let ids = record_ids(state.path());
+    assert_eq!(ids.len(), 1);
+    t.dashboard(&sim, state.path(), "");
+    // The list is sorted by name: the first machine, not the record's, is selected.
+    t.wait(20, "the machine list", |s| {
+        s.lines().any(|l| l.contains('›') && l.contains("tua-aaa"))
+    });
+    select_record(&t, &ids[0]);
+    t.keys(&["f"]);
+    let s = t.wait(20, "the freeze dialog", |s| {
+        s.contains("Freeze bot-bottle-")
+    });
+    assert!(s.contains("Freeze bot-bottle-tua-zzz?"), "{s}");
+    t.keys(&["y"]);
+    wait_for(120, "a freeze of tua-zzz that succeeded", || {
+        record_ids(state.path()).iter().any(|r| {
+            let v = record(state.path(), r);
+            v["kind"] == "freeze"
+                && v["machine"] == "bot-bottle-tua-zzz"
+                && v["outcome"] == "succeeded"
+        })
+    });
+    // Nothing froze the selected machine.
+    assert!(record_ids(state.path())
+        .iter()
+        .all(|r| record(state.path(), r)["machine"] != "bot-bottle-tua-aaa"));
+    t.quit();
+    let _ = Command::new("docker")
+        .args(["rmi", "-f", "bot-bottle-committed-tua-zzz:latest"])
+        .output();
+}
+
 // Item 9: prune asks, lists exactly the records past the newest three, removes them.
 #[test]
 fn prune_from_the_history_asks_lists_and_removes_only_old_records() {
