@@ -183,6 +183,9 @@ enum PipeEnd {
     },
 }
 
+/// How long a finished exec-tar waits for its `df` query before killing it.
+const DF_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
 impl ExecTar<'_> {
     pub async fn run(&mut self, rep: &mut Reporter, out: &Path) -> Result<Exported, StageError> {
         // The pipe does not wait for `df`: its estimate arrives while bytes already flow.
@@ -221,9 +224,28 @@ impl ExecTar<'_> {
                 Some(used)
             }))
         };
+        let mut df = Some(df);
         if self.choice == TransportChoice::GuestFile {
-            self.estimate = df.await.ok().flatten();
+            if let Some(df) = df.take() {
+                self.estimate = df.await.ok().flatten();
+            }
         }
+        let result = self.stream(rep, out, estimate).await;
+        // A stream that failed at once must not leave the `df` query behind: give it a
+        // moment to end on its own (reaped), then kill it, before the run goes on.
+        if let Some(df) = df {
+            let _ = tokio::time::timeout(DF_GRACE, df).await;
+        }
+        result
+    }
+
+    /// The archive through the chosen transport (and the guest file after a capped pipe).
+    async fn stream(
+        &mut self,
+        rep: &mut Reporter,
+        out: &Path,
+        estimate: Arc<AtomicU64>,
+    ) -> Result<Exported, StageError> {
         let stream_flag = self.stream_flag;
         if !stream_flag {
             rep.emit.note(
