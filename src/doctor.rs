@@ -3,7 +3,7 @@
 //! missing, and the versions in its title.
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::Serialize;
 
@@ -149,7 +149,7 @@ pub async fn examine(inp: &Inputs<'_>) -> Report {
     let mut versions = Versions::default();
 
     let smolvm = inp.smolvm;
-    let program = resolve(smolvm.program());
+    let program = crate::freeze::probes::resolve(smolvm.program());
     let shown = program
         .as_deref()
         .unwrap_or(smolvm.program())
@@ -310,18 +310,6 @@ pub async fn examine(inp: &Inputs<'_>) -> Report {
         versions,
         hosts: Vec::new(),
     }
-}
-
-/// The file a command name runs, followed through symlinks.
-fn resolve(program: &Path) -> Option<PathBuf> {
-    if program.components().count() > 1 {
-        return program.canonicalize().ok();
-    }
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(program))
-        .find(|p| p.is_file())
-        .and_then(|p| p.canonicalize().ok())
 }
 
 /// stdout (else stderr) of a query that must succeed.

@@ -88,6 +88,19 @@ pub fn tar_argv(file: &str, extra_exclude: Option<&str>) -> Vec<String> {
     v
 }
 
+/// The guest's scratch folder cannot hold an archive about as large as the root.
+pub(crate) fn no_room_in_guest(avail: u64, estimate: u64, dir: &str) -> StageError {
+    fail(
+        format!(
+            "not enough room in the guest for the scratch archive: {} free in {dir}, the root holds about {}",
+            crate::format::bytes(avail),
+            crate::format::bytes(estimate)
+        ),
+        None,
+        "<no stderr>".into(),
+    )
+}
+
 pub(crate) fn fail(
     message: impl Into<String>,
     exit_status: Option<i32>,
@@ -522,15 +535,7 @@ impl ExecTar<'_> {
         if let Ok(df) = self.guest_df(rep, dir).await {
             if let Some(est) = estimate {
                 if df.avail_bytes < est {
-                    return Err(fail(
-                        format!(
-                            "not enough room in the guest for the scratch archive: {} free in {dir}, the root holds about {}",
-                            crate::format::bytes(df.avail_bytes),
-                            crate::format::bytes(est)
-                        ),
-                        None,
-                        "<no stderr>".into(),
-                    ));
+                    return Err(no_room_in_guest(df.avail_bytes, est, dir));
                 }
             }
         }

@@ -45,8 +45,9 @@ fn key(program: &Path) -> Option<String> {
     ))
 }
 
-/// The file a command name runs: itself when it has a slash, else the first on PATH.
-fn resolve(program: &Path) -> Option<PathBuf> {
+/// The file a command name runs: itself when it has a slash, else the first on PATH,
+/// followed through symlinks.
+pub(crate) fn resolve(program: &Path) -> Option<PathBuf> {
     if program.components().count() > 1 {
         return program.canonicalize().ok();
     }

@@ -16,8 +16,8 @@ use tokio::io::AsyncWriteExt as _;
 use crate::freeze::command::{flush_batch, SharedCapture};
 use crate::freeze::events::{OutputStream, Progress, Stage, Transport};
 use crate::freeze::exec_tar::{
-    fail, finish_capture, new_capture, parse_df, remove_partial, tail, tar_argv, warnings_for,
-    wrap_download, Exported,
+    fail, finish_capture, new_capture, no_room_in_guest, parse_df, remove_partial, tail, tar_argv,
+    warnings_for, wrap_download, Exported,
 };
 use crate::freeze::image_archive::ImageSpec;
 use crate::freeze::report::{Reporter, Throttle};
@@ -88,6 +88,34 @@ fn api_failure(host: &str, machine: &str, what: &str, e: ServeError) -> StageErr
 }
 
 impl RemoteExecTar<'_> {
+    /// The failure an answer that is not a success says, its body read within the query
+    /// timeout: a server that sends headers and then stalls must not hang the freeze.
+    async fn refused(
+        &self,
+        resp: hyper::Response<hyper::body::Incoming>,
+        what: &str,
+        request: &str,
+    ) -> StageError {
+        let status = resp.status();
+        let body = tokio::time::timeout(self.client.timeout(), resp.into_body().collect())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        let answer = crate::serve_client::Answer {
+            status,
+            content_type: None,
+            body,
+        };
+        api_failure(
+            self.host,
+            self.machine,
+            what,
+            status_error(request, &answer),
+        )
+    }
+
     fn exec(&self, command: Vec<String>) -> ExecRequest {
         ExecRequest::running_only(command)
     }
@@ -138,15 +166,7 @@ impl RemoteExecTar<'_> {
         let estimate = root.as_ref().map(|d| d.used_bytes);
         if let (Some(t), Some(est)) = (&target, estimate) {
             if t.avail_bytes < est {
-                return Err(fail(
-                    format!(
-                        "not enough room in the guest for the scratch archive: {} free in {dir}, the root holds about {}",
-                        crate::format::bytes(t.avail_bytes),
-                        crate::format::bytes(est)
-                    ),
-                    None,
-                    "<no stderr>".into(),
-                ));
+                return Err(no_room_in_guest(t.avail_bytes, est, dir));
             }
         }
 
@@ -265,24 +285,7 @@ impl RemoteExecTar<'_> {
             .await
             .map_err(|e| api_failure(self.host, self.machine, "exec", e))?;
         if !resp.status().is_success() {
-            let status = resp.status();
-            let body = tokio::time::timeout(self.client.timeout(), resp.into_body().collect())
-                .await
-                .ok()
-                .and_then(Result::ok)
-                .map(|b| b.to_bytes())
-                .unwrap_or_default();
-            let answer = crate::serve_client::Answer {
-                status,
-                content_type: None,
-                body,
-            };
-            return Err(api_failure(
-                self.host,
-                self.machine,
-                "exec",
-                status_error(&format!("POST {path}"), &answer),
-            ));
+            return Err(self.refused(resp, "exec", &format!("POST {path}")).await);
         }
         let mut parser = SseParser::default();
         let mut frames = resp.into_body().into_data_stream();
@@ -358,24 +361,7 @@ impl RemoteExecTar<'_> {
             .await
             .map_err(|e| api_failure(self.host, self.machine, "download", e))?;
         if !resp.status().is_success() {
-            let status = resp.status();
-            let body = resp
-                .into_body()
-                .collect()
-                .await
-                .map(|b| b.to_bytes())
-                .unwrap_or_default();
-            let answer = crate::serve_client::Answer {
-                status,
-                content_type: None,
-                body,
-            };
-            return Err(api_failure(
-                self.host,
-                self.machine,
-                "download",
-                status_error(&format!("GET {path}"), &answer),
-            ));
+            return Err(self.refused(resp, "download", &format!("GET {path}")).await);
         }
         let file = {
             let mut o = tokio::fs::OpenOptions::new();
